@@ -13,8 +13,9 @@ import os
 import re
 import shlex
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Sequence, Union, cast
+from typing import Literal, cast
 
 from twisted.internet.endpoints import serverFromString
 
@@ -33,8 +34,8 @@ class SerialSettings:
     stopbits: float = 1
     rtscts: bool = False
     xonxoff: bool = False
-    dtr: Optional[bool] = None
-    rts: Optional[bool] = None
+    dtr: bool | None = None
+    rts: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class VncSpec:
     path: str = ""
     share: Literal["allow-exclusive", "force-shared", "ignore"] = "force-shared"
     connections: int = 64
-    websocket: Optional[int] = None
+    websocket: int | None = None
     options: tuple[tuple[str, str], ...] = ()  # every other key=value as given, for later issues
 
 
@@ -81,8 +82,8 @@ class ConsoleSpec:
 
     cols: int = 80
     rows: int = 24
-    width: Optional[int] = None   # pixels, from vc,width= (QEMU semantics); cols derived from the font
-    height: Optional[int] = None
+    width: int | None = None   # pixels, from vc,width= (QEMU semantics); cols derived from the font
+    height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class Config:
 
     device: DeviceSpec
     vnc: VncSpec
-    console: Optional[ConsoleSpec]  # None: pure byte multiplexer, no terminal emulator
+    console: ConsoleSpec | None  # None: pure byte multiplexer, no terminal emulator
     servers: tuple[ByteServer, ...] = ()
     clients: tuple[ByteClient, ...] = ()
     logfiles: tuple[LogFile, ...] = ()
@@ -132,7 +133,7 @@ class Config:
     max_clients: int = 64
     stall_timeout: float = 10.0
     encoding: str = "utf-8"
-    password_file: Optional[str] = None
+    password_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,15 +148,15 @@ class ChardevPlan:
     clients: tuple[ByteClient, ...] = ()
     logfiles: tuple[LogFile, ...] = ()
     ptys: tuple[PtyBackend, ...] = ()
-    console: Optional[ConsoleSpec] = None
-    mux: Optional[str] = None
+    console: ConsoleSpec | None = None
+    mux: str | None = None
 
 
 # --------------------------------------------------------------------------------------
 # Small value parsers.  Each names the option in its message so the user knows what to fix.
 
 
-def _int(option: str, value: Union[str, int], low: int, high: Optional[int] = None) -> int:
+def _int(option: str, value: str | int, low: int, high: int | None = None) -> int:
     """``value`` as an int in [low, high], or a ConfigError naming ``option``."""
     try:
         number = int(str(value).strip(), 10)
@@ -181,7 +182,7 @@ def _bool(option: str, value: str) -> bool:
     raise ConfigError(f"{option}: {value!r} is not on or off")
 
 
-def _port(option: str, value: Union[str, int], allowZero: bool = False) -> int:
+def _port(option: str, value: str | int, allowZero: bool = False) -> int:
     return _int(option, value, 0 if allowZero else 1, 65535)
 
 
@@ -246,7 +247,7 @@ def _hostPort(option: str, value: str) -> tuple[str, str]:
 # --device
 
 
-def parse_device(value: Optional[str], serial: SerialSettings, shell: Optional[str]) -> DeviceSpec:
+def parse_device(value: str | None, serial: SerialSettings, shell: str | None) -> DeviceSpec:
     """``--device``: a tty path, ``unix:PATH``, ``tcp:HOST:PORT`` or ``exec:COMMAND``.
 
     None (no ``--device``) means running ``shell`` (the caller passes ``$SHELL``), or
@@ -289,25 +290,25 @@ def parse_device(value: Optional[str], serial: SerialSettings, shell: Optional[s
 
 
 def parse_serial(
-    baud: Union[str, int] = 115200,
-    bytesize: Union[str, int] = 8,
+    baud: str | int = 115200,
+    bytesize: str | int = 8,
     parity: str = "N",
-    stopbits: Union[str, float] = 1,
+    stopbits: str | float = 1,
     rtscts: bool = False,
     xonxoff: bool = False,
-    dtr: Optional[Union[str, bool]] = None,
-    rts: Optional[Union[str, bool]] = None,
+    dtr: str | bool | None = None,
+    rts: str | bool | None = None,
 ) -> SerialSettings:
     """Validate the serial options (strings as typed, or already-typed values)."""
-    parityText = str(parity).strip().upper()[:1] if str(parity).strip() else ""
-    if parityText not in ("N", "E", "O", "M", "S") or len(str(parity).strip()) != 1:
+    parityText = str(parity).strip().upper()
+    if parityText not in ("N", "E", "O", "M", "S"):
         raise ConfigError(f"--parity: {parity!r} is not one of N, E, O, M, S")
     stopText = str(stopbits).strip()
     stops = {"1": 1.0, "1.0": 1.0, "1.5": 1.5, "2": 2.0, "2.0": 2.0}
     if stopText not in stops:
         raise ConfigError(f"--stopbits: {stopbits!r} is not 1, 1.5 or 2")
 
-    def onOff(option: str, value: Optional[Union[str, bool]]) -> Optional[bool]:
+    def onOff(option: str, value: str | bool | None) -> bool | None:
         if value is None or isinstance(value, bool):
             return value
         return _bool(option, value)
@@ -366,7 +367,7 @@ def parse_vnc(value: str) -> VncSpec:
 
     share: Literal["allow-exclusive", "force-shared", "ignore"] = "force-shared"
     connections = 64
-    websocket: Optional[int] = None
+    websocket: int | None = None
     kept: list[tuple[str, str]] = []
     seen: set[str] = set()
     for option in options:
@@ -425,13 +426,13 @@ def parse_socket(value: str, label: str = "") -> ByteServer:
             "or ssl:PORT:privateKey=...:certKey=..."
         )
     if kind in ("tcp", "tcp6", "ssl") and "=" not in parts[1]:
-        _port(f"--socket {value}: port", parts[1], allowZero=True)
+        _port(f"--socket {value} port", parts[1], allowZero=True)
     endpoint = value
     if kind == "unix" and not any(p.startswith("mode=") for p in parts[2:]):
         endpoint = value + ":mode=600"
     try:
         serverFromString(object(), endpoint)  # builds the endpoint object; nothing listens
-    except Exception as e:  # Twisted raises ValueError/TypeError/KeyError and file errors
+    except (ValueError, TypeError, KeyError, OSError, ImportError) as e:
         raise ConfigError(f"--socket {value}: {e}") from None
     return ByteServer(endpoint=endpoint, label=label or value)
 
@@ -513,7 +514,7 @@ def _parseOneChardev(spec: str) -> _Chardev:
                 f"chardev {ident}: unknown key {key!r} for a {kind} chardev"
                 + (f" (known: {', '.join(sorted(allowed))})" if allowed else "")
             )
-        elif not sep and key not in _BOOL_KEYS and not val:
+        elif not val:
             raise ConfigError(f"chardev {ident}: {key} needs a value ({key}=...)")
     chardev.members.sort()
     if kind == "hub" and not chardev.members:
@@ -521,7 +522,7 @@ def _parseOneChardev(spec: str) -> _Chardev:
     return chardev
 
 
-def _socketBackend(cd: _Chardev) -> Union[ByteServer, ByteClient]:
+def _socketBackend(cd: _Chardev) -> ByteServer | ByteClient:
     """A socket chardev → the server endpoint we listen on or the client one we dial."""
     o = cd.opts
     where = cd.name()
@@ -535,8 +536,6 @@ def _socketBackend(cd: _Chardev) -> Union[ByteServer, ByteClient]:
         raise ConfigError(f"{where}: give either path= or host=/port=, not both")
     if path is None and "port" not in o:
         raise ConfigError(f"{where}: a socket needs path= (UNIX) or port= (TCP)")
-    if path is not None and not path:
-        raise ConfigError(f"{where}: path= is empty")
     if not server:
         if "wait" in o:
             raise ConfigError(f"{where}: wait= only applies to server=on sockets")
@@ -611,12 +610,12 @@ def parse_chardevs(specs: Sequence[str], *, cols: int = 80, rows: int = 24) -> C
                     "(stacked mux: a mux cannot be a backend of another)"
                 )
             attachedTo.setdefault(member, []).append(hub.id)
-    for ident, muxes in attachedTo.items():
-        if len(muxes) > 1:
-            if len(set(muxes)) == 1:
-                raise ConfigError(f"chardev {ident} is attached to {muxes[0]} twice")
+    for ident, owners in attachedTo.items():
+        if len(owners) > 1:
+            if len(set(owners)) == 1:
+                raise ConfigError(f"chardev {ident} is attached to {owners[0]} twice")
             raise ConfigError(
-                f"chardev {ident} is attached to both {muxes[0]} and {muxes[1]} "
+                f"chardev {ident} is attached to both {owners[0]} and {owners[1]} "
                 "(a chardev can belong to one hub only)"
             )
 
@@ -644,7 +643,7 @@ def parse_chardevs(specs: Sequence[str], *, cols: int = 80, rows: int = 24) -> C
     clients: list[ByteClient] = []
     logfiles: list[LogFile] = []
     ptys: list[PtyBackend] = []
-    console: Optional[ConsoleSpec] = None
+    console: ConsoleSpec | None = None
     for cd in chardevs:
         o = cd.opts
         if cd.kind == "socket":
@@ -691,25 +690,25 @@ def parse_encoding(value: str) -> str:
 
 def build_config(
     *,
-    device: Optional[str] = None,
+    device: str | None = None,
     vnc: str = "127.0.0.1:0",
     sockets: Sequence[str] = (),
     chardevs: Sequence[str] = (),
-    cols: Union[str, int] = 80,
-    rows: Union[str, int] = 24,
-    baud: Union[str, int] = 115200,
-    bytesize: Union[str, int] = 8,
+    cols: str | int = 80,
+    rows: str | int = 24,
+    baud: str | int = 115200,
+    bytesize: str | int = 8,
     parity: str = "N",
-    stopbits: Union[str, float] = 1,
+    stopbits: str | float = 1,
     rtscts: bool = False,
     xonxoff: bool = False,
-    dtr: Optional[Union[str, bool]] = None,
-    rts: Optional[Union[str, bool]] = None,
-    stall_timeout: Union[str, float] = 10.0,
-    max_clients: Union[str, int] = 64,
+    dtr: str | bool | None = None,
+    rts: str | bool | None = None,
+    stall_timeout: str | float = 10.0,
+    max_clients: str | int = 64,
     encoding: str = "utf-8",
-    password_file: Optional[str] = None,
-    shell: Optional[str] = None,
+    password_file: str | None = None,
+    shell: str | None = None,
 ) -> Config:
     """Every option, validated, into one ``Config``.  Values may be the strings as typed.
 

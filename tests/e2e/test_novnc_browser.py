@@ -1,0 +1,358 @@
+"""A stock noVNC in headless Chromium against a real ``twistd -n vncmux`` (issue 6).
+
+The device is a pty this test owns.  The browser opens the page vncmux serves on its
+WebSocket port (``--vnc ...,websocket=PORT``), answers the VNC password prompt, types a
+command through noVNC's keyboard handling, and the test checks that the command's bytes
+arrived at the device; the test then plays the device's echo and output, and checks that
+the noVNC canvas shows exactly the screen a TCP viewer (vncdotool) gets, with the text
+on it.  The browser's screenshot is kept under tests/e2e/artifacts/.
+
+Chromium is driven over the Chrome DevTools Protocol from Python (wsproto over a socket),
+so nothing but the Debian packages is needed.  Run with:
+
+    apt-get install -y chromium novnc      # once
+    pytest tests/e2e/test_novnc_browser.py -q
+
+The test skips, saying why, when chromium, noVNC or vncdotool is missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from PIL import Image, ImageChops
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(REPO))
+
+from vncmux.rfb.novnc_page import find_novnc  # noqa: E402
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+VNCDO = shutil.which("vncdo") or str(Path(sys.executable).with_name("vncdo"))
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+PASSWORD = "ws-e2e"
+COMMAND = "echo vncmux-ws 42"
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"),
+    pytest.mark.skipif(find_novnc() is None, reason="noVNC is not installed (apt-get install novnc)"),
+    pytest.mark.skipif(not os.access(VNCDO, os.X_OK), reason="vncdotool's vncdo is not installed"),
+    pytest.mark.timeout(120),
+]
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], what: str, deadline: float = 20.0, every: float = 0.05) -> T:
+    """Poll ``probe`` until it returns something other than None/False, or fail naming ``what``."""
+    end = time.monotonic() + deadline
+    while True:
+        value = probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {deadline:g} s waiting for {what}")
+        time.sleep(every)  # polling interval, not synchronisation: the condition decides
+
+
+def free_port(low: int = 0) -> int:
+    """A free TCP port on 127.0.0.1 (at or above ``low`` when given, for VNC displays)."""
+    for port in [0] if low == 0 else range(low, low + 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("no free port")
+
+
+def can_connect(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+class CDP:
+    """The smallest Chrome DevTools Protocol client: commands by id, events queued."""
+
+    def __init__(self, url: str) -> None:
+        rest = url.split("://", 1)[1]
+        authority, _, path = rest.partition("/")
+        host, _, port = authority.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.ids = itertools.count(1)
+        self.events: list[dict[str, Any]] = []
+        self.replies: dict[int, dict[str, Any]] = {}
+        self.on_event: Callable[[dict[str, Any]], None] = lambda event: None
+        self._text = ""
+        self._open = False
+        self.sock.sendall(self.ws.send(Request(host=authority, target="/" + path)))
+        while not self._open:
+            self._read()
+
+    def _read(self, timeout: float = 30.0) -> None:
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        if not ready:
+            raise AssertionError("the browser did not answer within 30 s")
+        data = self.sock.recv(1 << 20)
+        self.ws.receive_data(data or None)
+        for event in self.ws.events():
+            if isinstance(event, AcceptConnection):
+                self._open = True
+            elif isinstance(event, TextMessage):
+                self._text += event.data
+                if event.message_finished:
+                    message = json.loads(self._text)
+                    self._text = ""
+                    if "id" in message:
+                        self.replies[message["id"]] = message
+                    else:
+                        self.events.append(message)
+                        self.on_event(message)
+            elif isinstance(event, CloseConnection):
+                raise AssertionError("the browser closed the DevTools connection")
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        ident = next(self.ids)
+        payload = json.dumps({"id": ident, "method": method, "params": params})
+        self.sock.sendall(self.ws.send(TextMessage(data=payload)))
+        while ident not in self.replies:
+            self._read()
+        reply = self.replies.pop(ident)
+        if "error" in reply:
+            raise AssertionError(f"{method}: {reply['error']}")
+        return dict(reply.get("result", {}))
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Pty:
+    """The console device: the test holds the master side, vncmux opens the slave."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        self.path = os.ttyname(self.slave)
+        self.got = bytearray()
+
+    def read_until(self, wanted: bytes, deadline: float = 20.0) -> bytes:
+        end = time.monotonic() + deadline
+        while wanted not in self.got:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"the device got {bytes(self.got)!r}, never {wanted!r}")
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                self.got += os.read(self.master, 4096)
+        return bytes(self.got)
+
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def close(self) -> None:
+        os.close(self.master)
+        os.close(self.slave)
+
+
+@pytest.fixture
+def vncmux(tmp_path: Path) -> Iterator[tuple[int, int, Pty, Path]]:
+    """``twistd -n vncmux`` on a pty device with a password, TCP and WebSocket ports."""
+    device = Pty()
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD + "\n")
+    tcp_port = free_port(5960)
+    ws_port = free_port()
+    log = tmp_path / "vncmux.log"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [TWISTD, "-n", "--pidfile=", "vncmux", "--device", device.path,
+             "--vnc", f"127.0.0.1:{tcp_port - 5900},websocket={ws_port}",
+             "--password-file", str(secret)],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: proc.poll() is not None or (can_connect(tcp_port) and can_connect(ws_port)),
+                 "vncmux to listen")
+        assert proc.poll() is None, log.read_text()
+        yield tcp_port, ws_port, device, log
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        device.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[CDP]:
+    """Headless Chromium with a fresh profile, its first page under DevTools control."""
+    assert CHROMIUM is not None
+    profile = tempfile.mkdtemp(prefix="vncmux-chromium-")
+    proc = subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", "--remote-debugging-port=0",
+         "--window-size=1000,500", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    cdp: CDP | None = None
+    try:
+        active = Path(profile) / "DevToolsActivePort"
+        port = wait_for(lambda: active.exists() and active.read_text().split("\n")[0].strip() or None,
+                        "chromium's DevTools port")
+
+        def page_url() -> str | None:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as answer:
+                targets = json.load(answer)
+            pages = [t for t in targets if t.get("type") == "page"]
+            return str(pages[0]["webSocketDebuggerUrl"]) if pages else None
+
+        cdp = CDP(wait_for(page_url, "chromium's first page"))
+        yield cdp
+    finally:
+        if cdp is not None:
+            cdp.close()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def key_event(char: str) -> dict[str, Any]:
+    """What a real keyboard gives the page for ``char`` (US layout, no modifiers)."""
+    if char == "\n":
+        return {"key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "text": "\r"}
+    if char == " ":
+        return {"key": " ", "code": "Space", "windowsVirtualKeyCode": 32, "text": " "}
+    if char == "-":
+        return {"key": "-", "code": "Minus", "windowsVirtualKeyCode": 189, "text": "-"}
+    if char.isdigit():
+        return {"key": char, "code": f"Digit{char}", "windowsVirtualKeyCode": ord(char), "text": char}
+    assert char.isalpha() and char.islower(), char
+    return {"key": char, "code": f"Key{char.upper()}", "windowsVirtualKeyCode": ord(char.upper()), "text": char}
+
+
+def canvas(cdp: CDP) -> Image.Image:
+    """noVNC's framebuffer canvas at its native size (what the server sent, unscaled)."""
+    url = cdp.evaluate("document.querySelector('#screen canvas').toDataURL('image/png')")
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+
+
+def tcp_capture(port: int, where: Path) -> Image.Image:
+    """The same screen through the TCP port, as vncdotool sees it."""
+    subprocess.run([VNCDO, "-s", f"127.0.0.1::{port}", "-p", PASSWORD, "capture", str(where)],
+                   check=True, timeout=30, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return Image.open(where).convert("RGB")
+
+
+def ink(image: Image.Image, line: int, rows: int = 24) -> tuple[int, int, int, int] | None:
+    """Bounding box of what differs from the background (the most common colour) on
+    text line ``line`` of a ``rows``-line console, or None when the line is empty."""
+    counts = image.getcolors(4096)  # a terminal has few colours; None if not
+    background = max(counts)[1] if counts else image.getpixel((image.width - 1, image.height - 1))
+    cell = image.height // rows
+    band = image.crop((0, line * cell, image.width, (line + 1) * cell))
+    plain = Image.new("RGB", band.size, background)
+    return ImageChops.difference(band, plain).convert("L").getbbox()
+
+
+def test_novnc_types_into_the_device_and_shows_its_output(
+    vncmux: tuple[int, int, Pty, Path], browser: CDP, tmp_path: Path
+) -> None:
+    tcp_port, ws_port, device, log = vncmux
+    cdp = browser
+    prompts: list[str] = []
+
+    def answer_dialogs(event: dict[str, Any]) -> None:
+        if event.get("method") == "Page.javascriptDialogOpening":
+            prompts.append(event["params"].get("message", ""))
+            payload = json.dumps({"id": next(cdp.ids), "method": "Page.handleJavaScriptDialog",
+                                  "params": {"accept": True, "promptText": PASSWORD}})
+            cdp.sock.sendall(cdp.ws.send(TextMessage(data=payload)))
+
+    cdp.on_event = answer_dialogs
+    cdp.call("Page.enable")
+    cdp.call("Runtime.enable")
+    cdp.call("Page.navigate", url=f"http://127.0.0.1:{ws_port}/")
+
+    def status() -> str | None:
+        text = cdp.evaluate("document.getElementById('status') && document.getElementById('status').textContent")
+        return text if text in ("connected", "disconnected", "connection lost") else None
+
+    assert wait_for(status, "noVNC to connect") == "connected", log.read_text()
+    assert prompts == ["VNC password"]  # the password went through noVNC's VNC auth
+    blank = wait_for(lambda: (img := canvas(cdp)).width > 1 and img or None, "the first frame")
+    cw = blank.width // 80
+    assert all(ink(blank, line) is None for line in range(1, 24))  # nothing yet (line 0: cursor)
+    first = ink(blank, 0)
+    assert first is None or first[2] - first[0] <= cw  # at most the cursor
+
+    cdp.evaluate("window.vncmuxRFB.focus(), true")
+    for char in COMMAND + "\n":
+        event = key_event(char)
+        cdp.call("Input.dispatchKeyEvent", type="keyDown", **event)
+        cdp.call("Input.dispatchKeyEvent", type="keyUp", **{k: v for k, v in event.items() if k != "text"})
+    got = device.read_until(b"\r")
+    assert got == (COMMAND + "\r").encode()  # exactly the typed bytes, Enter as CR
+
+    output = b"vncmux-ws 42"
+    device.write((COMMAND + "\r\n").encode() + output + b"\r\n")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    def same_as_tcp_viewer() -> Image.Image | None:
+        shown = canvas(cdp)
+        if ink(shown, 1) is None:
+            return None
+        seen = tcp_capture(tcp_port, tmp_path / "tcp.png")
+        return shown if shown.size == seen.size and ImageChops.difference(shown, seen).getbbox() is None else None
+
+    shown = wait_for(same_as_tcp_viewer, "the noVNC canvas to match the TCP viewer's screen")
+    shot = cdp.call("Page.captureScreenshot", format="png")
+    (ARTIFACTS / "novnc-vncmux.png").write_bytes(base64.b64decode(shot["data"]))
+    shown.save(ARTIFACTS / "novnc-vncmux-canvas.png")
+    # The echoed command on line 0, the output on line 1, the cursor alone on line 2.
+    line0, line1, line2 = ink(shown, 0), ink(shown, 1), ink(shown, 2)
+    assert line0 is not None and abs(line0[2] - len(COMMAND) * cw) < cw, line0
+    assert line1 is not None and abs(line1[2] - len(output) * cw) < cw, line1
+    assert line2 is None or line2[2] - line2[0] <= cw, line2
+    assert all(ink(shown, line) is None for line in range(3, 24))
+    text = log.read_text()
+    assert "WebSocket connection from 127.0.0.1:" in text
+    assert "VNC connection from 127.0.0.1:" in text

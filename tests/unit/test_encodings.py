@@ -1,0 +1,663 @@
+"""Tests for vncmux.rfb.encodings: decode what the encoders produce with independent decoders.
+
+Two independent decoders: one written here from rfbproto (all pixel formats, every
+subencoding), and vncdotool's client decoders (native format only: its ZRLE decoder assumes
+3-byte CPIXELs and ignores the per-row padding of packed palettes, so it is fed only tiles
+whose width is a multiple of 8).
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import struct
+import warnings
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageDraw, ImageFont
+from zope.interface.verify import verifyObject
+
+from tests.unit.test_pixels import (
+    FORMATS,
+    mask,
+    random_image,
+    reference_convert,
+    sane_formats,
+)
+from vncmux.rfb import encodings
+from vncmux.rfb.encodings import IEncoder, choose, make_encoder
+from vncmux.rfb.encodings.copyrect import copyrect_payload
+from vncmux.rfb.encodings.hextile import HextileEncoder
+from vncmux.rfb.encodings.raw import RawEncoder
+from vncmux.rfb.encodings.tight import TightEncoder, compact_length
+from vncmux.rfb.encodings.zlib import ZlibEncoder
+from vncmux.rfb.encodings.zrle import ZRLEEncoder
+from vncmux.rfb.pixels import NATIVE, PixelFormat
+
+# -- reference decoders written from rfbproto ----------------------------------------
+
+
+def _order(fmt: PixelFormat) -> Literal["big", "little"]:
+    return "big" if fmt.big_endian else "little"
+
+
+def pixel_value(fmt: PixelFormat, data: bytes) -> int:
+    return int.from_bytes(data, _order(fmt)) & mask(fmt)
+
+
+def cpixel_reader(fmt: PixelFormat) -> tuple[int, Callable[[bytes], int]]:
+    """CPIXEL size and decoder, per rfbproto 7.7.6 (independent of the encoder's code).
+
+    When the colour fits both the 3 least and the 3 most significant bytes, TigerVNC's
+    and LibVNCServer's decoders read the first 3 wire bytes; so does this one.
+    """
+    m = mask(fmt)
+    if fmt.true_colour and fmt.bpp == 32 and fmt.depth <= 24:
+        ls, ms = m <= 0xFFFFFF, m & 0xFF == 0
+        if fmt.big_endian and ms:
+            return 3, lambda b: pixel_value(fmt, b + b"\0")
+        if not fmt.big_endian and ls:
+            return 3, lambda b: pixel_value(fmt, b + b"\0")
+        if ls or ms:
+            return 3, lambda b: pixel_value(fmt, b"\0" + b)
+    return fmt.bytes_per_pixel, lambda b: pixel_value(fmt, b)
+
+
+class Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        assert self.pos + n <= len(self.data), "read past the end"
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def run_length(self) -> int:
+        total = 1
+        while True:
+            b = self.u8()
+            total += b
+            if b != 255:
+                return total
+
+
+def zrle_decode(
+    payload: bytes,
+    fmt: PixelFormat,
+    w: int,
+    h: int,
+    inflater: Any,
+    seen: set[int] | None = None,
+) -> list[int]:
+    (length,) = struct.unpack("!I", payload[:4])
+    assert len(payload) == 4 + length
+    r = Reader(inflater.decompress(payload[4:]))
+    cp, cval = cpixel_reader(fmt)
+    out = [-1] * (w * h)
+    for ty in range(0, h, 64):
+        for tx in range(0, w, 64):
+            tw, th = min(64, w - tx), min(64, h - ty)
+            n = tw * th
+            sub = r.u8()
+            if seen is not None:
+                seen.add(sub)
+            tile: list[int] = []
+            if sub == 0:
+                tile = [cval(r.take(cp)) for _ in range(n)]
+            elif sub == 1:
+                tile = [cval(r.take(cp))] * n
+            elif 2 <= sub <= 16:
+                pal = [cval(r.take(cp)) for _ in range(sub)]
+                bits = 1 if sub == 2 else 2 if sub <= 4 else 4
+                for _ in range(th):
+                    row = r.take((tw * bits + 7) // 8)
+                    for x in range(tw):
+                        bit = x * bits
+                        index = (row[bit // 8] >> (8 - bits - bit % 8)) & (
+                            (1 << bits) - 1
+                        )
+                        assert index < sub
+                        tile.append(pal[index])
+            elif sub == 128:
+                while len(tile) < n:
+                    c = cval(r.take(cp))
+                    tile += [c] * r.run_length()
+            elif 130 <= sub:
+                pal = [cval(r.take(cp)) for _ in range(sub - 128)]
+                while len(tile) < n:
+                    b = r.u8()
+                    assert (b & 127) < len(pal)
+                    tile += [pal[b & 127]] * (r.run_length() if b & 128 else 1)
+            else:
+                raise AssertionError(f"invalid subencoding {sub}")
+            assert len(tile) == n, "run went past the tile"
+            for y in range(th):
+                out[(ty + y) * w + tx : (ty + y) * w + tx + tw] = tile[
+                    y * tw : (y + 1) * tw
+                ]
+    assert r.pos == len(r.data), "trailing bytes"
+    return out
+
+
+def hextile_decode(
+    payload: bytes, fmt: PixelFormat, w: int, h: int, seen: set[int] | None = None
+) -> list[int]:
+    r = Reader(payload)
+    bpp = fmt.bytes_per_pixel
+    out = [-1] * (w * h)
+    bg: int | None = None
+    fg: int | None = None
+    for ty in range(0, h, 16):
+        for tx in range(0, w, 16):
+            tw, th = min(16, w - tx), min(16, h - ty)
+            sub = r.u8()
+            assert sub < 32
+            if seen is not None:
+                seen.add(sub)
+            if sub & 1:
+                for y in range(th):
+                    for x in range(tw):
+                        out[(ty + y) * w + tx + x] = pixel_value(fmt, r.take(bpp))
+                bg = fg = None  # undefined after a raw tile
+                continue
+            if sub & 2:
+                bg = pixel_value(fmt, r.take(bpp))
+            assert bg is not None, "background carried over from nothing"
+            for y in range(th):
+                out[(ty + y) * w + tx : (ty + y) * w + tx + tw] = [bg] * tw
+            if sub & 4:
+                assert not sub & 16, "foreground with coloured subrects"
+                fg = pixel_value(fmt, r.take(bpp))
+            if sub & 8:
+                count = r.u8()
+                assert count > 0
+                for _ in range(count):
+                    if sub & 16:
+                        colour = pixel_value(fmt, r.take(bpp))
+                    else:
+                        assert fg is not None, "foreground carried over from nothing"
+                        colour = fg
+                    xy, wh = r.u8(), r.u8()
+                    sx, sy, sw, sh = xy >> 4, xy & 15, (wh >> 4) + 1, (wh & 15) + 1
+                    assert sx + sw <= tw and sy + sh <= th, "subrect outside tile"
+                    for y in range(sy, sy + sh):
+                        for x in range(sx, sx + sw):
+                            out[(ty + y) * w + tx + x] = colour
+            if sub & 16:
+                fg = None
+    assert r.pos == len(payload), "trailing bytes"
+    return out
+
+
+def raw_values(fmt: PixelFormat, data: bytes) -> list[int]:
+    n = fmt.bytes_per_pixel
+    return [pixel_value(fmt, data[i : i + n]) for i in range(0, len(data), n)]
+
+
+# -- images ---------------------------------------------------------------------------
+
+
+def terminal_image(rng: random.Random, w: int, h: int) -> Image.Image:
+    """Text-like: a background, glyph-ish blocks of a few foreground colours."""
+    colours = [(0, 0, 0), (170, 170, 170), (255, 85, 85), (85, 255, 85), (0, 0, 170)]
+    image = Image.new("RGB", (w, h), colours[0])
+    for cy in range(0, h, 16):
+        for cx in range(0, w, 8):
+            if rng.random() < 0.5:
+                continue
+            fg = rng.choice(colours[1:])
+            for _ in range(rng.randrange(1, 4)):
+                x0, y0 = cx + rng.randrange(8), cy + rng.randrange(16)
+                x1, y1 = (
+                    min(x0 + rng.randrange(1, 5), w),
+                    min(y0 + rng.randrange(1, 9), h),
+                )
+                image.paste(fg, (x0, y0, x1, y1))
+    return image
+
+
+def images(rng: random.Random) -> list[Image.Image]:
+    """Every subencoding and tile boundary, kept small: the reference code is slow."""
+    return [
+        Image.new("RGB", (1, 1), (1, 2, 3)),
+        Image.new("RGB", (70, 65), (9, 9, 9)),
+        terminal_image(rng, 80, 40),
+        terminal_image(rng, 27, 33),
+        random_image(rng, 66, 20, colours=2),
+        random_image(rng, 37, 21, colours=3),
+        random_image(rng, 65, 5, colours=9),
+        random_image(rng, 20, 30, colours=16),
+        random_image(rng, 24, 24, colours=17),
+        random_image(rng, 30, 20, colours=100),
+        random_image(rng, 33, 20),
+        Image.frombytes(
+            "RGB", (70, 10), bytes((i // 3 // 90) % 256 for i in range(70 * 10 * 3))
+        ),
+    ]
+
+
+ENC_FORMATS = [f for f in FORMATS if f.problem() is None] + [
+    # colour only in the middle bytes: fits both 3-byte CPIXEL layouts
+    PixelFormat(32, 16, True, True, 31, 63, 31, 19, 13, 8),
+    PixelFormat(32, 16, False, True, 31, 63, 31, 19, 13, 8),
+]
+
+
+# -- tests ----------------------------------------------------------------------------
+
+
+def test_registry() -> None:
+    for number, cls in [
+        (encodings.RAW, RawEncoder),
+        (encodings.HEXTILE, HextileEncoder),
+        (encodings.ZLIB, ZlibEncoder),
+        (encodings.ZRLE, ZRLEEncoder),
+    ]:
+        enc = make_encoder(number)
+        assert isinstance(enc, cls)
+        assert enc.number == number
+        assert verifyObject(IEncoder, enc)
+    a, b = make_encoder(encodings.ZRLE), make_encoder(encodings.ZRLE)
+    assert a is not b  # one per viewer
+    for number in (encodings.COPYRECT, encodings.DESKTOP_SIZE, encodings.CURSOR, 12345):
+        assert make_encoder(number) is None
+    assert isinstance(
+        choose([encodings.DESKTOP_SIZE, 999, encodings.HEXTILE, 16]), HextileEncoder
+    )
+    assert isinstance(choose([encodings.ZRLE, encodings.RAW]), ZRLEEncoder)
+    assert isinstance(choose([encodings.COPYRECT, encodings.TIGHT]), RawEncoder)
+    assert isinstance(choose([]), RawEncoder)
+
+
+def test_constants() -> None:
+    assert encodings.EXTENDED_CLIPBOARD == -1063131698
+    assert struct.pack("!i", encodings.EXTENDED_CLIPBOARD) == bytes.fromhex("c0a1e5ce")
+    assert (encodings.DESKTOP_SIZE, encodings.LAST_RECT, encodings.CURSOR) == (
+        -223,
+        -224,
+        -239,
+    )
+    assert (encodings.EXTENDED_DESKTOP_SIZE, encodings.FENCE) == (-308, -312)
+
+
+def test_copyrect_payload() -> None:
+    assert copyrect_payload(3, 0x1234) == b"\x00\x03\x12\x34"
+
+
+@pytest.mark.parametrize("fmt", ENC_FORMATS, ids=lambda f: f.pack().hex())
+def test_raw_and_zlib(fmt: PixelFormat) -> None:
+    rng = random.Random(7)
+    zenc = ZlibEncoder()
+    inflater = zlib.decompressobj()
+    for image in images(rng)[:6]:
+        expected = reference_convert(fmt, image)
+        assert raw_values(fmt, RawEncoder().encode(image, fmt)) == expected
+        payload = zenc.encode(image, fmt)
+        (length,) = struct.unpack("!I", payload[:4])
+        assert length == len(payload) - 4
+        assert raw_values(fmt, inflater.decompress(payload[4:])) == expected
+
+
+@pytest.mark.parametrize("fmt", ENC_FORMATS, ids=lambda f: f.pack().hex())
+def test_zrle_round_trip(fmt: PixelFormat) -> None:
+    rng = random.Random(fmt.pack())
+    enc = ZRLEEncoder()
+    inflater = zlib.decompressobj()  # one stream across every update, as a client has
+    for image in images(rng):
+        payload = enc.encode(image, fmt)
+        got = zrle_decode(payload, fmt, image.width, image.height, inflater)
+        assert got == reference_convert(fmt, image)
+
+
+@pytest.mark.parametrize("fmt", ENC_FORMATS, ids=lambda f: f.pack().hex())
+def test_hextile_round_trip(fmt: PixelFormat) -> None:
+    rng = random.Random(fmt.pack())
+    enc = HextileEncoder()
+    for image in images(rng):
+        got = hextile_decode(enc.encode(image, fmt), fmt, image.width, image.height)
+        assert got == reference_convert(fmt, image)
+
+
+def test_every_subencoding_is_exercised() -> None:
+    """The round-trip tests above mean something only if they reach every branch."""
+    zrle_seen: set[int] = set()
+    hextile_seen: set[int] = set()
+    zenc, henc = ZRLEEncoder(), HextileEncoder()
+    inflater = zlib.decompressobj()
+    for image in images(random.Random(9)):
+        w, h = image.size
+        expected = reference_convert(NATIVE, image)
+        assert (
+            zrle_decode(zenc.encode(image, NATIVE), NATIVE, w, h, inflater, zrle_seen)
+            == expected
+        )
+        assert (
+            hextile_decode(henc.encode(image, NATIVE), NATIVE, w, h, hextile_seen)
+            == expected
+        )
+    assert {0, 1, 2, 3, 128} <= zrle_seen  # raw, solid, 1-bit, 2-bit, plain RLE
+    assert any(5 <= s <= 16 for s in zrle_seen)  # 4-bit packed
+    assert any(130 <= s for s in zrle_seen)  # palette RLE
+    assert 1 in hextile_seen  # raw tile
+    assert 0 in hextile_seen  # background carried over
+    assert any(s & 4 for s in hextile_seen)  # foreground specified
+    assert any(
+        s & 8 and not s & 4 and not s & 16 for s in hextile_seen
+    )  # foreground carried
+    assert any(s & 16 for s in hextile_seen)  # coloured subrects
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    fmt=sane_formats(),
+    w=st.integers(1, 90),
+    h=st.integers(1, 70),
+    colours=st.one_of(st.none(), st.integers(1, 20)),
+    seed=st.integers(0, 2**32),
+)
+def test_random_round_trip(
+    fmt: PixelFormat, w: int, h: int, colours: int | None, seed: int
+) -> None:
+    image = random_image(random.Random(seed), w, h, colours)
+    expected = reference_convert(fmt, image)
+    got = zrle_decode(ZRLEEncoder().encode(image, fmt), fmt, w, h, zlib.decompressobj())
+    assert got == expected
+    assert hextile_decode(HextileEncoder().encode(image, fmt), fmt, w, h) == expected
+
+
+def test_cpixel_layout_matches_tigervnc() -> None:
+    """First 3 wire bytes whenever the last carries no colour (TigerVNC readOpaque24A)."""
+    middle_be = PixelFormat(32, 16, True, True, 31, 63, 31, 19, 13, 8)
+    payload = ZRLEEncoder().encode(Image.new("RGB", (1, 1), (255, 255, 255)), middle_be)
+    tile = zlib.decompressobj().decompress(payload[4:])
+    assert tile == b"\x01" + middle_be.pixel(255, 255, 255)[:3]
+    ms_le = PixelFormat(32, 24, False, True, 255, 255, 255, 24, 16, 8)
+    payload = ZRLEEncoder().encode(Image.new("RGB", (1, 1), (1, 2, 3)), ms_le)
+    tile = zlib.decompressobj().decompress(payload[4:])
+    assert tile == b"\x01" + ms_le.pixel(1, 2, 3)[1:] == b"\x01\x03\x02\x01"
+
+
+def test_zrle_subencodings_are_chosen_well() -> None:
+    """Sizes that matter for the budgets: blank, text and noise tiles."""
+    fmt = NATIVE
+    enc = ZRLEEncoder()
+    inflater = zlib.decompressobj()
+    blank = Image.new("RGB", (64, 64), (0, 0, 0))
+    assert inflater.decompress(enc.encode(blank, fmt)[4:]) == b"\x01\x00\x00\x00"
+    text = (
+        terminal_image(random.Random(3), 64, 64)
+        .convert("L")
+        .point(lambda v: 255 if v else 0)
+    )
+    raw_tile = inflater.decompress(enc.encode(text.convert("RGB"), fmt)[4:])
+    assert (
+        raw_tile[0] == 2 and len(raw_tile) == 1 + 2 * 3 + 64 * 8
+    )  # packed, 1 bit per pixel
+    stripes = Image.new("RGB", (64, 64), (0, 0, 0))
+    stripes.paste((200, 0, 0), (0, 10, 64, 20))
+    stripes.paste((0, 200, 0), (0, 30, 64, 31))
+    stripes.paste((0, 0, 200), (0, 50, 64, 51))
+    data = inflater.decompress(enc.encode(stripes, fmt)[4:])
+    # palette RLE: header, 4 CPIXELs, 7 runs of at most 1 + 4 length bytes
+    assert data[0] == 128 + 4 and len(data) <= 1 + 4 * 3 + 7 * 5
+    noise = random_image(random.Random(4), 64, 64)
+    data = inflater.decompress(enc.encode(noise, fmt)[4:])
+    assert data[0] == 0 and len(data) == 1 + 64 * 64 * 3
+
+
+def test_zrle_stream_continues_across_updates() -> None:
+    """A client inflates every update with one decompressor; a fresh one fails later on."""
+    rng = random.Random(5)
+    enc = ZRLEEncoder()
+    inflater = zlib.decompressobj()
+    frames = [terminal_image(rng, 128, 64) for _ in range(4)]
+    payloads = [enc.encode(frame, NATIVE) for frame in frames]
+    for frame, payload in zip(frames, payloads):
+        assert zrle_decode(payload, NATIVE, 128, 64, inflater) == reference_convert(
+            NATIVE, frame
+        )
+    # The same frame again costs almost nothing thanks to the shared dictionary...
+    again = enc.encode(frames[-1], NATIVE)
+    assert len(again) < len(payloads[-1]) // 2
+    assert zrle_decode(again, NATIVE, 128, 64, inflater) == reference_convert(
+        NATIVE, frames[-1]
+    )
+    # ...and is undecodable without the earlier stream.
+    with pytest.raises(zlib.error):
+        zlib.decompressobj().decompress(again[4:])
+
+
+FONT = Path(__file__).resolve().parents[2] / "fonts" / "terminus-normal.otb"
+
+
+def text_screen(seed: int, cols: int = 80, rows: int = 24) -> Image.Image:
+    """A screen full of random letters in the real bitmap font, two foreground colours."""
+    font = ImageFont.truetype(str(FONT), 16)
+    image = Image.new("RGB", (cols * 8, rows * 16))
+    draw = ImageDraw.Draw(image)
+    rng = random.Random(seed)
+    for row in range(rows):
+        line = "".join(rng.choice(string.ascii_letters + "  ") for _ in range(cols))
+        draw.text(
+            (0, row * 16),
+            line,
+            font=font,
+            fill=(170, 170, 170) if row % 5 else (85, 255, 85),
+        )
+    return image
+
+
+@pytest.mark.skipif(not FONT.exists(), reason="font not in the tree")
+def test_full_terminal_screen_budget() -> None:
+    """design.md: a full 80x24 screen of text in ZRLE is at most 20 KB."""
+    image = text_screen(6)
+    assert len(image.getcolors(16) or ()) == 3
+    payload = ZRLEEncoder().encode(image, NATIVE)
+    assert len(payload) <= 20_000
+    got = zrle_decode(payload, NATIVE, *image.size, zlib.decompressobj())
+    assert got == reference_convert(NATIVE, image)
+
+
+def test_random_blocks_screen_budget() -> None:
+    image = terminal_image(random.Random(6), 640, 384)
+    assert len(ZRLEEncoder().encode(image, NATIVE)) <= 20_000
+
+
+# -- vncdotool's decoders ---------------------------------------------------------------
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)
+    from vncdotool.rfb import RFBClient
+
+    class CanvasClient(RFBClient):  # type: ignore[misc]
+        """vncdotool's protocol with the rectangle hooks drawing into an RGBX canvas."""
+
+        def __init__(self, w: int, h: int) -> None:
+            super().__init__()
+            self.w = w
+            self.canvas = bytearray(w * h * 4)
+            self.updates = 0
+            self._handler = self._handleExpected
+            self.expect(self._handleConnection, 1)
+
+        def updateRectangle(self, x: int, y: int, w: int, h: int, data: bytes) -> None:
+            for row in range(h):
+                at = ((y + row) * self.w + x) * 4
+                self.canvas[at : at + w * 4] = data[row * w * 4 : (row + 1) * w * 4]
+
+        def fillRectangle(self, x: int, y: int, w: int, h: int, colour: bytes) -> None:
+            self.updateRectangle(x, y, w, h, bytes(colour) * (w * h))
+
+        def commitUpdate(self, rectangles: Any = None) -> None:
+            self.updates += 1
+
+        def rgb(self) -> bytes:
+            return Image.frombytes(
+                "RGB",
+                (self.w, len(self.canvas) // 4 // self.w),
+                bytes(self.canvas),
+                "raw",
+                "RGBX",
+            ).tobytes()
+
+
+def vncdotool_decode(
+    client: CanvasClient, number: int, payload: bytes, w: int, h: int
+) -> None:
+    before = client.updates
+    client.dataReceived(
+        struct.pack("!BxH", 0, 1) + struct.pack("!HHHHi", 0, 0, w, h, number) + payload
+    )
+    assert client.updates == before + 1
+
+
+@pytest.mark.parametrize("number", [encodings.ZRLE, encodings.HEXTILE, encodings.RAW])
+def test_vncdotool_decodes_native(number: int) -> None:
+    rng = random.Random(number)
+    w, h = 192, 96  # every ZRLE tile width a multiple of 8 (see module docstring)
+    client = CanvasClient(w, h)
+    enc = make_encoder(number)
+    assert enc is not None
+    frames = [
+        terminal_image(rng, w, h),
+        random_image(rng, w, h, colours=3),
+        random_image(rng, w, h),
+        Image.new("RGB", (w, h), (4, 5, 6)),
+    ]
+    for frame in frames:
+        vncdotool_decode(client, number, enc.encode(frame, NATIVE), w, h)
+        assert client.rgb() == frame.tobytes()
+
+
+@pytest.mark.parametrize(
+    "number", [encodings.RAW, encodings.HEXTILE, encodings.ZLIB, encodings.ZRLE]
+)
+def test_empty_rectangle(number: int) -> None:
+    enc = make_encoder(number)
+    assert enc is not None
+    inflater = zlib.decompressobj()
+    for size in [(0, 5), (5, 0), (0, 0)]:
+        payload = enc.encode(Image.new("RGB", size), NATIVE)
+        if number in (encodings.ZLIB, encodings.ZRLE):
+            assert inflater.decompress(payload[4:]) == b""
+        else:
+            assert payload == b""
+
+
+# -- Tight (not in the registry until the server splits rectangles) ---------------------
+
+
+def tight_decode(
+    payload: bytes, fmt: PixelFormat, w: int, h: int, inflaters: list[Any]
+) -> list[int]:
+    """Lossless Tight decoder written from rfbproto (fill, copy and palette filters)."""
+    r = Reader(payload)
+    tp888 = (
+        fmt.true_colour
+        and fmt.bpp == 32
+        and fmt.depth == 24
+        and (fmt.red_max, fmt.green_max, fmt.blue_max) == (255, 255, 255)
+        and all(s % 8 == 0 for s in (fmt.red_shift, fmt.green_shift, fmt.blue_shift))
+    )
+    tp = 3 if tp888 else fmt.bytes_per_pixel
+
+    def tpixel(b: bytes) -> int:
+        if tp888:
+            return (
+                (b[0] << fmt.red_shift)
+                | (b[1] << fmt.green_shift)
+                | (b[2] << fmt.blue_shift)
+            )
+        return pixel_value(fmt, b)
+
+    def compact() -> int:
+        value, shift = 0, 0
+        for i in range(3):
+            b = r.u8()
+            value |= (b & (0x7F if i < 2 else 0xFF)) << shift
+            shift += 7
+            if i < 2 and not b & 0x80:
+                break
+        return value
+
+    def data(length: int, stream: int) -> bytes:
+        if length < 12:
+            return r.take(length)
+        raw = inflaters[stream].decompress(r.take(compact()))
+        assert len(raw) == length
+        return raw
+
+    ctl = r.u8()
+    for i in range(4):
+        if ctl & (1 << i):
+            inflaters[i] = zlib.decompressobj()
+    kind = ctl >> 4
+    if kind == 8:
+        out = [tpixel(r.take(tp))] * (w * h)
+    else:
+        assert kind < 8, "JPEG/PNG never sent"
+        stream = kind & 3
+        filt = r.u8() if kind & 4 else 0
+        if filt == 0:
+            body = data(w * h * tp, stream)
+            out = [tpixel(body[i : i + tp]) for i in range(0, len(body), tp)]
+        else:
+            assert filt == 1, "gradient never sent"
+            pal = [tpixel(r.take(tp)) for _ in range(r.u8() + 1)]
+            if len(pal) == 2:
+                stride = (w + 7) // 8
+                body = data(stride * h, stream)
+                out = [
+                    pal[(body[y * stride + x // 8] >> (7 - x % 8)) & 1]
+                    for y in range(h)
+                    for x in range(w)
+                ]
+            else:
+                out = [pal[i] for i in data(w * h, stream)]
+    assert r.pos == len(payload), "trailing bytes"
+    return out
+
+
+@pytest.mark.parametrize("fmt", ENC_FORMATS, ids=lambda f: f.pack().hex())
+def test_tight_round_trip(fmt: PixelFormat) -> None:
+    rng = random.Random(fmt.pack())
+    enc = TightEncoder()
+    inflaters = [zlib.decompressobj() for _ in range(4)]
+    seen = set()
+    for image in images(rng) + images(rng):
+        payload = enc.encode(image, fmt)
+        seen.add((payload[0], payload[1] if payload[0] & 0x40 else None))
+        assert tight_decode(payload, fmt, *image.size, inflaters) == reference_convert(
+            fmt, image
+        )
+    assert (0x80, None) in seen  # fill
+    f = fmt.effective()
+    if (f.red_max + 1) * (f.green_max + 1) * (f.blue_max + 1) > 16:
+        assert (0x00, None) in seen  # copy
+    assert (0x40 | 1 << 4, 1) in seen  # palette, 2 colours
+    assert (0x40 | 2 << 4, 1) in seen  # palette, indexed
+
+
+def test_tight_limits_and_lengths() -> None:
+    assert compact_length(10) == b"\x0a"
+    assert compact_length(10000) == bytes.fromhex("904e")  # rfbproto's example
+    assert compact_length(4194303) == b"\xff\xff\xff"
+    with pytest.raises(ValueError):
+        compact_length(4194304)
+    enc = TightEncoder()
+    with pytest.raises(ValueError):
+        enc.encode(Image.new("RGB", (2049, 1)), NATIVE)
+    with pytest.raises(ValueError):
+        enc.encode(Image.new("RGB", (256, 257)), NATIVE)
+    assert enc.encode(Image.new("RGB", (2048, 32)), NATIVE) == b"\x80\x00\x00\x00"

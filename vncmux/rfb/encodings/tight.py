@@ -1,0 +1,115 @@
+"""Tight encoding (7), lossless subset: fill, palette filter, copy filter, zlib.
+
+TigerVNC's and noVNC's first choice (and the best one older noVNC releases have besides
+Hextile).  We never use JPEG or the gradient filter: a terminal is flat colours, and a
+lossless picture is what users of a console expect.
+
+Limits imposed by the protocol, which the caller must respect by splitting rectangles
+(see :attr:`TightEncoder.max_width` and :attr:`TightEncoder.max_pixels`): a Tight
+rectangle is at most 2048 pixels wide, and the compact length field tops out at 4 MiB,
+which we guarantee by never encoding more than 65536 pixels at once (TightVNC's own
+limit).  :meth:`TightEncoder.encode` raises ValueError beyond them rather than emit a
+stream the client would reject.
+
+Each viewer's encoder owns three zlib streams (0 full colour, 1 two-colour bitmaps,
+2 indexed), never reset, sync-flushed per rectangle, freed with the encoder.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from PIL import Image
+from zope.interface import implementer
+
+from vncmux.rfb.encodings import TIGHT, IEncoder, colour_bytes
+from vncmux.rfb.encodings.hextile import pixel_image
+from vncmux.rfb.encodings.zrle import index_image
+from vncmux.rfb.pixels import PixelFormat
+
+__all__ = ["TightEncoder", "compact_length", "tpixel_image"]
+
+FILL = 0x80
+EXPLICIT_FILTER = 0x40
+FILTER_PALETTE = 1
+MIN_TO_COMPRESS = 12
+STREAM_FULL, STREAM_MONO, STREAM_INDEXED = 0, 1, 2
+_MAX_PALETTE = 16  # palettes are indexed in C by zrle.index_image, which stops at 16
+
+
+def compact_length(n: int) -> bytes:
+    """Tight's 1-3 byte little-endian base-128 length (at most 4194303)."""
+    if n < 0 or n > 0x3FFFFF:
+        raise ValueError(f"Tight length {n} out of range")
+    if n < 0x80:
+        return bytes((n,))
+    if n < 0x4000:
+        return bytes((n & 0x7F | 0x80, n >> 7))
+    return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, n >> 14))
+
+
+def is_888(fmt: PixelFormat) -> bool:
+    """True when TPIXELs are 3 bytes R, G, B (rfbproto; TigerVNC's ``is888``)."""
+    return (
+        fmt.true_colour
+        and fmt.bpp == 32
+        and fmt.depth == 24
+        and (fmt.red_max, fmt.green_max, fmt.blue_max) == (255, 255, 255)
+        and all(s % 8 == 0 for s in (fmt.red_shift, fmt.green_shift, fmt.blue_shift))
+    )
+
+
+def tpixel_image(image: Image.Image, fmt: PixelFormat) -> Image.Image:
+    """``image`` as an image whose bands are the TPIXEL bytes (3 R,G,B or a whole pixel)."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    if is_888(fmt):
+        return image
+    return pixel_image(image, fmt)
+
+
+@implementer(IEncoder)
+class TightEncoder:
+    """One per viewer: owns the connection's zlib streams."""
+
+    number = TIGHT
+    max_width = 2048
+    max_pixels = 65536
+
+    def __init__(self, level: int = 6) -> None:
+        self._streams = [zlib.compressobj(level) for _ in range(3)]
+
+    def _compressed(self, stream: int, data: bytes) -> bytes:
+        if len(data) < MIN_TO_COMPRESS:
+            return data
+        z = self._streams[stream]
+        packed = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+        return compact_length(len(packed)) + packed
+
+    def encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
+        """Fill for one colour, palette filter for 2..16, else the copy filter."""
+        w, h = image.size
+        if w > self.max_width or w * h > self.max_pixels:
+            raise ValueError(f"Tight rectangle {w}x{h} too large: split it")
+        timg = tpixel_image(image, fmt)
+        colours = timg.getcolors(_MAX_PALETTE)
+        if colours is not None and len(colours) == 1:
+            return bytes((FILL,)) + colour_bytes(colours[0][1])
+        if colours is not None and w * h > len(colours):
+            palette = [colour_bytes(px) for _, px in colours]
+            index = index_image(timg, palette)
+            if len(palette) == 2:
+                stream = STREAM_MONO
+                data = Image.frombytes("P", (w, h), index.tobytes()).tobytes(
+                    "raw", "P;1"
+                )
+            else:
+                stream = STREAM_INDEXED
+                data = index.tobytes()
+            head = bytes(
+                (EXPLICIT_FILTER | stream << 4, FILTER_PALETTE, len(palette) - 1)
+            )
+            return head + b"".join(palette) + self._compressed(stream, data)
+        return bytes((STREAM_FULL << 4,)) + self._compressed(
+            STREAM_FULL, timg.tobytes()
+        )

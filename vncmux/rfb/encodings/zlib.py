@@ -1,0 +1,36 @@
+"""Zlib encoding (6): raw pixels deflated through one zlib stream per viewer.
+
+The client keeps a single inflater for the whole connection, so every rectangle
+continues the same stream and ends with a sync flush (the client must be able to decode
+it without seeing more data).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+from PIL import Image
+from zope.interface import implementer
+
+from vncmux.rfb.encodings import ZLIB, IEncoder
+from vncmux.rfb.pixels import PixelFormat
+
+_LEN = struct.Struct("!I")
+
+
+@implementer(IEncoder)
+class ZlibEncoder:
+    """Owns the viewer's deflate stream; drop the instance with the connection."""
+
+    number = ZLIB
+
+    def __init__(self, level: int = 6) -> None:
+        self._stream = zlib.compressobj(level)
+
+    def encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
+        """U32 length followed by that many bytes of the continuing zlib stream."""
+        data = self._stream.compress(fmt.convert(image)) + self._stream.flush(
+            zlib.Z_SYNC_FLUSH
+        )
+        return _LEN.pack(len(data)) + data

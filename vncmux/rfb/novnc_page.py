@@ -1,0 +1,100 @@
+"""The small HTML page served at ``/`` of the WebSocket port, and where to find noVNC.
+
+vncmux ships no JavaScript.  The page loads noVNC from wherever the user installed it
+(the Debian ``novnc`` package in /usr/share/novnc, or an npm ``@novnc/novnc`` directory
+named by ``$VNCMUX_NOVNC``), served read-only under ``/novnc/``, and connects it back to
+the port it came from.  When noVNC is not installed the page says how to get it, so a
+user who opens the URL printed at start-up is never left with a blank screen.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Mapping
+
+#: Where the Debian/Ubuntu ``novnc`` package installs noVNC.
+DEBIAN_NOVNC = "/usr/share/novnc"
+#: Environment variable naming a noVNC directory (e.g. ``node_modules/@novnc/novnc``).
+NOVNC_ENV = "VNCMUX_NOVNC"
+
+
+def find_novnc(environ: Mapping[str, str] | None = None) -> str | None:
+    """The noVNC directory to serve: ``$VNCMUX_NOVNC`` first, then /usr/share/novnc.
+
+    A directory counts only if it holds ``core/rfb.js`` (the ES module the page
+    imports), so a stale or wrong path falls back to the install instructions instead of
+    serving a page that fails in the browser console."""
+    env = os.environ if environ is None else environ
+    for candidate in (env.get(NOVNC_ENV, ""), DEBIAN_NOVNC):
+        if candidate and os.path.isfile(os.path.join(candidate, "core", "rfb.js")):
+            return os.path.realpath(candidate)
+    return None
+
+
+_STYLE = """
+html, body { margin: 0; height: 100%; background: #222; color: #ddd;
+  font: 14px/1.4 sans-serif; }
+#bar { padding: 4px 8px; background: #333; display: flex; gap: 1em; align-items: center; }
+#bar a { color: #9cf; }
+#screen { position: absolute; top: 30px; bottom: 0; left: 0; right: 0; }
+main { max-width: 40em; margin: 3em auto; }
+code { background: #333; padding: 1px 4px; }
+"""
+
+# The script: a WebSocket URL for this very page's host and port (ws: or wss: after the
+# page's own scheme, so TLS works the day the port speaks it), any path (the server
+# accepts the upgrade on every path), a password prompt when the server asks for one.
+_SCRIPT = """
+import RFB from './novnc/core/rfb.js';
+const status = document.getElementById('status');
+const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+const rfb = new RFB(document.getElementById('screen'), scheme + location.host + '/websockify');
+rfb.scaleViewport = true;
+rfb.focusOnClick = true;
+window.vncmuxRFB = rfb;
+rfb.addEventListener('connect', () => { status.textContent = 'connected'; rfb.focus(); });
+rfb.addEventListener('disconnect', e => {
+  status.textContent = e.detail.clean ? 'disconnected' : 'connection lost'; });
+rfb.addEventListener('credentialsrequired', () => {
+  const password = prompt('VNC password');
+  if (password !== null) rfb.sendCredentials({ password });
+});
+rfb.addEventListener('desktopname', e => { document.title = e.detail.name; });
+"""
+
+
+def page(novnc: str | None, title: str = "vncmux") -> bytes:
+    """The HTML for ``/``: a full-window noVNC viewer, or install instructions.
+
+    ``novnc`` is the directory found by :func:`find_novnc` (only whether it is None
+    matters here; the files are served by the web server under ``/novnc/``)."""
+    name = html.escape(title)
+    if novnc is None:
+        body = f"""<main>
+<h1>{name}: noVNC is not installed</h1>
+<p>This port speaks VNC over WebSocket, so any noVNC client can connect to it, but the
+browser page needs noVNC, which vncmux does not ship. Install it with one of:</p>
+<ul>
+<li><code>apt install novnc</code> (Debian, Ubuntu: it goes to /usr/share/novnc)</li>
+<li><code>npm install @novnc/novnc</code>, then start vncmux with
+<code>VNCMUX_NOVNC=$PWD/node_modules/@novnc/novnc</code></li>
+</ul>
+<p>then restart vncmux and reload this page. A VNC viewer on the TCP port works
+without it.</p>
+</main>"""
+        return _document(name, body, script="")
+    body = """<div id="bar"><span id="status">connecting…</span>
+<a href="novnc/vnc.html?autoconnect=1&amp;path=websockify&amp;resize=scale">full noVNC
+client</a></div>
+<div id="screen"></div>"""
+    return _document(name, body, script=_SCRIPT)
+
+
+def _document(title: str, body: str, script: str) -> bytes:
+    module = f'<script type="module">{script}</script>' if script else ""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{title}</title><style>{_STYLE}</style>{module}</head>"
+        f"<body>{body}</body></html>\n"
+    ).encode()

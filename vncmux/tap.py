@@ -1,0 +1,147 @@
+"""The twistd face of vncmux: the command-line ``Options`` and ``makeService``.
+
+Nothing is decided here: values go to ``vncmux.config.build_config`` (parsing, validation)
+and the result to ``vncmux.service.makeService`` (wiring).  What this module adds is the
+contract for mistakes: one line ``vncmux: error: ...`` on stderr and exit status 2, before
+anything listens.  It deliberately does not raise ``UsageError``, because twistd answers that
+by printing the whole usage text, which buries the one line that matters.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, ClassVar, NoReturn
+
+from twisted.application.service import MultiService
+from twisted.python import usage
+
+from vncmux.config import Config, ConfigError, build_config
+
+
+def fail(error: ConfigError) -> NoReturn:
+    """Report a configuration error the way every vncmux error is reported, and exit 2."""
+    sys.stderr.write(f"vncmux: error: {error}\n")
+    sys.stderr.flush()
+    raise SystemExit(2)
+
+
+_SOCKET_HELP = (
+    "A raw byte endpoint, as a Twisted server endpoint string: tcp:4555, "
+    "tcp:4555:interface=127.0.0.1, unix:/run/console.sock (UNIX sockets default to "
+    "mode=600).  Each accepts many clients.  Repeatable."
+)
+_CHARDEV_HELP = (
+    "A QEMU -chardev: socket,id=ID,path=P|host=H,port=N[,server=on|off][,wait=on|off]; "
+    "vc,id=ID[,cols=C,rows=R|width=PX,height=PX]; file,id=ID,path=P; pty,id=ID; "
+    "mux-be,id=ID with mux-be-id=ID on the others; hub,id=ID,chardevs.0=ID,chardevs.1=ID. "
+    "Repeatable."
+)
+
+
+class Options(usage.Options):
+    """``twistd vncmux`` options.  After parsing, ``self.config`` is the validated Config."""
+
+    synopsis = "[options]"  # twistd prefixes "Usage: twistd [options] vncmux"
+    longdesc = (
+        "Multiplex one console device (serial port, QEMU serial socket, or a command in a "
+        "pty) onto a VNC virtual console and any number of raw TCP/UNIX socket clients, log "
+        "files and ptys.  Input from every client goes to the device.  --chardev takes "
+        "QEMU's -chardev syntax, so a QEMU mux-be/hub command line runs verbatim."
+    )
+
+    optParameters: ClassVar[list[list[Any]]] = [
+        ["device", None, None,
+         ("The console device: a tty path such as /dev/ttyS0 (serial), unix:PATH or "
+         "tcp:HOST:PORT (connect, e.g. to QEMU's -serial unix:PATH,server=on,wait=off), or "
+         "exec:COMMAND (run in a new pty).  Default: exec: of $SHELL, or /bin/sh.")],
+        ["vnc", None, "127.0.0.1:0",
+         ("VNC server in QEMU -vnc syntax: [HOST]:N listens on TCP port 5900+N (empty HOST, "
+         "as in :0, means all interfaces; [::1]:N for IPv6), unix:PATH, or none.  Options: "
+         ",share=allow-exclusive|force-shared|ignore (default force-shared), "
+         ",connections=N (default 64), ,websocket=PORT|on.  'none' with no vc chardev: no "
+         "terminal emulator at all, a pure byte multiplexer.")],
+        ["cols", None, "80", "Terminal columns of the virtual console (1-1000)."],
+        ["rows", None, "24", "Terminal rows of the virtual console (1-1000)."],
+        ["baud", None, "115200", "Serial speed in bits per second (tty devices)."],
+        ["bytesize", None, "8", "Serial data bits: 5, 6, 7 or 8."],
+        ["parity", None, "N", "Serial parity: N, E, O, M or S."],
+        ["stopbits", None, "1", "Serial stop bits: 1, 1.5 or 2."],
+        ["dtr", None, None, "Set the serial DTR line on or off (default: leave it as it is)."],
+        ["rts", None, None, "Set the serial RTS line on or off (default: leave it as it is)."],
+        ["stall-timeout", None, "10",
+         ("Disconnect a byte client that has blocked the device for more than this many "
+         "seconds (0 = never).")],
+        ["max-clients", None, "64", "Most clients at once on each --socket/chardev endpoint."],
+        ["encoding", None, "utf-8",
+         ("Character encoding of the device's output for the virtual console (any Python "
+         "codec, e.g. utf-8, latin-1, cp437).")],
+        ["password-file", None, None,
+         ("VNC password file: first line, at most 8 characters.  With the default shell "
+         "and no password file, a random password is generated and printed at start.")],
+    ]
+
+    optFlags: ClassVar[list[list[Any]]] = [
+        ["rtscts", None, "Serial hardware flow control (RTS/CTS)."],
+        ["xonxoff", None, "Serial software flow control (XON/XOFF)."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["socket"] = []
+        self["chardev"] = []
+        self.config: Config | None = None
+        # usage.Options takes help from opt_* docstrings, indentation and all; say it here.
+        self.docs["socket"] = _SOCKET_HELP
+        self.docs["chardev"] = _CHARDEV_HELP
+
+    def opt_socket(self, value: str) -> None:
+        """A raw byte endpoint (repeatable); see _SOCKET_HELP."""
+        self["socket"].append(value)
+
+    def opt_chardev(self, value: str) -> None:
+        """A QEMU -chardev (repeatable); see _CHARDEV_HELP."""
+        self["chardev"].append(value)
+
+    def postOptions(self) -> None:
+        """Build and validate the Config; a mistake ends the process with one line."""
+        try:
+            self.config = build_config(
+                device=self["device"],
+                vnc=self["vnc"],
+                sockets=self["socket"],
+                chardevs=self["chardev"],
+                cols=self["cols"],
+                rows=self["rows"],
+                baud=self["baud"],
+                bytesize=self["bytesize"],
+                parity=self["parity"],
+                stopbits=self["stopbits"],
+                rtscts=bool(self["rtscts"]),
+                xonxoff=bool(self["xonxoff"]),
+                dtr=self["dtr"],
+                rts=self["rts"],
+                stall_timeout=self["stall-timeout"],
+                max_clients=self["max-clients"],
+                encoding=self["encoding"],
+                password_file=self["password-file"],
+                shell=os.environ.get("SHELL") or None,
+            )
+        except ConfigError as e:
+            fail(e)
+
+
+def makeService(options: Options) -> MultiService:
+    """The service tree for ``options``; a resource that cannot be had (a port in use)
+    is reported like any option mistake: one line, exit 2."""
+    from twisted.internet import reactor
+
+    from vncmux import service
+
+    if options.config is None:  # parseOptions was not run (a programming error)
+        options.postOptions()
+    assert options.config is not None
+    try:
+        return service.makeService(options.config, reactor)
+    except ConfigError as e:
+        fail(e)
