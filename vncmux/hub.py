@@ -147,6 +147,8 @@ class Hub:
         if not data:
             return
         for backend in list(self._backends):
+            if backend not in self._backends:  # detached by an earlier backend's write
+                continue
             try:
                 backend.write(data)
             except Exception:
