@@ -11,8 +11,6 @@ and ``twisted.internet.testing.Clock``.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
@@ -40,10 +38,10 @@ class Hub:
         self._clock = clock
         self.stallTimeout = stallTimeout
         self._backends: list[IBackend] = []
-        self._blocked: dict[IBackend, Optional[IDelayedCall]] = {}
-        self.device: Optional[IDevice] = None
+        self._blocked: dict[IBackend, IDelayedCall | None] = {}
+        self.device: IDevice | None = None
         self._devicePaused = False
-        self.deviceDescription = "no device yet"
+        self.deviceDescription = "device not connected yet"
         self.droppedInput = 0
         self._droppedThisOutage = 0
 
@@ -74,7 +72,7 @@ class Hub:
         """``backend`` cannot take more output for now: pause the device."""
         if backend not in self._backends or backend in self._blocked:
             return
-        timer: Optional[IDelayedCall] = None
+        timer: IDelayedCall | None = None
         if backend.stallable and self.stallTimeout > 0:
             timer = self._clock.callLater(self.stallTimeout, self._stall, backend)
         self._blocked[backend] = timer
@@ -157,7 +155,7 @@ class Hub:
 
     # -- input -------------------------------------------------------------------------
 
-    def input(self, data: bytes, source: Optional[IBackend] = None) -> None:
+    def input(self, data: bytes, source: IBackend | None = None) -> None:
         """Bytes from a backend (keys, a script, a terminal reply) to the device, whole."""
         if not data:
             return

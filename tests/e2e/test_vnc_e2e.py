@@ -13,13 +13,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops
-
 from support import VncmuxProcess, free_tcp_port, wait_until
+
 from vncmux.console.render import Renderer
 from vncmux.console.terminal import Terminal
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 from twisted.internet.testing import Clock
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -357,7 +356,7 @@ def test_backends_are_told_device_state_and_stay_attached() -> None:
     hub = Hub(clock)
     a = FakeBackend("a")
     hub.attach(a)
-    assert a.states == [(False, "no device yet")]
+    assert a.states == [(False, "device not connected yet")]
     dev = FakeDevice("dev")
     hub.deviceConnected(dev, "dev connected")
     hub.deviceLost("dev: end of file")

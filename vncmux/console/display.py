@@ -11,7 +11,8 @@ set of rows and at most one scroll, so its size is bounded by the screen's).
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from PIL import Image
 from twisted.internet.interfaces import IReactorTime
@@ -20,6 +21,7 @@ from zope.interface import Interface
 
 from vncmux.console.damage import Damage
 from vncmux.console.modes import Modes
+from vncmux.console.render import TerminalView
 
 
 class IViewer(Interface):
@@ -38,8 +40,9 @@ class IViewer(Interface):
         """The console was resized: announce it and send a full frame when asked."""
 
 
-class TerminalLike(Protocol):
-    """The part of ``vncmux.console.terminal.Terminal`` the display relies on."""
+class TerminalLike(TerminalView, Protocol):
+    """The part of ``vncmux.console.terminal.Terminal`` the display relies on (beyond
+    what the renderer reads)."""
 
     cols: int
     rows: int
@@ -213,7 +216,7 @@ class Display:
             acc.mark_all()
             viewer.sizeChanged(self.width, self.height)
 
-    def input(self, data: bytes, viewer: Optional[IViewer] = None) -> None:
+    def input(self, data: bytes, viewer: IViewer | None = None) -> None:
         """Bytes a viewer typed (keys, paste, mouse reports): to the device."""
         self._send_input(data)
 

@@ -7,7 +7,7 @@ Kept apart from ``vncmux.service`` so that a pure byte multiplexer (``--vnc none
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from twisted.application.service import IService, Service
 from twisted.internet.interfaces import IListeningPort
@@ -29,9 +29,8 @@ class ConsoleService(Service):
     The VNC ports are bound when the service is built (so a port in use stops start-up
     with a clear message) and closed when the service stops."""
 
-    name = "console"
-
     def __init__(self, hub: Hub, vc: VirtualConsole, display: Display, ports: list[IListeningPort]) -> None:
+        self.setName("console")
         self.hub = hub
         self.vc = vc
         self.display = display
@@ -63,7 +62,7 @@ def _console_size(config: Config, renderer_cell: tuple[int, int]) -> tuple[int, 
     return cols, rows
 
 
-def _password(config: Config) -> Optional[bytes]:
+def _password(config: Config) -> bytes | None:
     """The VNC password: from --password-file, or generated for the default shell.
 
     With the embedded default (a shell for whoever connects) and no password, anyone on
@@ -93,14 +92,8 @@ def makeConsoleService(config: Config, hub: Hub, reactor: Any) -> IService:
     probe = Renderer(1, 1)
     cols, rows = _console_size(config, (probe.cell_width, probe.cell_height))
     renderer = Renderer(cols, rows)
-    vc_holder: list[VirtualConsole] = []
-
-    def reply(data: bytes) -> None:
-        hub.input(data, vc_holder[0] if vc_holder else None)
-
-    terminal = Terminal(cols, rows, encoding=config.encoding, reply=reply)
-    vc = VirtualConsole(hub, terminal, reactor)
-    vc_holder.append(vc)
+    terminal = Terminal(cols, rows, encoding=config.encoding)
+    vc = VirtualConsole(hub, terminal, reactor)  # routes the terminal's replies to the hub
     display = Display(
         terminal,
         renderer,
@@ -113,15 +106,39 @@ def makeConsoleService(config: Config, hub: Hub, reactor: Any) -> IService:
 
     ports: list[IListeningPort] = []
     if config.vnc.kind != "none":
+        from vncmux.rfb import auth, tls, vencrypt
         from vncmux.rfb.listen import listenVNC
-        from vncmux.rfb.server import RFBFactory
+        from vncmux.rfb.server import AUTH_FAILURE_DELAY, RFBFactory
 
+        settings = tls.settings_from_options(config.vnc.options)
+        view_password = (
+            auth.read_password_file(config.view_password_file)
+            if config.view_password_file
+            else None
+        )
         factory = RFBFactory(
             display,
             password=_password(config),
             share=config.vnc.share,
             connections=config.vnc.connections,
             clock=reactor,
+            stall_timeout=config.stall_timeout,
+            view_password=view_password,
+            tls=tls.context_factory(settings) if settings is not None else None,
+            users=vencrypt.read_users_file(config.users_file) if config.users_file else None,
+            cleartext=("cleartext", "on") in config.vnc.options,
+            auth_failure_delay=AUTH_FAILURE_DELAY,
         )
+        if settings is not None:
+            log.info(
+                "VNC: VeNCrypt with certificate {cert}{verify}; offering {types}",
+                cert=settings.cert,
+                verify=", client certificates verified against " + str(settings.ca)
+                if settings.verify
+                else "",
+                types=", ".join(
+                    vencrypt.NAMES.get(t, str(t)) for t in factory.vencryptSubtypes()
+                ) + (" and clear-text types" if factory.cleartext else " only"),
+            )
         ports = listenVNC(config.vnc, factory, reactor)
     return ConsoleService(hub, vc, display, ports)
