@@ -9,6 +9,7 @@ the RFB server tests, so what arrives is what a TCP viewer would get.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from tests.unit.test_rfb_server import FakeDisplay, server_init
 from vncmux.config import ConfigError, VncSpec
 from vncmux.rfb import novnc_page
 from vncmux.rfb.server import RFBFactory
-from vncmux.rfb.websocket import listenWebSocket
+from vncmux.rfb.websocket import MAX_MESSAGE, listenWebSocket
 
 reactor: Any = globalReactor
 DEADLINE = 5.0
@@ -60,9 +61,12 @@ class WSClient:
         path: str = "/websockify",
         headers: list[tuple[bytes, bytes]] | None = None,
         handshake: bool = True,
+        tls: bool = False,
     ) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setblocking(False)
+        if tls:
+            self.sock = _tls_handshake(self.sock)
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.received = bytearray()
         self.messages: list[bytes] = []
@@ -88,6 +92,11 @@ class WSClient:
             )
 
     def raw(self, data: bytes) -> None:
+        if isinstance(
+            self.sock, ssl.SSLSocket
+        ):  # small writes in tests: the buffer takes them
+            self.sock.sendall(data)
+            return
         self.sock.setblocking(True)
         try:
             self.sock.sendall(data)
@@ -98,7 +107,7 @@ class WSClient:
         while not self.closed:
             try:
                 data = self.sock.recv(65536)
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantReadError):
                 return
             except ConnectionResetError:
                 data = b""
@@ -142,6 +151,25 @@ class WSClient:
         self.sock.close()
 
 
+def _tls_handshake(sock: socket.socket) -> ssl.SSLSocket:
+    """Client side of a TLS handshake with a self-signed server, pumping the reactor."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    wrapped = context.wrap_socket(sock, do_handshake_on_connect=False)
+    done = [False]
+
+    def step() -> None:
+        try:
+            wrapped.do_handshake()
+            done[0] = True
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+
+    pump(lambda: done[0], "the TLS handshake", step)
+    return wrapped
+
+
 def http_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
     """A plain HTTP/1.0 GET with a blocking socket while the reactor is pumped."""
     sock = socket.create_connection(("127.0.0.1", port))
@@ -171,6 +199,27 @@ def http_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
         for k, _, v in (line.partition(":") for line in lines[1:])
     }
     return status, headers, body
+
+
+@pytest.fixture
+def events() -> Any:
+    """Log events emitted while the test runs."""
+    from twisted.logger import ILogObserver, globalLogPublisher
+    from zope.interface import implementer
+
+    seen: list[dict[str, Any]] = []
+
+    @implementer(ILogObserver)
+    class Observer:
+        def __call__(self, event: dict[str, Any]) -> None:
+            seen.append(event)
+
+    observer = Observer()
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield seen
+    finally:
+        globalLogPublisher.removeObserver(observer)
 
 
 @pytest.fixture
@@ -246,7 +295,9 @@ def test_one_byte_messages_and_fragments_and_one_byte_writes(server: Any) -> Non
     c.close()
 
 
-def test_huge_declared_frame_is_refused_without_being_buffered(server: Any) -> None:
+def test_huge_declared_frame_is_refused_without_being_buffered(
+    server: Any, events: list[dict[str, Any]]
+) -> None:
     factory, port, _ = server
     c = WSClient(port)
     assert c.take(12) == b"RFB 003.008\n"
@@ -272,7 +323,13 @@ def test_huge_declared_frame_is_refused_without_being_buffered(server: Any) -> N
         reactor.iterate(0)
         c.poll()
     c.wait_closed()
-    assert sent <= (factory.max_cut_text + 65536) + 4 * len(chunk), sent
+    assert sent < 8 << 20  # the server closed; it did not wait for the whole thing
+    # What the server held when it gave up: the limit plus at most one read.
+    (held,) = [
+        e["n"] for e in events if "closing" in e.get("log_format", "") and "n" in e
+    ]
+    limit = max(MAX_MESSAGE, factory.max_cut_text + 65536)
+    assert limit < held <= limit + 65536, held  # Twisted reads at most 64 KiB at a time
     assert seen == []  # nothing of it ever reached the RFB parser
     pump(lambda: not factory.clients, "the RFB session to end")
 
@@ -436,6 +493,99 @@ def test_a_viewer_that_does_not_read_pauses_the_session() -> None:
         assert spec.websocket is not None
         c = WSClient(spec.websocket)  # never reads after the handshake
         pump(lambda: bool(protos) and protos[0].paused, "the producer to be paused")
+        c.close()
+    finally:
+        for p in ports:
+            p.stopListening()
+
+
+def test_tls_seam_serves_wss_with_https_as_own_origin() -> None:
+    from twisted.internet.ssl import KeyPair
+
+    key = KeyPair.generate(size=2048)
+    cert = key.selfSignedCert(1, commonName="localhost")
+    options = cert.options()  # the certificate options of the TLS issue go here
+    factory = RFBFactory(FakeDisplay(), password=None, clock=reactor)
+    spec = VncSpec(kind="tcp", host="127.0.0.1", port=5900, websocket=_free_port())
+    ports = listenWebSocket(spec, factory, reactor, tls=options, novnc="")
+    try:
+        port = spec.websocket
+        assert port is not None
+        c = WSClient(
+            port, tls=True, headers=[(b"origin", f"https://127.0.0.1:{port}".encode())]
+        )
+        assert c.accepted
+        assert c.take(12) == b"RFB 003.008\n"
+        c.sock.close()
+        plain = WSClient(
+            port, tls=True, headers=[(b"origin", f"http://127.0.0.1:{port}".encode())]
+        )
+        assert plain.rejected == 403  # an http: page is not this https: server
+        plain.sock.close()
+    finally:
+        for p in ports:
+            p.stopListening()
+        for client in list(factory.clients):
+            client.transport.abortConnection()
+        reactor.iterate(0)
+
+
+def test_huge_http_request_body_is_cut_off(
+    server: Any, events: list[dict[str, Any]]
+) -> None:
+    factory, port, _ = server
+    c = WSClient(port, handshake=False)
+    c.raw(
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {1 << 40}\r\n\r\n".encode()
+    )
+    sent = 0
+    chunk = b"\0" * 65536
+    while not c.closed and sent < 8 << 20:
+        try:
+            c.raw(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        sent += len(chunk)
+        reactor.iterate(0)
+        c.poll()
+    c.wait_closed()
+    assert sent < 8 << 20  # the server closed; it did not wait for the whole thing
+    # What the server held when it gave up: the limit plus at most one read.
+    (held,) = [
+        e["n"] for e in events if "closing" in e.get("log_format", "") and "n" in e
+    ]
+    limit = max(MAX_MESSAGE, factory.max_cut_text + 65536)
+    assert limit < held <= limit + 65536, held  # Twisted reads at most 64 KiB at a time
+
+
+def test_keep_alive_connection_may_fetch_more_than_the_limit_in_requests(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "rfb.js").write_text("x")
+    factory = RFBFactory(FakeDisplay(), password=None, clock=reactor, max_cut_text=0)
+    spec = VncSpec(kind="tcp", host="127.0.0.1", port=5900, websocket=_free_port())
+    ports = listenWebSocket(spec, factory, reactor, novnc=str(tmp_path))
+    try:
+        assert spec.websocket is not None
+        c = WSClient(spec.websocket, handshake=False)
+        padding = "a" * 4000  # ~4 KB a request, 400 requests: 1.6 MB on one connection
+        request = f"GET /novnc/core/rfb.js HTTP/1.1\r\nHost: x\r\nX-Pad: {padding}\r\n\r\n".encode()
+        answers = [0]
+
+        def poll() -> None:
+            try:
+                data = c.sock.recv(1 << 20)
+            except BlockingIOError:
+                return
+            answers[0] += data.count(b"HTTP/1.1 200 OK")
+            if not data:
+                c.closed = True
+
+        for n in range(1, 401):
+            c.raw(request)
+            pump(lambda: answers[0] >= n or c.closed, f"answer {n}", poll)  # noqa: B023
+            assert not c.closed, f"closed after {n} requests"
         c.close()
     finally:
         for p in ports:

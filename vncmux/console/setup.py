@@ -141,4 +141,13 @@ def makeConsoleService(config: Config, hub: Hub, reactor: Any) -> IService:
                 ) + (" and clear-text types" if factory.cleartext else " only"),
             )
         ports = listenVNC(config.vnc, factory, reactor)
+        if config.vnc.websocket is not None:
+            from vncmux.rfb.websocket import listenWebSocket
+
+            try:
+                ports += listenWebSocket(config.vnc, factory, reactor)
+            except BaseException:
+                for port in ports:
+                    port.stopListening()
+                raise
     return ConsoleService(hub, vc, display, ports)

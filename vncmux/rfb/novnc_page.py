@@ -94,7 +94,7 @@ client</a></div>
 def _document(title: str, body: str, script: str) -> bytes:
     module = f'<script type="module">{script}</script>' if script else ""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{title}</title><style>{_STYLE}</style>{module}</head>"
         f"<body>{body}</body></html>\n"
     ).encode()

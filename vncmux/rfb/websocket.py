@@ -71,25 +71,46 @@ CLOSE_TOO_BIG = 1009
 
 class _GuardedChannel(ProtocolWrapper):
     """Sits between the TCP transport and the HTTP channel; counts the bytes received
-    since the last delivered WebSocket message and aborts past the limit."""
+    since the last delivered WebSocket message (before the upgrade: since the current
+    HTTP request began) and aborts the connection past the limit."""
 
     factory: _GuardedFactory
     pending = 0
     ws: _WebSocketTransport | None = None
 
     def dataReceived(self, data: bytes) -> None:
-        if self.ws is not None:
-            self.pending += len(data)
-            if self.pending > self.factory.max_message:
+        self.pending += len(data)
+        if self.pending > self.factory.max_message:
+            if self.ws is not None:
                 self.ws.tooBig(self.pending)
-                return
+            else:
+                log.warn(  # noqa: G010
+                    "HTTP client {peer}: {n} bytes in one request (limit {limit}); closing",
+                    peer=peer_label(self.getPeer()),
+                    n=self.pending,
+                    limit=self.factory.max_message,
+                )
+                self.abortConnection()
+            return
         ProtocolWrapper.dataReceived(self, data)
 
     def delivered(self) -> None:
+        """A message (or a new HTTP request) has begun: count from zero again."""
         self.pending = 0
 
 
-class _GuardedFactory(WrappingFactory[_GuardedChannel]):
+class _Request(Request):
+    """An HTTP request that restarts its connection's byte count: a limit per request,
+    not per keep-alive connection that loads all of noVNC's files."""
+
+    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(channel, *args, **kwargs)
+        guard = getattr(channel, "transport", None)
+        if isinstance(guard, _GuardedChannel):
+            guard.delivered()
+
+
+class _GuardedFactory(WrappingFactory):  # type: ignore[type-arg]
     protocol = _GuardedChannel  # type: ignore[assignment]
     noisy = False
 
@@ -150,8 +171,10 @@ class _WebSocketTransport:
 
     def textMessageReceived(self, message: str) -> None:
         # websockify's old base64 text subprotocol; noVNC has sent binary since 1.0.
-        log.info("WebSocket viewer {peer} sent a text message; only binary RFB is spoken",
-                 peer=self.peer)
+        log.info(
+            "WebSocket viewer {peer} sent a text message; only binary RFB is spoken",
+            peer=self.peer,
+        )
         self._close(CLOSE_UNSUPPORTED_DATA)
 
     def pongReceived(self, payload: bytes) -> None:
@@ -314,7 +337,9 @@ class _Root(Resource):
         origin = (request.getHeader(b"origin") or b"").decode("latin-1").rstrip("/")
         if not origin:
             return ""
-        if self._origins is not None and ("*" in self._origins or origin in self._origins):
+        if self._origins is not None and (
+            "*" in self._origins or origin in self._origins
+        ):
             return ""
         if origin.lower() != f"{self._scheme}://{host}".lower():
             return f"origin {origin} is not this server ({self._scheme}://{host})"
@@ -364,7 +389,7 @@ def makeWebSocketSite(
         names=names if names is not None else _local_names(""),
         origins=tuple(o.rstrip("/") for o in origins) if origins is not None else None,
     )
-    site = Site(root, timeout=HTTP_TIMEOUT)
+    site = Site(root, timeout=HTTP_TIMEOUT, requestFactory=_Request)
     site.noisy = False
     site.displayTracebacks = False
     limit = max(max_message, int(getattr(factory, "max_cut_text", 0)) + 65536)
@@ -411,7 +436,9 @@ def listenWebSocket(
                 else:
                     ports.append(reactor.listenTCP(port, site, interface=address))
             except CannotListenError as e:
-                raise ConfigError(f"--vnc websocket: cannot listen on {where}: {_reason(e)}") from None
+                raise ConfigError(
+                    f"--vnc websocket: cannot listen on {where}: {_reason(e)}"
+                ) from None
             log.info(
                 "VNC WebSocket server listening on {where} ({scheme}://{where}/, noVNC {novnc})",
                 where=where,
