@@ -224,10 +224,7 @@ class PixelFormat:
                 (f.green_max, f.green_shift),
                 (f.blue_max, f.blue_shift),
             ):
-                table.extend(
-                    ((_scale(v, maximum) << shift) >> (8 * k)) & 0xFF
-                    for v in range(256)
-                )
+                table.extend(((_scale(v, maximum) << shift) >> (8 * k)) & 0xFF for v in range(256))
             luts.append(table)
         order = list(range(nbytes))
         if f.big_endian:
@@ -255,7 +252,5 @@ def colour_map_entries() -> list[tuple[int, int, int]]:
         r = (i >> f.red_shift) & f.red_max
         g = (i >> f.green_shift) & f.green_max
         b = (i >> f.blue_shift) & f.blue_max
-        entries.append(
-            (r * 65535 // f.red_max, g * 65535 // f.green_max, b * 65535 // f.blue_max)
-        )
+        entries.append((r * 65535 // f.red_max, g * 65535 // f.green_max, b * 65535 // f.blue_max))
     return entries

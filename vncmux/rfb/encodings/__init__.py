@@ -60,9 +60,7 @@ class IEncoder(zope.interface.Interface):
     one viewer, and its calls must be made in the order the payloads are sent.
     """
 
-    number = zope.interface.Attribute(
-        "The encoding number written in the rectangle header."
-    )
+    number = zope.interface.Attribute("The encoding number written in the rectangle header.")
 
     def encode(image: Image.Image, fmt: PixelFormat) -> bytes:  # type: ignore[empty-body]
         """Return the rectangle payload (without the 12-byte rectangle header).
@@ -79,19 +77,49 @@ def colour_bytes(px: float | tuple[float, ...]) -> bytes:
     return bytes((int(px),))
 
 
+# Tight needs rectangles of at most 2048 pixels wide and 65536 pixels: off until the
+# server encodes through split().  TigerVNC and noVNC list Tight first, so turning it on
+# makes them use it.
+ENABLE_TIGHT = False
+
+
 def _factories() -> dict[int, Callable[[], Any]]:
     # Imported lazily so the submodules can import the constants above.
     from vncmux.rfb.encodings.hextile import HextileEncoder
     from vncmux.rfb.encodings.raw import RawEncoder
+    from vncmux.rfb.encodings.tight import TightEncoder
     from vncmux.rfb.encodings.zlib import ZlibEncoder
     from vncmux.rfb.encodings.zrle import ZRLEEncoder
 
-    return {
+    table: dict[int, Callable[[], Any]] = {
         RAW: RawEncoder,
         HEXTILE: HextileEncoder,
         ZLIB: ZlibEncoder,
         ZRLE: ZRLEEncoder,
     }
+    if ENABLE_TIGHT:
+        table[TIGHT] = TightEncoder
+    return table
+
+
+def split(encoder: Any, x: int, y: int, w: int, h: int) -> list[tuple[int, int, int, int]]:
+    """The rectangle cut into pieces ``encoder`` accepts, in row-major order.
+
+    Encoders may declare ``max_width`` and ``max_pixels`` (Tight does); the others take
+    any rectangle, which is then returned whole.  Each piece is encoded as its own RFB
+    rectangle.
+    """
+    max_width = getattr(encoder, "max_width", None)
+    max_pixels = getattr(encoder, "max_pixels", None)
+    if w <= 0 or h <= 0 or (max_width is None and max_pixels is None):
+        return [(x, y, w, h)]
+    cw = min(w, max_width or w)
+    ch = h if max_pixels is None else max(1, min(h, max_pixels // cw))
+    return [
+        (x + dx, y + dy, min(cw, w - dx), min(ch, h - dy))
+        for dy in range(0, h, ch)
+        for dx in range(0, w, cw)
+    ]
 
 
 def supported() -> frozenset[int]:

@@ -2,10 +2,12 @@
 
 The universal fallback: every viewer since the 1990s decodes it, it needs no zlib state
 and text tiles (a background and one foreground colour) shrink to a couple of bytes per
-glyph stroke.  Subrectangles are found per tile from maximal horizontal runs of one colour
-(located by a C-level regular expression over the tile's pixel bytes), merged downwards
-while the identical run repeats on the next row.  A tile whose description would not be
-smaller than its raw pixels is sent raw.
+glyph stroke.  Subrectangles are found per tile and colour from maximal horizontal runs,
+merged downwards while the identical run repeats on the next row.  The runs come from a
+per-colour bit mask per row, built with ``bytes.translate`` and big-integer AND (no
+Python loop over pixels); tiles with more than 16 colours use a C-level regular
+expression over the pixel bytes instead.  A tile whose description would not be smaller
+than its raw pixels is sent raw.
 
 Background and foreground carry over between tiles of one rectangle as rfbproto allows;
 like TigerVNC we treat both as unknown after a raw tile and the foreground as unknown after
@@ -21,6 +23,7 @@ from PIL import Image
 from zope.interface import implementer
 
 from vncmux.rfb.encodings import HEXTILE, IEncoder, colour_bytes
+from vncmux.rfb.encodings.shared import SHARED
 from vncmux.rfb.pixels import PixelFormat
 
 __all__ = ["HextileEncoder", "pixel_image"]
@@ -153,7 +156,11 @@ class HextileEncoder:
     number = HEXTILE
 
     def encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
-        """The tiles, left to right, top to bottom, each subencoding byte + data."""
+        """The tiles, left to right, top to bottom, each subencoding byte + data; the
+        result depends only on the pixels and the format, so it is shared."""
+        return SHARED.get("hextile", image, fmt, lambda: self._encode(image, fmt))
+
+    def _encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
         pimg = pixel_image(image, fmt)
         bpp = fmt.bytes_per_pixel
         width, height = pimg.size
@@ -162,9 +169,7 @@ class HextileEncoder:
         fg: bytes | None = None
         for ty in range(0, height, TILE):
             for tx in range(0, width, TILE):
-                tile = pimg.crop(
-                    (tx, ty, min(tx + TILE, width), min(ty + TILE, height))
-                )
+                tile = pimg.crop((tx, ty, min(tx + TILE, width), min(ty + TILE, height)))
                 bg, fg = self._tile(tile, bpp, bg, fg, out)
         return bytes(out)
 

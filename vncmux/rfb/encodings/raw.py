@@ -6,6 +6,7 @@ from PIL import Image
 from zope.interface import implementer
 
 from vncmux.rfb.encodings import RAW, IEncoder
+from vncmux.rfb.encodings.shared import SHARED
 from vncmux.rfb.pixels import PixelFormat
 
 
@@ -16,5 +17,5 @@ class RawEncoder:
     number = RAW
 
     def encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
-        """The pixels, converted; no header, no compression."""
-        return fmt.convert(image)
+        """The pixels, converted; no header, no compression; shared across viewers."""
+        return SHARED.get("pixels", image, fmt, lambda: fmt.convert(image))

@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from vncmux.rfb.encodings import TIGHT, IEncoder, colour_bytes
 from vncmux.rfb.encodings.hextile import pixel_image
-from vncmux.rfb.encodings.zrle import index_image
+from vncmux.rfb.encodings.zrle import index_bytes
 from vncmux.rfb.pixels import PixelFormat
 
 __all__ = ["TightEncoder", "compact_length", "tpixel_image"]
@@ -34,7 +34,7 @@ EXPLICIT_FILTER = 0x40
 FILTER_PALETTE = 1
 MIN_TO_COMPRESS = 12
 STREAM_FULL, STREAM_MONO, STREAM_INDEXED = 0, 1, 2
-_MAX_PALETTE = 16  # palettes are indexed in C by zrle.index_image, which stops at 16
+_MAX_PALETTE = 16  # palettes are indexed in C by zrle.index_bytes, which stops at 16
 
 
 def compact_length(n: int) -> bytes:
@@ -97,19 +97,13 @@ class TightEncoder:
             return bytes((FILL,)) + colour_bytes(colours[0][1])
         if colours is not None and w * h > len(colours):
             palette = [colour_bytes(px) for _, px in colours]
-            index = index_image(timg, palette)
+            index = index_bytes(timg.tobytes(), len(palette[0]), palette)
             if len(palette) == 2:
                 stream = STREAM_MONO
-                data = Image.frombytes("P", (w, h), index.tobytes()).tobytes(
-                    "raw", "P;1"
-                )
+                data = Image.frombytes("P", (w, h), index).tobytes("raw", "P;1")
             else:
                 stream = STREAM_INDEXED
-                data = index.tobytes()
-            head = bytes(
-                (EXPLICIT_FILTER | stream << 4, FILTER_PALETTE, len(palette) - 1)
-            )
+                data = index
+            head = bytes((EXPLICIT_FILTER | stream << 4, FILTER_PALETTE, len(palette) - 1))
             return head + b"".join(palette) + self._compressed(stream, data)
-        return bytes((STREAM_FULL << 4,)) + self._compressed(
-            STREAM_FULL, timg.tobytes()
-        )
+        return bytes((STREAM_FULL << 4,)) + self._compressed(STREAM_FULL, timg.tobytes())

@@ -14,6 +14,7 @@ from PIL import Image
 from zope.interface import implementer
 
 from vncmux.rfb.encodings import ZLIB, IEncoder
+from vncmux.rfb.encodings.shared import SHARED
 from vncmux.rfb.pixels import PixelFormat
 
 _LEN = struct.Struct("!I")
@@ -30,7 +31,6 @@ class ZlibEncoder:
 
     def encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
         """U32 length followed by that many bytes of the continuing zlib stream."""
-        data = self._stream.compress(fmt.convert(image)) + self._stream.flush(
-            zlib.Z_SYNC_FLUSH
-        )
+        pixels = SHARED.get("pixels", image, fmt, lambda: fmt.convert(image))
+        data = self._stream.compress(pixels) + self._stream.flush(zlib.Z_SYNC_FLUSH)
         return _LEN.pack(len(data)) + data

@@ -4,12 +4,12 @@ The main encoding for a terminal: a text tile has two colours and packs to one b
 pixel, a blank tile is one CPIXEL, and the zlib stream (continued across every update of
 the connection, sync-flushed at the end of each rectangle) removes what repeats.
 
-Everything per pixel runs in Pillow C code: the rectangle is converted once to an image
-whose bands are the CPIXEL bytes, so colour counting (``getcolors``), run counting (band
-differences against the image shifted by one pixel), palette indexing (look-up tables)
-and bit packing (Pillow's ``P;1/P;2/P;4`` packers pad each row to a byte exactly as ZRLE
-requires) never loop over pixels in Python.  Only RLE output loops, once per run, and it
-is chosen only when runs are few.
+Nothing loops over pixels in Python: the rectangle is converted once to an image whose
+bands are the CPIXEL bytes; per tile, colours are counted by ``getcolors``, palette
+indices come from ``bytes.translate`` on the byte lanes (:func:`index_bytes`), run
+starts from XOR-ing the index bytes with themselves shifted by one pixel, and bit packing
+from Pillow's ``P;1/P;2/P;4`` packers (which pad each row to a byte exactly as ZRLE
+requires).  Only RLE output loops, once per run, and RLE is chosen only when runs are few.
 """
 
 from __future__ import annotations
@@ -22,9 +22,18 @@ from PIL import Image, ImageChops
 from zope.interface import implementer
 
 from vncmux.rfb.encodings import ZRLE, IEncoder, colour_bytes
+from vncmux.rfb.encodings.shared import SHARED
 from vncmux.rfb.pixels import PixelFormat, apply_lut
 
-__all__ = ["TILE", "ZRLEEncoder", "cpixel_image"]
+__all__ = [
+    "TILE",
+    "ZRLEEncoder",
+    "cpixel_image",
+    "cpixel_size",
+    "encode_tile",
+    "index_bytes",
+    "zrle_tiles",
+]
 
 TILE = 64
 _LEN = struct.Struct("!I")
@@ -116,9 +125,7 @@ def _run_lengths(marks: bytes) -> list[int]:
     return [len(first)] + [len(piece) + 1 for piece in rest]
 
 
-def _rle(
-    data: bytes, cp: int, lengths: list[int], lookup: dict[bytes, int] | None
-) -> bytes:
+def _rle(data: bytes, cp: int, lengths: list[int], lookup: dict[bytes, int] | None) -> bytes:
     """Plain RLE (``lookup`` None) or palette RLE body of a tile's CPIXEL bytes."""
     offsets = [start * cp for start in accumulate(lengths[:-1], initial=0)]
     pixels = [data[o : o + cp] for o in offsets]
@@ -132,38 +139,66 @@ def _rle(
     )
 
 
-def index_image(tile: Image.Image, palette: list[bytes]) -> Image.Image:
-    """An 'L' image of palette indices for a tile of at most 16 colours.
+def _ordinals(values: set[int], scale: int = 1) -> tuple[dict[int, int], bytes]:
+    """Ordinal of each value (times ``scale``) and the translate table doing that mapping."""
+    mapping = {v: i * scale for i, v in enumerate(sorted(values))}
+    table = bytearray(256)
+    for v, o in mapping.items():
+        table[v] = o
+    return mapping, bytes(table)
 
-    Band by band, each band's distinct values (at most 16) get an ordinal; the running key
-    (at most 16 distinct values so far) is renumbered to ``ordinal * 16`` and the next
-    band's ordinal added, so the key stays below 256 and unique per colour.
+
+def index_bytes(data: bytes, cp: int, palette: list[bytes]) -> bytes:
+    """Palette index of every pixel (one byte each) for pixels with at most 16 colours.
+
+    ``data`` is pixel bytes, ``cp`` bytes per pixel, ``palette`` every colour occurring.
+    Pure C-level bytes operations: each byte lane (``data[b::cp]``) is mapped by
+    ``translate``.  One lane whose values differ for every colour is the index directly
+    (the usual case: text foreground and background differ in some channel).  Otherwise
+    lanes are combined: the running key, at most 16 distinct values, is renumbered to
+    ``ordinal * 16`` and the next lane's ordinal (< 16) is added as big integers; no byte
+    overflows into its neighbour, so the sum is a per-byte addition.
     """
-    nb = len(palette[0])
-    ordinals = []
-    lut: list[int] = []
-    for b in range(nb):
-        values = sorted({px[b] for px in palette})
-        vmap = {v: i for i, v in enumerate(values)}
-        ordinals.append(vmap)
-        table = [0] * 256
-        for v, i in vmap.items():
-            table[v] = i
-        lut.extend(table)
-    bands = apply_lut(tile, lut).split() if nb > 1 else (apply_lut(tile, lut),)
-    key_img = bands[0]
-    keys = [ordinals[0][px[0]] for px in palette]
-    for b in range(1, nb):
-        kmap = {v: i for i, v in enumerate(sorted(set(keys)))}
-        table = [0] * 256
-        for v, i in kmap.items():
-            table[v] = i * 16
-        key_img = ImageChops.add(apply_lut(key_img, table), bands[b])
-        keys = [kmap[k] * 16 + ordinals[b][px[b]] for k, px in zip(keys, palette)]
-    final = [0] * 256
+    n = len(data) // cp
+    lanes = [b for b in range(cp) if len({px[b] for px in palette}) > 1]
+    if not lanes:
+        return bytes(n)
+    for b in lanes:
+        if len({px[b] for px in palette}) == len(palette):
+            direct = bytearray(256)
+            for i, px in enumerate(palette):
+                direct[px[b]] = i
+            return data[b::cp].translate(direct)
+    first = lanes[0]
+    mapping, table = _ordinals({px[first] for px in palette})
+    key = data[first::cp].translate(table)
+    keys = [mapping[px[first]] for px in palette]
+    for b in lanes[1:]:
+        kmap, ktable = _ordinals(set(keys), 16)
+        lmap, ltable = _ordinals({px[b] for px in palette})
+        high = int.from_bytes(key.translate(ktable), "big")
+        low = int.from_bytes(data[b::cp].translate(ltable), "big")
+        key = (high + low).to_bytes(n, "big")
+        keys = [kmap[k] + lmap[px[b]] for k, px in zip(keys, palette)]
+        if len(set(keys)) == len(palette):
+            break
+    final = bytearray(256)
     for i, k in enumerate(keys):
         final[k] = i
-    return apply_lut(key_img, final)
+    return key.translate(final)
+
+
+_MARK_TABLE = bytes([0] + [1] * 255)
+
+
+def _index_marks(index: bytes) -> bytes:
+    """:func:`_run_marks` for one-byte pixels, by XOR of big integers (no Pillow calls)."""
+    n = len(index)
+    if n < 2:
+        return bytes(n)
+    shifted = index[:1] + index[:-1]
+    diff = int.from_bytes(index, "big") ^ int.from_bytes(shifted, "big")
+    return diff.to_bytes(n, "big").translate(_MARK_TABLE)
 
 
 def encode_tile(tile: Image.Image, cp: int, out: bytearray) -> None:
@@ -183,7 +218,12 @@ def encode_tile(tile: Image.Image, cp: int, out: bytearray) -> None:
     w, h = tile.size
     n = w * h
     data = tile.tobytes()
-    marks = _run_marks(tile, data, cp)
+    index: bytes | None = None
+    if palette is not None and len(palette) <= 16:
+        index = index_bytes(data, cp, palette)
+        marks = _index_marks(index)
+    else:
+        marks = _run_marks(tile, data, cp)
     runs = marks.count(1) + 1
     best = "raw"
     size = n * cp
@@ -204,14 +244,13 @@ def encode_tile(tile: Image.Image, cp: int, out: bytearray) -> None:
         out.append(0)
         out += data
     elif best == "packed":
-        assert palette is not None
+        assert palette is not None and index is not None
         k = len(palette)
         out.append(k)
         for px in palette:
             out += px
-        index = index_image(tile, palette)
         packer = "P;1" if k == 2 else "P;2" if k <= 4 else "P;4"
-        out += Image.frombytes("P", (w, h), index.tobytes()).tobytes("raw", packer)
+        out += Image.frombytes("P", (w, h), index).tobytes("raw", packer)
     elif best == "plain":
         out.append(128)
         out += _rle(data, cp, _run_lengths(marks), None)
@@ -222,7 +261,11 @@ def encode_tile(tile: Image.Image, cp: int, out: bytearray) -> None:
         for i, px in enumerate(palette):
             out += px
             lookup[px] = i
-        out += _rle(data, cp, _run_lengths(marks), lookup)
+        if index is not None:  # runs of one-byte indices: cheaper to slice
+            identity = {bytes((i,)): i for i in range(len(palette))}
+            out += _rle(index, 1, _run_lengths(marks), identity)
+        else:
+            out += _rle(data, cp, _run_lengths(marks), lookup)
 
 
 @implementer(IEncoder)
@@ -235,13 +278,22 @@ class ZRLEEncoder:
         self._stream = zlib.compressobj(level)
 
     def encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
-        """U32 length + zlib data of the tiles, left to right, top to bottom."""
-        cimg, cp = cpixel_image(image, fmt)
-        width, height = cimg.size
-        out = bytearray()
-        for ty in range(0, height, TILE):
-            for tx in range(0, width, TILE):
-                box = (tx, ty, min(tx + TILE, width), min(ty + TILE, height))
-                encode_tile(cimg.crop(box), cp, out)
-        data = self._stream.compress(bytes(out)) + self._stream.flush(zlib.Z_SYNC_FLUSH)
+        """U32 length + zlib data of the tiles, left to right, top to bottom.
+
+        The tile data is the same for every viewer with this format (shared); only the
+        compression, which continues this viewer's stream, is done here."""
+        tiles = SHARED.get("zrle-tiles", image, fmt, lambda: zrle_tiles(image, fmt))
+        data = self._stream.compress(tiles) + self._stream.flush(zlib.Z_SYNC_FLUSH)
         return _LEN.pack(len(data)) + data
+
+
+def zrle_tiles(image: Image.Image, fmt: PixelFormat) -> bytes:
+    """The uncompressed ZRLE tile stream of ``image`` (before the per-viewer zlib)."""
+    cimg, cp = cpixel_image(image, fmt)
+    width, height = cimg.size
+    out = bytearray()
+    for ty in range(0, height, TILE):
+        for tx in range(0, width, TILE):
+            box = (tx, ty, min(tx + TILE, width), min(ty + TILE, height))
+            encode_tile(cimg.crop(box), cp, out)
+    return bytes(out)

@@ -1,0 +1,57 @@
+"""Work shared across viewers: same bytes as computing afresh, bounded memory."""
+
+from __future__ import annotations
+
+import random
+
+from PIL import Image
+
+from vncmux.rfb.encodings import HEXTILE, RAW, ZLIB, ZRLE, make_encoder
+from vncmux.rfb.encodings.shared import SHARED, SharedWork
+from vncmux.rfb.pixels import NATIVE, PixelFormat
+
+RGB565 = PixelFormat(16, 16, False, True, 31, 63, 31, 11, 5, 0)
+
+
+def text_like(seed: int, size: tuple[int, int] = (160, 32)) -> Image.Image:
+    rng = random.Random(seed)
+    img = Image.new("RGB", size)
+    colours = [(0, 0, 0), (229, 229, 229), (205, 0, 0)]
+    img.putdata([rng.choice(colours) for _ in range(size[0] * size[1])])
+    return img
+
+
+def test_viewers_share_results_and_get_the_same_bytes_as_a_fresh_encoder() -> None:
+    image = text_like(1)
+    for number in (RAW, HEXTILE, ZRLE, ZLIB):
+        for fmt in (NATIVE, RGB565):
+            SHARED.clear()
+            first, second = make_encoder(number), make_encoder(number)
+            assert first is not None and second is not None
+            a = first.encode(image, fmt)
+            hits = SHARED.hits
+            b = second.encode(image, fmt)
+            assert SHARED.hits == hits + 1, "the second viewer reused the first one's work"
+            assert a == b, "a fresh stream gives the same bytes from the shared tile data"
+            SHARED.clear()
+            assert make_encoder(number).encode(image, fmt) == a  # type: ignore[union-attr]
+
+
+def test_different_pixels_or_formats_are_not_confused() -> None:
+    SHARED.clear()
+    raw = make_encoder(RAW)
+    assert raw is not None
+    one, two = text_like(1), text_like(2)
+    assert raw.encode(one, NATIVE) != raw.encode(two, NATIVE)
+    assert raw.encode(one, NATIVE) != raw.encode(one, RGB565)
+    assert raw.encode(one, RGB565) == RGB565.convert(one)
+
+
+def test_memory_stays_bounded() -> None:
+    work = SharedWork(max_bytes=200_000)
+    for seed in range(100):
+        image = text_like(seed)
+        value = work.get("pixels", image, NATIVE, lambda img=image: NATIVE.convert(img))
+        assert value == NATIVE.convert(image)
+        assert work.size <= 200_000
+    assert 0 < len(work) < 100

@@ -1,0 +1,74 @@
+"""Work shared across viewers: encoded rectangles keyed by their content.
+
+Every viewer of the console pulls the same damaged rows of the same framebuffer, so the
+pixel conversion, the stateless encodings (Raw, Hextile) and ZRLE's tile data before
+compression come out identical for every viewer with the same pixel format.  Keying that
+work by the rectangle's pixels themselves (not by a frame number) needs no plumbing
+between viewers, cannot go stale, and also catches repeats within one viewer (blank rows,
+a redrawn status line).  Only the zlib step stays per viewer, since each viewer's zlib
+stream has its own history.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from PIL import Image
+
+from vncmux.rfb.pixels import PixelFormat
+
+
+class SharedWork:
+    """A least-recently-used map from (kind, format, pixels) to bytes, bounded in bytes.
+
+    Promises: ``get`` returns exactly what ``compute`` would; memory held stays under
+    ``max_bytes`` (keys included), whatever the input.
+    """
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[str, PixelFormat, tuple[int, int], bytes], bytes] = (
+            OrderedDict()
+        )
+        self._size = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size(self) -> int:
+        """Bytes held, counting the pixel keys and the values."""
+        return self._size
+
+    def get(
+        self, kind: str, image: Image.Image, fmt: PixelFormat, compute: Callable[[], bytes]
+    ) -> bytes:
+        pixels = image.tobytes()
+        key = (kind, fmt, image.size, pixels)
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found
+        self.misses += 1
+        value = compute()
+        cost = len(pixels) + len(value)
+        if cost > self.max_bytes // 4:
+            return value  # too big to be worth keeping
+        self._entries[key] = value
+        self._size += cost
+        while self._size > self.max_bytes:
+            old_key, old_value = self._entries.popitem(last=False)
+            self._size -= len(old_key[3]) + len(old_value)
+        return value
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._size = 0
+
+
+SHARED = SharedWork()
+"""The process-wide instance every encoder uses."""
