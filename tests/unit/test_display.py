@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PIL import Image
 from twisted.internet.testing import Clock
@@ -71,9 +71,18 @@ class FakeViewer:
         self.events.append(("size", width, height))
 
 
-def make() -> tuple[Display, FakeTerminal, FakeRenderer, list[bytes]]:
+CLOCK = Clock()
+
+
+def make(
+    timer: Callable[[], float] | None = None,
+) -> tuple[Display, FakeTerminal, FakeRenderer, list[bytes]]:
+    """A display on a fresh fake clock (``CLOCK`` is rebound for the test to advance)."""
+    global CLOCK
+    CLOCK = Clock()
     term, rend, sent = FakeTerminal(), FakeRenderer(), []
-    display = Display(term, rend, sent.append, Clock(), default_name="vncmux: test")
+    extra = {"timer": timer} if timer is not None else {}
+    display = Display(term, rend, sent.append, CLOCK, default_name="vncmux: test", **extra)
     return display, term, rend, sent
 
 
@@ -99,10 +108,15 @@ def test_incremental_request_waits_for_damage_then_fires_once() -> None:
     assert acc.rows == {1}
     term.pending.mark([2])
     display.changed()
+    CLOCK.advance(1)
     assert viewer.events == ["update"], "only one answer per request"
     display.requestUpdate(viewer)
-    assert viewer.events == ["update", "update"]
-    assert acc.rows == {1, 2}, "damage accumulates until the viewer takes it"
+    assert viewer.events == ["update", "update"], "what it holds is answered at once"
+    assert acc.rows == {1}
+    acc.clear()  # the viewer sent it
+    display.requestUpdate(viewer)
+    assert viewer.events == ["update", "update", "update"]
+    assert acc.rows == {2}, "the later change reaches the viewer on its next request"
 
 
 def test_nothing_is_rendered_while_nobody_waits() -> None:
@@ -127,6 +141,7 @@ def test_damage_is_rendered_once_for_many_viewers() -> None:
         display.requestUpdate(v)
     term.pending.scrolled(0, 2, 1)
     display.changed()
+    CLOCK.advance(display.min_interval)
     assert len(rend.rendered) == 1
     for v, acc in zip(viewers, accs):
         assert v.events == ["update"]
@@ -167,3 +182,104 @@ def test_resize_keeps_the_accumulator_object_and_marks_it_all() -> None:
     assert (display.cols, display.rows, display.width, display.height) == (6, 5, 12, 15)
     assert acc.lines == 5 and acc.rows == set(range(5))
     assert viewer.events == [("size", 12, 15)]
+
+
+def test_refreshes_are_paced_while_output_streams() -> None:
+    display, term, rend, _ = make()
+    viewer = FakeViewer()
+    acc = display.attach(viewer)
+    acc.clear()
+    display.requestUpdate(viewer)
+    term.pending.mark([0])
+    display.changed()
+    assert viewer.events == ["update"], "the first frame goes at once (latency)"
+    acc.clear()
+    display.requestUpdate(viewer)
+    term.pending.mark([1])
+    display.changed()
+    term.pending.mark([2])
+    display.changed()
+    assert viewer.events == ["update"], "the next one waits for the frame interval"
+    CLOCK.advance(display.min_interval)
+    assert viewer.events == ["update", "update"]
+    assert acc.rows == {1, 2} and len(rend.rendered) == 2, "both changes in one frame"
+
+
+def test_a_costly_refresh_stretches_the_interval() -> None:
+    ticks = iter([0.0, 0.5])
+    display, term, rend, _ = make(timer=lambda: next(ticks, 1.0))
+    viewer = FakeViewer()
+    acc = display.attach(viewer)
+    acc.clear()
+    display.requestUpdate(viewer)
+    term.pending.mark([0])
+    display.changed()  # this refresh "took" 0.5 s
+    acc.clear()
+    display.requestUpdate(viewer)
+    term.pending.mark([1])
+    display.changed()
+    CLOCK.advance(0.4)
+    assert viewer.events == ["update"]
+    CLOCK.advance(0.1)
+    assert viewer.events == ["update", "update"]
+
+
+def test_viewers_share_one_crop_per_frame() -> None:
+    display, term, rend, _ = make()
+    box = (0, 3, 8, 6)
+    first = display.crop(box)
+    assert display.crop(box) is first, "same rows of the same frame: the same object"
+    assert first.size == (8, 3)
+    viewer = FakeViewer()
+    display.attach(viewer).clear()
+    display.requestUpdate(viewer)
+    term.pending.mark([1])
+    display.changed()
+    assert display.crop(box) is not first, "a new frame gets a new crop"
+
+
+def test_many_viewers_send_in_slices_and_all_get_their_frame() -> None:
+    now = [0.0]
+
+    def timer() -> float:
+        now[0] += 0.004  # every look at the clock: 4 ms of "work"
+        return now[0]
+
+    display, term, rend, _ = make(timer=timer)
+    viewers = [FakeViewer() for _ in range(10)]
+    for v in viewers:
+        display.attach(v).clear()
+        display.requestUpdate(v)
+    term.pending.mark([0])
+    display.changed()
+    done = sum(1 for v in viewers if v.events == ["update"])
+    assert 0 < done < 10, "the first slice ends before every viewer sent"
+    for _ in range(10):
+        CLOCK.advance(0)
+    assert all(v.events == ["update"] for v in viewers)
+    assert len(rend.rendered) == 1, "rendered once for all of them"
+
+
+def test_a_request_arriving_during_slices_is_not_forgotten() -> None:
+    now = [0.0]
+
+    def timer() -> float:
+        now[0] += 0.004
+        return now[0]
+
+    display, term, rend, _ = make(timer=timer)
+    viewers = [FakeViewer() for _ in range(6)]
+    for v in viewers:
+        display.attach(v).clear()
+        display.requestUpdate(v)
+    term.pending.mark([0])
+    display.changed()
+    late = FakeViewer()
+    late_acc = display.attach(late)
+    late_acc.clear()  # as if it had just been sent everything
+    display.requestUpdate(late)  # slices still running: it waits
+    term.pending.mark([2])
+    for _ in range(20):
+        CLOCK.advance(0.01)
+    assert late.events == ["update"]
+    assert 2 in late_acc.rows

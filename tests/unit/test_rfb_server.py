@@ -103,6 +103,9 @@ class FakeDisplay:
     def row_box(self, first_row: int, count: int) -> tuple[int, int, int, int]:
         return (0, first_row * self.cell_height, self.width, count * self.cell_height)
 
+    def crop(self, box: tuple[int, int, int, int]) -> Image.Image:
+        return self.image.crop(box)
+
     def input(self, data: bytes, viewer: Any = None) -> None:
         self.inputs.append(data)
 

