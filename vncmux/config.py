@@ -8,6 +8,7 @@ on; ``vncmux.tap`` turns it into an error message and a non-zero exit before any
 from __future__ import annotations
 
 import codecs
+import ipaddress
 import math
 import os
 import re
@@ -93,6 +94,7 @@ class ByteServer:
 
     endpoint: str
     label: str = ""
+    readonly: bool = False  # --socket-ro: clients see the output, their input is dropped
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ class Config:
     stall_timeout: float = 10.0
     encoding: str = "utf-8"
     password_file: str | None = None
+    view_password_file: str | None = None  # a second VNC password: view-only viewers
+    users_file: str | None = None  # user:password[:view] lines for VeNCrypt X509Plain
 
 
 @dataclass(frozen=True)
@@ -329,7 +333,7 @@ def parse_serial(
 # --vnc
 
 _VNC_OPTION_KEYS = ("share", "connections", "websocket", "password",
-                    "tls-cert", "tls-key", "tls-ca", "x509verify")
+                    "tls-cert", "tls-key", "tls-ca", "x509verify", "cleartext")
 _SHARE = ("allow-exclusive", "force-shared", "ignore")
 
 
@@ -394,8 +398,8 @@ def parse_vnc(value: str) -> VncSpec:
                 websocket = 5700 + number
             else:
                 websocket = _port("--vnc websocket", val)
-        elif key == "password":
-            kept.append((key, "on" if _bool("--vnc password", val) else "off"))
+        elif key in ("password", "cleartext"):
+            kept.append((key, "on" if _bool(f"--vnc {key}", val) else "off"))
         else:
             if not val:
                 raise ConfigError(f"--vnc {key}= needs a value")
@@ -414,7 +418,7 @@ def parse_vnc(value: str) -> VncSpec:
 _SOCKET_TYPES = ("tcp", "tcp6", "unix", "ssl")
 
 
-def parse_socket(value: str, label: str = "") -> ByteServer:
+def parse_socket(value: str, label: str = "", readonly: bool = False) -> ByteServer:
     """``--socket``: a Twisted server endpoint string, checked by building (not listening
     on) the endpoint.  A UNIX socket without ``mode=`` gets ``mode=600``: the console is a
     root shell often enough that other local users must not reach it by default."""
@@ -434,7 +438,7 @@ def parse_socket(value: str, label: str = "") -> ByteServer:
         serverFromString(object(), endpoint)  # builds the endpoint object; nothing listens
     except (ValueError, TypeError, KeyError, OSError, ImportError) as e:
         raise ConfigError(f"--socket {value}: {e}") from None
-    return ByteServer(endpoint=endpoint, label=label or value)
+    return ByteServer(endpoint=endpoint, label=label or value, readonly=readonly)
 
 
 # --------------------------------------------------------------------------------------
@@ -709,6 +713,9 @@ def build_config(
     encoding: str = "utf-8",
     password_file: str | None = None,
     shell: str | None = None,
+    sockets_ro: Sequence[str] = (),
+    view_password_file: str | None = None,
+    users_file: str | None = None,
 ) -> Config:
     """Every option, validated, into one ``Config``.  Values may be the strings as typed.
 
@@ -720,6 +727,7 @@ def build_config(
     serial = parse_serial(baud, bytesize, parity, stopbits, rtscts, xonxoff, dtr, rts)
     vncSpec = parse_vnc(vnc)
     servers = [parse_socket(s) for s in sockets]
+    servers += [parse_socket(s, readonly=True) for s in sockets_ro]
     plan = parse_chardevs(chardevs, cols=colsN, rows=rowsN)
     try:
         stall = float(str(stall_timeout))
@@ -729,11 +737,23 @@ def build_config(
         raise ConfigError(f"--stall-timeout: {stall_timeout} must be 0 (never) or more seconds")
     maxClients = _int("--max-clients", max_clients, 1)
     codec = parse_encoding(encoding)
-    if password_file is not None:
-        if not os.path.isfile(password_file):
-            raise ConfigError(f"--password-file {password_file} does not exist")
-        if not os.access(password_file, os.R_OK):
-            raise ConfigError(f"--password-file {password_file} is not readable")
+    for option, path in (("--password-file", password_file),
+                         ("--view-password-file", view_password_file),
+                         ("--users-file", users_file)):
+        if path is not None:
+            if not os.path.isfile(path):
+                raise ConfigError(f"{option} {path} does not exist")
+            if not os.access(path, os.R_OK):
+                raise ConfigError(f"{option} {path} is not readable")
+    # pure; checks the TLS option combos (imported here: vncmux.rfb.tls imports us)
+    from vncmux.rfb.tls import settings_from_options
+
+    tls = settings_from_options(vncSpec.options)
+    if users_file is not None and tls is None:
+        raise ConfigError("--users-file needs TLS (--vnc ...,tls-cert=FILE): user passwords "
+                          "are never sent in clear text")
+    if ("cleartext", "on") in vncSpec.options and tls is None:
+        raise ConfigError("--vnc cleartext=on only makes sense with tls-cert=")
     console = plan.console
     if console is None and vncSpec.kind != "none":
         console = ConsoleSpec(cols=colsN, rows=rowsN)
@@ -749,4 +769,72 @@ def build_config(
         stall_timeout=stall,
         encoding=codec,
         password_file=password_file,
+        view_password_file=view_password_file,
+        users_file=users_file,
     )
+
+
+# --------------------------------------------------------------------------------------
+# Exposure: who can reach the console without proving anything
+
+
+def _loopbackHost(host: str) -> bool:
+    """True for an address only this machine can reach ('' = every interface is not)."""
+    host = host.strip().strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # '' or a host name: assume reachable from elsewhere
+
+
+def _endpointExposed(endpoint: str) -> bool:
+    """Does a server endpoint string listen beyond loopback (UNIX sockets never do)?"""
+    parts = _splitEndpoint(endpoint)
+    if parts[0] not in ("tcp", "tcp6", "ssl"):
+        return False
+    for part in parts[2:]:
+        key, _sep, val = part.partition("=")
+        if key == "interface":
+            return not _loopbackHost(val.replace("\\", ""))
+    for part in parts[1:2]:
+        key, _sep, val = part.partition("=")
+        if key == "interface":
+            return not _loopbackHost(val.replace("\\", ""))
+    return True
+
+
+def exposure_warnings(config: Config) -> list[str]:
+    """One line per listener reachable from other machines with no authentication at all.
+
+    A VNC server counts as authenticated with a password (given or generated for the
+    default shell), a view password, a users file or verified client certificates.  Raw
+    byte sockets have no authentication of their own: any TCP one beyond loopback is
+    listed (TLS on an ``ssl:`` endpoint encrypts but does not authenticate)."""
+    warnings: list[str] = []
+    vnc = config.vnc
+    if vnc.kind == "tcp" and not _loopbackHost(vnc.host):
+        opts = dict(vnc.options)
+        verify = opts.get("x509verify", "off").lower() not in ("off", "no", "false", "n")
+        authenticated = bool(
+            config.password_file
+            or config.view_password_file
+            or config.users_file
+            or config.device.default_shell
+            or verify
+        )
+        if not authenticated:
+            where = vnc.host or "all interfaces"
+            warnings.append(
+                f"VNC listens on {where} port {vnc.port} WITHOUT AUTHENTICATION: anyone who "
+                "can reach it gets the console (use --password-file, or listen on 127.0.0.1)"
+            )
+    for server in config.servers:
+        if _endpointExposed(server.endpoint):
+            warnings.append(
+                f"byte socket {server.endpoint} listens beyond loopback WITHOUT "
+                "AUTHENTICATION: anyone who can reach it gets the console (use "
+                "interface=127.0.0.1 or a unix: socket)"
+            )
+    return warnings

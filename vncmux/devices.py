@@ -8,6 +8,9 @@ runs.  Four kinds of device, one shape each:
 - ``unix`` / ``tcp``: a stream socket reached through a Twisted client endpoint
   (QEMU's ``-serial unix:PATH,server=on``);
 - ``exec``: a command in a new pty whose window has the console's size, ``TERM`` set.
+  Resizing later: ``ExecDeviceService.resize(cols, rows)`` (remembered for the next child
+  too) or ``ExecDevice.resize(cols, rows)`` on the current ``hub.device``; the child gets
+  SIGWINCH.  Other devices have no ``resize``: callers test with ``getattr``.
 
 Whatever the kind, the life cycle is the same: an open attempt either yields an ``IDevice``
 (handed to ``Hub.deviceConnected``) or fails (logged, retried after a growing delay); a device

@@ -85,8 +85,11 @@ class StreamBackend(Protocol):
     transport: Any
 
     def __init__(
-        self, hub: Hub, endpointLabel: str, clients: ClientSet | None = None, number: int = 0
+        self, hub: Hub, endpointLabel: str, clients: ClientSet | None = None, number: int = 0,
+        readonly: bool = False,
     ) -> None:
+        self.readonly = readonly  # --socket-ro: input is dropped (logged once)
+        self._droppedLogged = False
         self.hub = hub
         self.endpointLabel = endpointLabel
         self.clients = clients
@@ -126,6 +129,12 @@ class StreamBackend(Protocol):
         )
 
     def dataReceived(self, data: bytes) -> None:
+        if self.readonly:
+            if not self._droppedLogged:
+                self._droppedLogged = True
+                log.info("Client {peer} on read-only {endpoint}: its input is ignored",
+                         peer=self.label, endpoint=self.endpointLabel)
+            return
         if self.attached:
             self.hub.input(data, cast(IBackend, self))
 
@@ -174,15 +183,20 @@ class BackendFactory(Factory):
 
     noisy = False  # we log connections ourselves, with the peer
 
-    def __init__(self, hub: Hub, endpointLabel: str, clients: ClientSet | None = None) -> None:
+    def __init__(
+        self, hub: Hub, endpointLabel: str, clients: ClientSet | None = None,
+        readonly: bool = False,
+    ) -> None:
         self.hub = hub
         self.endpointLabel = endpointLabel
         self.clients = clients
+        self.readonly = readonly
         self.serial = 0
 
     def buildProtocol(self, addr: Any) -> StreamBackend:
         self.serial += 1
-        proto = StreamBackend(self.hub, self.endpointLabel, self.clients, self.serial)
+        proto = StreamBackend(self.hub, self.endpointLabel, self.clients, self.serial,
+                              readonly=self.readonly)
         proto.factory = self
         return proto
 
@@ -219,11 +233,14 @@ class ByteServerService(Service):
     """A listening raw byte endpoint.  Listens in ``__init__`` (synchronously, so errors are
     known before the reactor runs); ``stopService`` closes the port and every client."""
 
-    def __init__(self, endpoint: str, hub: Hub, reactor: Any, maxClients: int, label: str) -> None:
+    def __init__(
+        self, endpoint: str, hub: Hub, reactor: Any, maxClients: int, label: str,
+        readonly: bool = False,
+    ) -> None:
         self.endpoint = withPrivateMode(endpoint)
         self.label = label or endpoint
         self.clients = ClientSet(maxClients)
-        self.factory = BackendFactory(hub, self.label, self.clients)
+        self.factory = BackendFactory(hub, self.label, self.clients, readonly=readonly)
         try:
             server = serverFromString(reactor, self.endpoint)
         except (ValueError, TypeError, KeyError) as e:
@@ -245,9 +262,12 @@ class ByteServerService(Service):
         return cast(Deferred[Any], self.port.stopListening() or succeed(None))
 
 
-def makeByteServerService(endpoint: str, hub: Hub, reactor: Any, maxClients: int, label: str) -> IService:
-    """``--socket ENDPOINT``: every connection is a backend; listens now or raises ConfigError."""
-    return cast(IService, ByteServerService(endpoint, hub, reactor, maxClients, label))
+def makeByteServerService(
+    endpoint: str, hub: Hub, reactor: Any, maxClients: int, label: str, readonly: bool = False
+) -> IService:
+    """``--socket ENDPOINT``: every connection is a backend; listens now or raises ConfigError.
+    ``readonly`` (``--socket-ro``): clients get the output, their input is dropped."""
+    return cast(IService, ByteServerService(endpoint, hub, reactor, maxClients, label, readonly))
 
 
 def makeByteClientService(endpoint: str, hub: Hub, reactor: Any, label: str) -> IService:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any, ClassVar, NoReturn
 
 from twisted.application.service import MultiService
@@ -59,8 +60,10 @@ class Options(usage.Options):
          ("VNC server in QEMU -vnc syntax: [HOST]:N listens on TCP port 5900+N (empty HOST, "
          "as in :0, means all interfaces; [::1]:N for IPv6), unix:PATH, or none.  Options: "
          ",share=allow-exclusive|force-shared|ignore (default force-shared), "
-         ",connections=N (default 64), ,websocket=PORT|on.  'none' with no vc chardev: no "
-         "terminal emulator at all, a pure byte multiplexer.")],
+         ",connections=N (default 64), ,websocket=PORT|on, ,tls-cert=FILE,tls-key=FILE "
+         "for VeNCrypt (TLS) only, with ,tls-ca=FILE,x509verify=on for client "
+         "certificates and ,cleartext=on to also offer unencrypted types.  'none' with no "
+         "vc chardev: a pure byte multiplexer.")],
         ["cols", None, "80", "Terminal columns of the virtual console (1-1000)."],
         ["rows", None, "24", "Terminal rows of the virtual console (1-1000)."],
         ["baud", None, "115200", "Serial speed in bits per second (tty devices)."],
@@ -79,6 +82,12 @@ class Options(usage.Options):
         ["password-file", None, None,
          ("VNC password file: first line, at most 8 characters.  With the default shell "
          "and no password file, a random password is generated and printed at start.")],
+        ["view-password-file", None, None,
+         ("A second VNC password file: a viewer that authenticates with this password is "
+          "view-only (its keys, pointer and pastes are ignored).")],
+        ["users-file", None, None,
+         ("user:password[:view] lines for VeNCrypt X509Plain (needs --vnc ...,tls-cert=); "
+          "':view' makes that user view-only.")],
     ]
 
     optFlags: ClassVar[list[list[Any]]] = [
@@ -90,14 +99,31 @@ class Options(usage.Options):
         super().__init__()
         self["socket"] = []
         self["chardev"] = []
+        self["socket-ro"] = []
         self.config: Config | None = None
         # usage.Options takes help from opt_* docstrings, indentation and all; say it here.
         self.docs["socket"] = _SOCKET_HELP
         self.docs["chardev"] = _CHARDEV_HELP
+        self.docs["socket-ro"] = (
+            "Like --socket, but read-only: clients get every byte of output and whatever "
+            "they send is dropped.  Repeatable."
+        )
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """As usage.Options, but a mistyped option is one line and exit status 2 too,
+        not twistd's whole usage text followed by the error."""
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            fail(ConfigError(f"{e} (see twistd -n vncmux --help)"))
 
     def opt_socket(self, value: str) -> None:
         """A raw byte endpoint (repeatable); see _SOCKET_HELP."""
         self["socket"].append(value)
+
+    def opt_socket_ro(self, value: str) -> None:
+        """A read-only raw byte endpoint (repeatable)."""
+        self["socket-ro"].append(value)
 
     def opt_chardev(self, value: str) -> None:
         """A QEMU -chardev (repeatable); see _CHARDEV_HELP."""
@@ -126,6 +152,9 @@ class Options(usage.Options):
                 encoding=self["encoding"],
                 password_file=self["password-file"],
                 shell=os.environ.get("SHELL") or None,
+                sockets_ro=self["socket-ro"],
+                view_password_file=self["view-password-file"],
+                users_file=self["users-file"],
             )
         except ConfigError as e:
             fail(e)
@@ -142,6 +171,43 @@ def makeService(options: Options) -> MultiService:
         options.postOptions()
     assert options.config is not None
     try:
-        return service.makeService(options.config, reactor)
+        top = service.makeService(options.config, reactor)
     except ConfigError as e:
         fail(e)
+    enforceReadOnly(options.config, top)
+    warnExposure(options.config)
+    return top
+
+
+def enforceReadOnly(config: Config, top: MultiService) -> None:
+    """Make sure every ``--socket-ro`` listener drops its clients' input.
+
+    ``vncmux.service`` may build the byte servers without knowing the flag; the factory
+    reads it for every new connection, so setting it here, before anything connects, is
+    enough.  Idempotent when the service already passed it."""
+    from vncmux.sockets import ByteServerService, withPrivateMode
+
+    readonly = {withPrivateMode(s.endpoint) for s in config.servers if s.readonly}
+    if not readonly:
+        return
+    found: set[str] = set()
+    for child in top:
+        if isinstance(child, ByteServerService) and child.endpoint in readonly:
+            child.factory.readonly = True
+            found.add(child.endpoint)
+    missing = readonly - found
+    if missing:  # never serve a read-only endpoint read-write
+        fail(ConfigError(f"internal: read-only socket {sorted(missing)[0]} was not built"))
+
+
+def warnExposure(config: Config) -> None:
+    """Say loudly, in the log and on stderr, when anyone on the network gets the console."""
+    from twisted.logger import Logger
+
+    from vncmux.config import exposure_warnings
+
+    log = Logger()
+    for line in exposure_warnings(config):
+        log.warn("WARNING: {line}", line=line)  # noqa: G010
+        sys.stderr.write(f"vncmux: WARNING: {line}\n")
+        sys.stderr.flush()

@@ -35,7 +35,7 @@ class WaitTimeout(AssertionError):
 
 
 def wait_until(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float,
     message: str | Callable[[], str] = "condition not met",
     interval: float = 0.01,
@@ -235,6 +235,42 @@ def read_fd_until(fd: int, marker: bytes, timeout: float) -> bytes:
                 raise AssertionError(f"EOF before {marker!r}; got {data[-200:]!r}")
             data += chunk
     return data
+
+
+def _paths_claimed_by_other_processes() -> set[str]:
+    """Every argument of every other process's command line that looks like a pty path."""
+    claimed: set[str] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        claimed.update(a.decode(errors="replace") for a in args if a.startswith(b"/dev/pts/"))
+    return claimed
+
+
+def fresh_pty(attempts: int = 16) -> tuple[int, int, str]:
+    """``os.openpty()`` whose slave path no other process names on its command line.
+
+    Why: pty numbers are recycled at once, and a leftover process (say a vncmux from an
+    earlier test, still retrying ``--device /dev/pts/1``) grabs and locks the next pty that
+    gets that number.  Rejected pairs stay open until we are done so the number is not
+    handed straight back to us."""
+    rejected: list[tuple[int, int]] = []
+    try:
+        for _ in range(attempts):
+            master, slave = os.openpty()
+            path = os.ttyname(slave)
+            if path not in _paths_claimed_by_other_processes():
+                return master, slave, path
+            rejected.append((master, slave))
+        raise AssertionError(f"every pty tried is named by another process: {rejected}")
+    finally:
+        for fds in rejected:
+            for fd in fds:
+                os.close(fd)
 
 
 def closed_by_peer(sock: socket.socket, timeout: float) -> bool:

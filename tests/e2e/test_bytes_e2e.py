@@ -19,6 +19,8 @@ from support import (
     VncmuxProcess,
     closed_by_peer,
     connect_unix,
+    free_tcp_port,
+    fresh_pty,
     read_fd_until,
     recv_exactly,
     recv_until,
@@ -112,9 +114,8 @@ def clients(proc: VncmuxProcess, sock: Path, n: int, already: int = 0) -> list[s
 
 
 def test_pty_device_to_unix_socket_client_and_back(vncmux: Start, short_tmp: Path) -> None:
-    master, slave = os.openpty()
+    master, slave, path = fresh_pty()
     try:
-        path = os.ttyname(slave)
         sock = short_tmp / "c.sock"
         proc = start_mux(vncmux, path, sock)
         proc.wait_for_log(rf"Device {path} opened")
@@ -128,11 +129,23 @@ def test_pty_device_to_unix_socket_client_and_back(vncmux: Start, short_tmp: Pat
         client.sendall(b"typed by client\x03\x1b[A\r")
         got = read_fd_until(master, b"\r", 10)
         assert got == b"typed by client\x03\x1b[A\r"
+
+        # unplug: the pty goes away; vncmux notices through the reactor, keeps the client
+        os.close(master)
+        os.close(slave)
+        master = slave = -1
+        proc.wait_for_log(rf"Device {path} lost \(.*\); reopening in 0\.5s")
+        proc.wait_for_log(rf"waiting for {path}: ")
+        assert proc.returncode is None
+        client.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            client.recv(1)  # still connected: no EOF, just no data
         client.close()
         proc.wait_for_log(r"Client .* disconnected from")
     finally:
-        os.close(master)
-        os.close(slave)
+        for fd in (master, slave):
+            if fd >= 0:
+                os.close(fd)
 
 
 # -- (b) a UNIX-socket device that goes away and comes back ------------------------------
@@ -272,6 +285,11 @@ def test_exec_device_runs_in_sized_pty_with_term_and_respawns(vncmux: Start, sho
     client.sendall(b"again\r")
     out = recv_until(client, b"TERM=xterm-256color", 10)
     assert b"24 80" in out
+    pid = int(proc.wait_for_log(r"Started sh -c .* \(pid (\d+)\)", count=2).group(1))
+    assert os.path.exists(f"/proc/{pid}")
+    proc.stop()
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, "the command outlived vncmux")
+    assert "Closing device exec:" in proc.log
 
 
 def test_pty_backend_carries_bytes_both_ways(vncmux: Start, short_tmp: Path) -> None:
@@ -296,6 +314,34 @@ def test_pty_backend_carries_bytes_both_ways(vncmux: Start, short_tmp: Path) -> 
         proc.wait_for_log(r"reader gone")
     finally:
         dev.close()
+
+
+def test_tcp_socket_endpoint_logs_peer_and_carries_bytes(vncmux: Start, short_tmp: Path) -> None:
+    dev = DeviceSocket(short_tmp / "dev.sock")
+    try:
+        port = free_tcp_port()
+        proc = vncmux(
+            ["--vnc", "none", "--device", f"unix:{dev.path}", "--socket", f"tcp:{port}:interface=127.0.0.1"]
+        )
+        conn = dev.accept(15)
+        client = wait_until(lambda: _tcp_connect(port), 15, proc.describe)
+        local = client.getsockname()[1]
+        proc.wait_for_log(rf"Client 127\.0\.0\.1:{local} connected to tcp:{port}")
+        conn.sendall(b"over tcp\n")
+        assert recv_exactly(client, 9, 10) == b"over tcp\n"
+        client.sendall(b"back\n")
+        assert recv_until(conn, b"back\n", 10) == b"back\n"
+        client.close()
+        proc.wait_for_log(rf"Client 127\.0\.0\.1:{local} disconnected from tcp:{port}")
+    finally:
+        dev.close()
+
+
+def _tcp_connect(port: int) -> socket.socket | None:
+    try:
+        return socket.create_connection(("127.0.0.1", port), timeout=5)
+    except ConnectionRefusedError:
+        return None
 
 
 def test_port_in_use_is_a_one_line_error(vncmux: Start, short_tmp: Path) -> None:

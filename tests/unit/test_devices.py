@@ -10,6 +10,7 @@ import fcntl
 import os
 import struct
 import termios
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,7 +70,7 @@ def hubWith(clock: Any) -> tuple[Hub, Recorder]:
     return hub, rec
 
 
-def messages(events: list[dict[str, Any]]) -> list[str]:
+def messages(events: Any) -> list[str]:
     return [formatEvent(e) for e in events]
 
 
@@ -272,13 +273,34 @@ class ReadersClock(MemoryReactorClock):
     """MemoryReactorClock records readers/writers as sets; doRead is ours to call."""
 
 
+def claimedPtyPaths() -> set[str]:
+    """pty paths named on other processes' command lines (a leftover vncmux retrying
+    ``--device /dev/pts/N`` would grab and lock a recycled pty with that number)."""
+    claimed: set[str] = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        claimed.update(a.decode(errors="replace") for a in args if a.startswith(b"/dev/pts/"))
+    return claimed
+
+
 class Pty:
     """A pty pair whose fds are closed exactly once (by the test or at teardown)."""
 
     def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
+        rejected: list[tuple[int, int]] = []
+        while True:
+            self.master, self.slave = os.openpty()
+            self.path = os.ttyname(self.slave)
+            if self.path not in claimedPtyPaths() or len(rejected) > 16:
+                break
+            rejected.append((self.master, self.slave))
+        for fds in rejected:
+            for fd in fds:
+                os.close(fd)
         os.set_blocking(self.master, False)  # a missing byte fails the test, no hang
-        self.path = os.ttyname(self.slave)
         self.open = {self.master, self.slave}
 
     def close(self, fd: int) -> None:

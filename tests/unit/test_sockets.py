@@ -61,7 +61,7 @@ def hubWithDevice(clock: Any = None) -> tuple[Hub, FakeDevice, Any]:
 
 
 def connect(
-    factory: BackendFactory, port: int = 40000
+    factory: Any, port: int = 40000
 ) -> tuple[StreamBackend, StringTransport]:
     proto = factory.buildProtocol(None)
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
@@ -149,10 +149,11 @@ def test_connection_is_an_attached_backend_both_ways() -> None:
 def test_transport_pause_blocks_hub_and_resume_unblocks() -> None:
     hub, device, _ = hubWithDevice()
     factory = BackendFactory(hub, "tcp:4555", ClientSet(4))
-    _proto, transport = connect(factory)
-    transport.producer.pauseProducing()  # what a full send buffer does
+    proto, transport = connect(factory)
+    assert transport.producer is proto
+    proto.pauseProducing()  # what the transport does when its send buffer is full
     assert hub.paused and device.paused
-    transport.producer.resumeProducing()
+    proto.resumeProducing()
     assert not hub.paused and not device.paused
 
 
@@ -160,7 +161,7 @@ def test_stalled_aborts_the_connection() -> None:
     hub, device, clock = hubWithDevice()
     factory = BackendFactory(hub, "tcp:4555", ClientSet(4))
     proto, transport = connect(factory)
-    transport.producer.pauseProducing()
+    proto.pauseProducing()  # as the transport does
     clock.advance(5)  # the hub's stall timeout
     assert transport.disconnected
     assert proto not in hub.backends
@@ -236,7 +237,7 @@ def test_client_service_connects_out_and_becomes_a_backend() -> None:
     service.startService()
     [(host, port, factory, _timeout, _bind)] = reactor.tcpClients
     assert (host, port) == ("127.0.0.1", 4556)
-    proto = factory.buildProtocol(IPv4Address("TCP", host, port))
+    proto: Any = factory.buildProtocol(IPv4Address("TCP", host, port))
     transport = StringTransport(peerAddress=IPv4Address("TCP", host, port))
     proto.makeConnection(transport)
     hub.deviceOutput(b"out")

@@ -268,6 +268,7 @@ def twistd(*args: str) -> subprocess.CompletedProcess[str]:
         (["--device", "/dev/ttyUSB9"], "device /dev/ttyUSB9 does not exist"),
         (["--vnc", "bogus"], "--vnc 'bogus'"),
         (["--baud", "fast"], "--baud: 'fast' is not a whole number"),
+        (["--devise", "/dev/ttyS0"], "option --devise not recognized"),
     ],
 )
 def test_twistd_reports_one_line_and_fails(args: list[str], message: str) -> None:
@@ -275,6 +276,7 @@ def test_twistd_reports_one_line_and_fails(args: list[str], message: str) -> Non
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
+    assert result.returncode == 2
     assert lines[0].startswith("vncmux: error: ")
     assert message in lines[0]
     assert "Usage" not in result.stdout

@@ -12,8 +12,8 @@ more rows than needed is always safe; every operation below keeps that promise.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Damage:
     def __init__(self, lines: int) -> None:
         self.lines = lines
         self.rows: set[int] = set()
-        self.scroll: Optional[Scroll] = None
+        self.scroll: Scroll | None = None
 
     def __bool__(self) -> bool:
         return bool(self.rows) or self.scroll is not None
@@ -106,14 +106,14 @@ class Damage:
         else:
             self.rows.update(range(top, top - count))
 
-    def merge(self, later: "Damage") -> None:
+    def merge(self, later: Damage) -> None:
         """Fold ``later`` (damage that happened after this one) into this one."""
         if later.scroll is not None:
             s = later.scroll
             self.scrolled(s.top, s.bottom, s.count)
         self.rows.update(later.rows)
 
-    def copy(self) -> "Damage":
+    def copy(self) -> Damage:
         d = Damage(self.lines)
         d.rows = set(self.rows)
         d.scroll = self.scroll

@@ -22,7 +22,16 @@ Hostile input that broke other servers is handled on purpose: security types tha
 offered, insane pixel formats, huge ClientCutText lengths (streamed and discarded past the
 cap, never allocated; inflated clipboard data bounded too), FBUR rectangles that overflow,
 Fence payloads over 64 bytes, unknown message types, per-host authentication guessing
-(TigerVNC's blacklist: 5 failures, then 10 s doubling), handshakes that never finish.
+(TigerVNC's blacklist: 5 failures, then 10 s doubling, and every failure answered only after
+a short delay), handshakes that never finish (a deadline, and a cap on handshakes in
+progress that evicts the oldest), and viewers that never read (nothing is queued for them
+past ``max_output`` bytes; they are dropped).
+
+Security: with a TLS context the server offers VeNCrypt (19) and, unless ``cleartext`` is
+set, nothing else; inside TLS the viewer authenticates with nothing (X509None), the VNC
+password (X509Vnc) or a user name and password (X509Plain).  A viewer that authenticated
+with the view-only password (or as a view-only user) sees the console but its keys, pointer
+events and pastes are dropped.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ from zope.interface import implementer
 from vncmux.console.damage import Damage
 from vncmux.console.display import IViewer
 from vncmux.console.keys import KeyMapper, is_paste_key, mouse_report, paste_bytes
-from vncmux.rfb import auth, encodings
+from vncmux.rfb import auth, encodings, vencrypt
 from vncmux.rfb.encodings.copyrect import copyrect_payload
 from vncmux.rfb.pixels import NATIVE, PixelFormat, colour_map_entries
 
@@ -57,6 +66,15 @@ SEC_VNC_AUTH = 2
 MAX_CUT_TEXT = 1 << 20
 MAX_FENCE_PAYLOAD = 64
 HANDSHAKE_TIMEOUT = 30.0
+# At most this many connections may be in the handshake at once; a new one evicts the oldest
+# (a slow-handshake flood cannot lock everyone out, and the oldest is the likeliest idle).
+MAX_PENDING = 16
+# Every failed authentication is answered after this delay (TigerVNC's 100 ms), so guessing
+# costs time even before the blacklist.  RFBFactory's default is 0; the service passes this.
+AUTH_FAILURE_DELAY = 0.1
+# Output queued for a viewer whose transport is full (fence replies, colour maps, clipboard
+# notes) beyond this drops the viewer: memory per viewer stays bounded (QEMU CVE-2017-15124).
+MAX_OUTPUT = 4 << 20
 STALL_TIMEOUT = 30.0
 # TigerVNC's blacklist: after this many failures a host must wait, 10 s doubling.
 BLACKLIST_THRESHOLD = 5
@@ -84,6 +102,10 @@ class State(Enum):
     VERSION = "version"
     SECURITY = "security"
     VNCAUTH = "vncauth"
+    VENCRYPT_VERSION = "vencrypt-version"
+    VENCRYPT_SUBTYPE = "vencrypt-subtype"
+    PLAIN = "plain"
+    AUTH_FAILED = "auth-failed"  # answer delayed; input ignored
     CLIENTINIT = "clientinit"
     NORMAL = "normal"
     CLOSED = "closed"
@@ -203,10 +225,19 @@ class RFBServerProtocol(Protocol):
         self.shared = True
         self.exclusive = False
         self._buf = bytearray()
-        self._offered = SEC_NONE
+        self._offered: tuple[int, ...] = (SEC_NONE,)
+        self._subtypes: tuple[int, ...] = ()
+        self.subtype = 0  # the VeNCrypt subtype chosen, 0 = no VeNCrypt
         self._challenge = b""
         self._handshake_timer: Any = None  # IDelayedCall
         self._stall_timer: Any = None
+        self._fail_timer: Any = None
+        self._start_tls = False
+        self._plain_lengths: tuple[int, int] | None = None
+        self.view_only = False
+        self.user: str | None = None
+        self._input_dropped_logged = False
+        self._backlog = 0  # bytes written while the transport was paused
         # NORMAL state
         self.damage: Damage | None = None
         self._held: Damage | None = None  # damage outside the requested area, older than self.damage
@@ -251,6 +282,7 @@ class RFBServerProtocol(Protocol):
         if not self.factory.admit(self):
             return
         self.transport.registerProducer(self, True)
+        self.factory.limitPending(self)
         self._handshake_timer = self._clock.callLater(
             self.factory.handshake_timeout, self._handshakeTimeout
         )
@@ -262,10 +294,10 @@ class RFBServerProtocol(Protocol):
         self.state = State.CLOSED
         self._buf = bytearray()
         self._cut_buf = bytearray()
-        for timer in (self._handshake_timer, self._stall_timer):
+        for timer in (self._handshake_timer, self._stall_timer, self._fail_timer):
             if timer is not None and timer.active():
                 timer.cancel()
-        self._handshake_timer = self._stall_timer = None
+        self._handshake_timer = self._stall_timer = self._fail_timer = None
         if self.damage is not None:
             self.display.detach(self)
             self.damage = None
@@ -273,7 +305,10 @@ class RFBServerProtocol(Protocol):
         self.encoder = None
         if self.factory.forget(self):
             log.info(
-                "VNC viewer {peer} disconnected (state {state})", peer=self.peer, state=was.value
+                "VNC viewer {peer} disconnected (state {state}{why})",
+                peer=self.peer,
+                state=was.value,
+                why="" if was in (State.NORMAL, State.CLOSED) else f": {reason.getErrorMessage()}",
             )
 
     def close(self, why: str, *, abort: bool = False) -> None:
@@ -301,6 +336,7 @@ class RFBServerProtocol(Protocol):
 
     def resumeProducing(self) -> None:
         self._paused = False
+        self._backlog = 0
         if self._stall_timer is not None:
             if self._stall_timer.active():
                 self._stall_timer.cancel()
@@ -318,6 +354,21 @@ class RFBServerProtocol(Protocol):
                 f"not reading for {self.factory.stall_timeout:g} s (output buffer full)", abort=True
             )
 
+    def _out(self, data: bytes) -> None:
+        """Write to the viewer, counting what piles up while its transport is full; past
+        ``max_output`` the viewer is dropped instead of buffered without bound."""
+        if self.state is State.CLOSED:
+            return
+        if self._paused:
+            self._backlog += len(data)
+            if self._backlog > self.factory.max_output:
+                self.close(
+                    f"not reading: over {self.factory.max_output} bytes of output queued",
+                    abort=True,
+                )
+                return
+        self.transport.write(data)
+
     # -- input parsing -------------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
@@ -327,7 +378,7 @@ class RFBServerProtocol(Protocol):
         buf += data
         pos = 0
         try:
-            while pos < len(buf) and self.state is not State.CLOSED:
+            while pos < len(buf) and self.state is not State.CLOSED and not self._start_tls:
                 used = self._step(buf, pos, len(buf) - pos)
                 if used == 0:
                     break
@@ -337,6 +388,8 @@ class RFBServerProtocol(Protocol):
                 self._buf = bytearray()
             else:
                 del buf[:pos]
+        if self._start_tls and self.state is not State.CLOSED:
+            self._startTLS()
 
     def _step(self, buf: bytearray, pos: int, avail: int) -> int:
         """Handle one whole unit at ``pos``; the bytes used, or 0 to wait for more."""
@@ -355,6 +408,14 @@ class RFBServerProtocol(Protocol):
             return self._securityChoice(buf[pos])
         if state is State.VNCAUTH:
             return self._vncAuthResponse(bytes(buf[pos : pos + 16])) if avail >= 16 else 0
+        if state is State.VENCRYPT_VERSION:
+            return self._vencryptVersion(buf[pos], buf[pos + 1]) if avail >= 2 else 0
+        if state is State.VENCRYPT_SUBTYPE:
+            return self._vencryptSubtype(_U32.unpack_from(buf, pos)[0]) if avail >= 4 else 0
+        if state is State.PLAIN:
+            return self._plain(buf, pos, avail)
+        if state is State.AUTH_FAILED:
+            return avail  # the answer is on its way; whatever comes meanwhile is dropped
         if state is State.CLIENTINIT:
             return self._clientInit(buf[pos])
         return 0
@@ -381,19 +442,27 @@ class RFBServerProtocol(Protocol):
                 self.transport.write(b"\0" + _string(reason.encode()))
             self.close(f"{reason} (blocked for {blocked:.0f} s more)")
             return 12
-        self._offered = SEC_VNC_AUTH if self.factory.password is not None else SEC_NONE
+        self._offered = self.factory.securityTypes()
         if version == (3, 3):
-            # 3.3: the server decides, and the challenge follows the type directly.
-            self.transport.write(_U32.pack(self._offered))
-            self._startSecurity(self._offered)
+            # 3.3: the server decides, and the challenge follows the type directly; only
+            # None and VNC auth exist there, so a TLS-only server must refuse.
+            cleartext = [t for t in self._offered if t in (SEC_NONE, SEC_VNC_AUTH)]
+            if not cleartext:
+                reason = "this server requires VeNCrypt (TLS), which RFB 3.3 cannot do"
+                self.transport.write(_U32.pack(SEC_INVALID) + _string(reason.encode()))
+                self.close(reason)
+                return 12
+            self.transport.write(_U32.pack(cleartext[0]))
+            self._startSecurity(cleartext[0])
         else:
-            self.transport.write(bytes([1, self._offered]))
+            self.transport.write(bytes([len(self._offered), *self._offered]))
             self.state = State.SECURITY
         return 12
 
     def _securityChoice(self, choice: int) -> int:
-        if choice != self._offered:
-            why = f"security type {choice} was not offered (offered {self._offered})"
+        if choice not in self._offered:
+            offered = ", ".join(str(t) for t in self._offered)
+            why = f"security type {choice} was not offered (offered {offered})"
             if self.version == (3, 8):
                 self.transport.write(_U32.pack(1) + _string(b"security type not offered"))
             self.close(why)
@@ -406,27 +475,157 @@ class RFBServerProtocol(Protocol):
             if self.version == (3, 8):
                 self.transport.write(_U32.pack(0))
             self.state = State.CLIENTINIT
+        elif sectype == vencrypt.SEC_VENCRYPT:
+            self.transport.write(bytes(vencrypt.VERSION))
+            self.state = State.VENCRYPT_VERSION
         else:
-            self._challenge = auth.make_challenge()
-            self.transport.write(self._challenge)
-            self.state = State.VNCAUTH
+            self._sendChallenge()
 
-    def _vncAuthResponse(self, response: bytes) -> int:
-        password = self.factory.password
-        assert password is not None
-        if auth.check_response(self._challenge, response, password):
-            self._challenge = b""
-            self.factory.authSucceeded(self.transport.getPeer())
-            self.transport.write(_U32.pack(0))
+    def _sendChallenge(self) -> None:
+        self._challenge = auth.make_challenge()
+        self.transport.write(self._challenge)
+        self.state = State.VNCAUTH
+
+    # -- VeNCrypt --------------------------------------------------------------------------
+
+    def _vencryptVersion(self, major: int, minor: int) -> int:
+        if (major, minor) != vencrypt.VERSION:
+            self.transport.write(bytes([vencrypt.VERSION_REFUSED]))
+            self.close(f"VeNCrypt version {major}.{minor} not supported (only 0.2)")
+            return 2
+        self._subtypes = self.factory.vencryptSubtypes()
+        self.transport.write(bytes([vencrypt.VERSION_OK]) + vencrypt.subtype_list(self._subtypes))
+        self.state = State.VENCRYPT_SUBTYPE
+        return 2
+
+    def _vencryptSubtype(self, subtype: int) -> int:
+        if subtype not in self._subtypes:
+            self.transport.write(bytes([vencrypt.SUBTYPE_REFUSED]))
+            self.close(f"VeNCrypt subtype {subtype} was not offered")
+            return 4
+        self.subtype = subtype
+        self.transport.write(bytes([vencrypt.SUBTYPE_OK]))
+        self._start_tls = True  # dataReceived switches once this read is parsed
+        return 4
+
+    def _startTLS(self) -> None:
+        """Put TLS under the connection and run the chosen inner authentication in it.
+
+        Bytes after the subtype in the same read can only be the client's TLS hello:
+        they are handed to the new TLS layer, never parsed as RFB."""
+        self._start_tls = False
+        leftover, self._buf = bytes(self._buf), bytearray()
+        self.state = State.CLOSED  # nothing in clear text is accepted from now on
+        try:
+            self.transport.startTLS(self.factory.tls)
+        except Exception as e:  # noqa: BLE001 - a transport without TLS, a bad context
+            self.state = State.VENCRYPT_SUBTYPE
+            self.close(f"cannot start TLS: {e}", abort=True)
+            return
+        log.info(
+            "VNC viewer {peer}: TLS started (VeNCrypt {name})",
+            peer=self.peer,
+            name=vencrypt.NAMES.get(self.subtype, str(self.subtype)),
+        )
+        if self.subtype == vencrypt.X509_NONE:
             self.state = State.CLIENTINIT
-            log.info("VNC viewer {peer} authenticated", peer=self.peer)
-            return 16
-        self.factory.authFailed(self.transport.getPeer())
-        log.warn("VNC authentication failed for {peer}", peer=self.peer)  # noqa: G010
+            self.transport.write(_U32.pack(0))  # SecurityResult: always after VeNCrypt
+        elif self.subtype == vencrypt.X509_VNC:
+            self._sendChallenge()
+        else:
+            self.state = State.PLAIN
+        if leftover:
+            self.transport.protocol.dataReceived(leftover)
+
+    def _plain(self, buf: bytearray, pos: int, avail: int) -> int:
+        if self._plain_lengths is None:
+            if avail < 8:
+                return 0
+            try:
+                self._plain_lengths = vencrypt.plain_lengths(bytes(buf[pos : pos + 8]))
+            except ValueError as e:
+                self.close(str(e))
+                return 0
+            return 8
+        user_len, pass_len = self._plain_lengths
+        if avail < user_len + pass_len:
+            return 0
+        name = bytes(buf[pos : pos + user_len])
+        password = bytes(buf[pos + user_len : pos + user_len + pass_len])
+        users = self.factory.users
+        user = users.check(name, password) if users is not None else None
+        label = name.decode("utf-8", errors="replace")
+        if user is None or self._blocked():
+            self._authFailed(f"authentication failed for user {label!r}")
+        else:
+            self.user = user.name
+            self.view_only = user.view_only
+            self._authOk(f"as user {user.name!r}")
+        return user_len + pass_len
+
+    # -- authentication outcome --------------------------------------------------------
+
+    def _blocked(self) -> bool:
+        """True if our host is on the blacklist now (a burst of connections opened before
+        the fifth failure must not get to try the right password anyway)."""
+        return self.factory.blockedFor(self.transport.getPeer()) > 0
+
+    def _authOk(self, how: str) -> None:
+        self._challenge = b""
+        self.factory.authSucceeded(self.transport.getPeer())
+        self.transport.write(_U32.pack(0))
+        self.state = State.CLIENTINIT
+        subject = None
+        if self.subtype:
+            from vncmux.rfb.tls import peer_subject
+
+            subject = peer_subject(self.transport)
+        log.info(
+            "VNC viewer {peer} authenticated {how}{view}{cert}",
+            peer=self.peer,
+            how=how,
+            view=" (view-only)" if self.view_only else "",
+            cert=f", client certificate {subject}" if subject else "",
+        )
+
+    def _authFailed(self, why: str) -> None:
+        """Count the failure now; answer (and close) only after the failure delay."""
+        blocked = self._blocked()
+        if not blocked:
+            self.factory.authFailed(self.transport.getPeer())
+        log.warn(  # noqa: G010
+            "VNC {why} from {peer}{blocked}",
+            why=why,
+            peer=self.peer,
+            blocked=" (host is blacklisted)" if blocked else "",
+        )
+        self._challenge = b""
+        self.state = State.AUTH_FAILED
+        delay = self.factory.auth_failure_delay
+        if delay > 0:
+            self._fail_timer = self._clock.callLater(delay, self._sendAuthFailure)
+        else:
+            self._sendAuthFailure()
+
+    def _sendAuthFailure(self) -> None:
+        self._fail_timer = None
+        if self.state is not State.AUTH_FAILED:
+            return
         self.transport.write(_U32.pack(1))
         if self.version == (3, 8):
             self.transport.write(_string(b"authentication failed"))
         self.close("authentication failed")
+
+    def _vncAuthResponse(self, response: bytes) -> int:
+        password, view = self.factory.password, self.factory.view_password
+        full = password is not None and auth.check_response(self._challenge, response, password)
+        # Both are always checked, so the time taken does not tell which one matched.
+        watch = view is not None and auth.check_response(self._challenge, response, view)
+        if self._blocked() or not (full or watch):
+            self._authFailed("authentication failed")
+            return 16
+        self.view_only = not full
+        self._authOk("with the view-only password" if self.view_only else "with the password")
         return 16
 
     def _clientInit(self, flag: int) -> int:
@@ -476,7 +675,7 @@ class RFBServerProtocol(Protocol):
             entries = colour_map_entries()
             out = [struct.pack("!BxHH", 1, 0, len(entries))]
             out.extend(struct.pack("!HHH", r, g, b) for r, g, b in entries)
-            self.transport.write(b"".join(out))
+            self._out(b"".join(out))
         return 20
 
     def _setEncodings(self, buf: bytearray, pos: int, avail: int) -> int:
@@ -590,13 +789,17 @@ class RFBServerProtocol(Protocol):
 
     def _writeExtendedClipboard(self, flags: int, payload: bytes = b"") -> None:
         length = 4 + len(payload)
-        self.transport.write(struct.pack("!BxxxiI", 3, -length, flags) + payload)
+        self._out(struct.pack("!BxxxiI", 3, -length, flags) + payload)
 
     def _extendedClipboard(self, data: bytes) -> None:
         """One complete extended clipboard message from the viewer (payload after length)."""
         if len(data) < 4:
             return
         (flags,) = _U32.unpack_from(data)
+        if flags & _CLIP_CAPS:
+            # The viewer's caps list its actions as flag bits too (provide among them):
+            # nothing to do, and never to be read as a provide message.
+            return
         if flags & _CLIP_PROVIDE:
             if flags & _CLIP_TEXT:
                 text = self._providedText(data[4:])
@@ -607,7 +810,7 @@ class RFBServerProtocol(Protocol):
                 self._writeExtendedClipboard(_CLIP_REQUEST | _CLIP_TEXT)
         elif flags & _CLIP_PEEK:
             self._writeExtendedClipboard(_CLIP_NOTIFY)  # we hold no clipboard of our own
-        # caps (the viewer's own) and request (we never announce data): nothing to do
+        # request (we never announce data): nothing to do
 
     def _providedText(self, compressed: bytes) -> str | None:
         """The text format from a provide message's zlib stream, inflated within the cap."""
@@ -653,7 +856,7 @@ class RFBServerProtocol(Protocol):
             # Messages are handled in order and written at once, so BlockBefore/After and
             # SyncNext already hold: echo the flags we understand.
             reply = flags & _FENCE_FLAGS_KNOWN
-            self.transport.write(struct.pack("!BxxxIB", 248, reply, length) + payload)
+            self._out(struct.pack("!BxxxIB", 248, reply, length) + payload)
         return 9 + length
 
     def _setDesktopSize(self, buf: bytearray, pos: int, avail: int) -> int:
@@ -685,7 +888,22 @@ class RFBServerProtocol(Protocol):
 
     # -- input to the console ------------------------------------------------------------
 
+    def _viewOnly(self, what: str) -> bool:
+        """True (input dropped, logged once per viewer) if this viewer may only watch."""
+        if not self.view_only:
+            return False
+        if not self._input_dropped_logged:
+            self._input_dropped_logged = True
+            log.info(
+                "VNC viewer {peer} is view-only: its {what} (and all later input) ignored",
+                peer=self.peer,
+                what=what,
+            )
+        return True
+
     def _key(self, keysym: int, down: bool) -> None:
+        if self._viewOnly("key events"):
+            return
         modes = self.display.modes
         assert self._mapper is not None
         if down and is_paste_key(keysym, self._mapper):
@@ -696,6 +914,8 @@ class RFBServerProtocol(Protocol):
             self.display.input(data, self)
 
     def _paste(self) -> None:
+        if self._viewOnly("paste"):
+            return
         if not self.paste_buffer:
             return
         data = paste_bytes(self.paste_buffer, self.display.modes, self.display.encoding)
@@ -703,6 +923,8 @@ class RFBServerProtocol(Protocol):
             self.display.input(data, self)
 
     def _pointer(self, mask: int, x: int, y: int) -> None:
+        if self._viewOnly("pointer events"):
+            return
         prev, self._buttons = self._buttons, mask
         modes = self.display.modes
         if modes.mouse_tracking:
@@ -804,7 +1026,7 @@ class RFBServerProtocol(Protocol):
         self._region = self._full = None
         self._force = False
         self.updates_sent += 1
-        self.transport.write(struct.pack("!BxH", 0, len(rects)) + b"".join(rects))
+        self._out(struct.pack("!BxH", 0, len(rects)) + b"".join(rects))
         return True
 
     def _framebufferRects(self, work: Damage, region: Rect) -> list[bytes]:
@@ -850,7 +1072,7 @@ class RFBServerProtocol(Protocol):
 
     def _encode(self, rect: Rect) -> bytes:
         x, y, w, h = rect
-        image = self.display.image.crop((x, y, x + w, y + h))
+        image = self.display.crop((x, y, x + w, y + h))
         payload = self.encoder.encode(image, self._effective)
         return _RECT.pack(x, y, w, h, self.encoder.number) + payload
 
@@ -867,7 +1089,7 @@ class RFBServerProtocol(Protocol):
 
     def bell(self) -> None:
         if self.state is State.NORMAL and not self._paused:
-            self.transport.write(b"\x02")
+            self._out(b"\x02")
 
     def nameChanged(self, name: str) -> None:
         if self.state is State.NORMAL and self.desktop_name:
@@ -911,8 +1133,14 @@ _MESSAGES: dict[int, _Handler] = {
 
 
 class RFBFactory(Factory):
-    """Makes viewer sessions on one display and holds what they share: the password, the
-    share policy, the connection limit and the per-host authentication blacklist."""
+    """Makes viewer sessions on one display and holds what they share: the passwords, the
+    TLS context, the share policy, the connection limits and the per-host authentication
+    blacklist.
+
+    ``tls`` (an IOpenSSLServerConnectionCreator, see ``vncmux.rfb.tls``) turns VeNCrypt on;
+    then only VeNCrypt is offered unless ``cleartext`` asks for None/VNC auth as well.
+    ``view_password`` is a second VNC password for view-only viewers; ``users`` (see
+    ``vncmux.rfb.vencrypt.read_users_file``) enables X509Plain."""
 
     protocol = RFBServerProtocol  # type: ignore[assignment]
     noisy = False
@@ -929,6 +1157,13 @@ class RFBFactory(Factory):
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         stall_timeout: float = STALL_TIMEOUT,
         max_cut_text: int = MAX_CUT_TEXT,
+        view_password: bytes | None = None,
+        tls: Any = None,
+        users: vencrypt.Users | None = None,
+        cleartext: bool = False,
+        auth_failure_delay: float = 0.0,
+        max_pending: int = MAX_PENDING,
+        max_output: int = MAX_OUTPUT,
     ) -> None:
         if share not in SHARE_POLICIES:
             raise ValueError(f"share policy must be one of {', '.join(SHARE_POLICIES)}")
@@ -944,6 +1179,13 @@ class RFBFactory(Factory):
         self.handshake_timeout = handshake_timeout
         self.stall_timeout = stall_timeout
         self.max_cut_text = max_cut_text
+        self.view_password = view_password
+        self.tls = tls
+        self.users = users
+        self.cleartext = cleartext
+        self.auth_failure_delay = auth_failure_delay
+        self.max_pending = max_pending
+        self.max_output = max_output
         self.clients: list[RFBServerProtocol] = []
         self._failures: dict[str, tuple[int, float, float]] = {}  # host → (count, until, wait)
 
@@ -952,6 +1194,31 @@ class RFBFactory(Factory):
 
     def desktopName(self) -> str:
         return self.name or self.display.name
+
+    # -- security ------------------------------------------------------------------------
+
+    def securityTypes(self) -> tuple[int, ...]:
+        """The RFB security types to offer, in order of preference.
+
+        With TLS: VeNCrypt, plus the clear-text type only if ``cleartext`` was asked for.
+        Clear text means VNC auth when any VNC password exists, else None -- but never None
+        when a users file exists (that would skip the users' passwords)."""
+        clear: tuple[int, ...]
+        if self.password is not None or self.view_password is not None:
+            clear = (SEC_VNC_AUTH,)
+        elif self.users is not None:
+            clear = ()
+        else:
+            clear = (SEC_NONE,)
+        if self.tls is None:
+            return clear or (SEC_VNC_AUTH,)
+        return (vencrypt.SEC_VENCRYPT, *clear) if self.cleartext else (vencrypt.SEC_VENCRYPT,)
+
+    def vencryptSubtypes(self) -> tuple[int, ...]:
+        return vencrypt.subtypes(
+            password=self.password is not None or self.view_password is not None,
+            users=self.users is not None,
+        )
 
     # -- admission -----------------------------------------------------------------------
 
@@ -968,6 +1235,20 @@ class RFBFactory(Factory):
             return False
         self.clients.append(proto)
         return True
+
+    def limitPending(self, proto: RFBServerProtocol) -> None:
+        """Keep at most ``max_pending`` connections in the handshake: evict the oldest."""
+        pending = [
+            c
+            for c in self.clients
+            if c is not proto and c.state not in (State.NORMAL, State.CLOSED)
+        ]
+        while len(pending) >= self.max_pending:
+            oldest = pending.pop(0)
+            oldest.close(
+                f"evicted: {self.max_pending} handshakes in progress and {proto.peer} arrived",
+                abort=True,
+            )
 
     def forget(self, proto: RFBServerProtocol) -> bool:
         if proto in self.clients:
