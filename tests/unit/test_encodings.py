@@ -277,7 +277,8 @@ def test_registry() -> None:
         assert make_encoder(number) is None
     assert isinstance(choose([encodings.DESKTOP_SIZE, 999, encodings.HEXTILE, 16]), HextileEncoder)
     assert isinstance(choose([encodings.ZRLE, encodings.RAW]), ZRLEEncoder)
-    assert isinstance(choose([encodings.COPYRECT, encodings.TIGHT]), RawEncoder)
+    assert isinstance(choose([encodings.COPYRECT, encodings.TIGHT]), TightEncoder)
+    assert isinstance(choose([encodings.COPYRECT, 12345]), RawEncoder)
     assert isinstance(choose([]), RawEncoder)
 
 
@@ -815,6 +816,7 @@ def test_split() -> None:
 
 
 def test_tight_switch(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert make_encoder(encodings.TIGHT) is None
-    monkeypatch.setattr(encodings, "ENABLE_TIGHT", True)
     assert isinstance(choose([encodings.TIGHT, encodings.ZRLE]), TightEncoder)
+    monkeypatch.setattr(encodings, "ENABLE_TIGHT", False)
+    assert make_encoder(encodings.TIGHT) is None
+    assert not isinstance(choose([encodings.TIGHT, encodings.ZRLE]), TightEncoder)

@@ -1053,7 +1053,7 @@ class RFBServerProtocol(Protocol):
             box = display.row_box(first, count)
             clipped = clip_rect(box[0], box[1], box[2], box[3], self.fb_width, self.fb_height)
             if clipped is not None:
-                rects.append(self._encode(clipped))
+                rects.extend(self._encode(clipped))
         return rects
 
     def _marginRects(self, full: Rect) -> list[bytes]:
@@ -1067,14 +1067,17 @@ class RFBServerProtocol(Protocol):
         for piece in pieces:
             clipped = clip_rect(*piece, self.fb_width, self.fb_height)
             if clipped is not None:
-                out.append(self._encode(clipped))
+                out.extend(self._encode(clipped))
         return out
 
-    def _encode(self, rect: Rect) -> bytes:
-        x, y, w, h = rect
-        image = self.display.crop((x, y, x + w, y + h))
-        payload = self.encoder.encode(image, self._effective)
-        return _RECT.pack(x, y, w, h, self.encoder.number) + payload
+    def _encode(self, rect: Rect) -> list[bytes]:
+        """The rectangle as one or more encoded RFB rectangles (Tight limits their size)."""
+        out = []
+        for x, y, w, h in encodings.split(self.encoder, *rect):
+            image = self.display.crop((x, y, x + w, y + h))
+            payload = self.encoder.encode(image, self._effective)
+            out.append(_RECT.pack(x, y, w, h, self.encoder.number) + payload)
+        return out
 
     def _extDesktopSize(self, reason: int, status: int) -> bytes:
         w, h = self.fb_width, self.fb_height

@@ -77,10 +77,10 @@ def colour_bytes(px: float | tuple[float, ...]) -> bytes:
     return bytes((int(px),))
 
 
-# Tight needs rectangles of at most 2048 pixels wide and 65536 pixels: off until the
-# server encodes through split().  TigerVNC and noVNC list Tight first, so turning it on
-# makes them use it.
-ENABLE_TIGHT = False
+# Tight needs rectangles of at most 2048 pixels wide and 65536 pixels: the server encodes
+# through split().  TigerVNC and noVNC list Tight first, so this switch decides what they
+# get (lossless Tight when on, ZRLE when off).
+ENABLE_TIGHT = True
 
 
 def _factories() -> dict[int, Callable[[], Any]]:
