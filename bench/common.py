@@ -190,6 +190,9 @@ class Vncmux:
         return self.proc.pid
 
     def start(self) -> Vncmux:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            # a terminated bench still runs its finally blocks, which stop this child
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         cmd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
@@ -243,6 +246,22 @@ class Vncmux:
         self.stop()
 
 
+def _named_by_others(path: str) -> bool:
+    """True when some other process has ``path`` as one of its command-line arguments."""
+    me = os.getpid()
+    target = path.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            args = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if target in args:
+            return True
+    return False
+
+
 class PtyDevice:
     """A pty the bench owns: vncmux opens the slave as its tty device, the bench reads and
     writes the master.  The slave is put in raw mode and kept open so that vncmux closing and
@@ -251,9 +270,17 @@ class PtyDevice:
     def __init__(self) -> None:
         import tty
 
-        self.master, self.slave = os.openpty()
+        # pty numbers are reused at once: a program still retrying a vanished /dev/pts/N
+        # (another vncmux whose test closed its pty) would grab ours.  Skip numbers that
+        # appear on another process's command line; hold them open until we close.
+        self._placeholders: list[int] = []
+        for _ in range(16):
+            self.master, self.slave = os.openpty()
+            self.path = os.ttyname(self.slave)
+            if not _named_by_others(self.path):
+                break
+            self._placeholders += [self.master, self.slave]
         tty.setraw(self.slave)
-        self.path = os.ttyname(self.slave)
         os.set_blocking(self.master, False)
 
     def wait_opened(self, mux: Vncmux, timeout: float = 15.0) -> None:
@@ -302,7 +329,7 @@ class PtyDevice:
             out += chunk
 
     def close(self) -> None:
-        for fd in (self.master, self.slave):
+        for fd in (self.master, self.slave, *self._placeholders):
             try:
                 os.close(fd)
             except OSError:
@@ -317,9 +344,13 @@ def ensure_socat() -> str:
     if path:
         return path
     print("socat not found: apt-get install -y socat", flush=True)
-    subprocess.run(["apt-get", "install", "-y", "socat"], check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    path = shutil.which("socat")
+    for cmd in (["apt-get", "install", "-y", "socat"], ["apt-get", "update"],
+                ["apt-get", "install", "-y", "socat"]):
+        subprocess.run(cmd, check=False, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        path = shutil.which("socat")
+        if path:
+            return path
     if not path:
         raise BenchError("socat is needed for the baseline and could not be installed")
     return path
@@ -358,7 +389,7 @@ class RFBClient:
         self.pump_task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def connect(cls, address: str, shared: bool = True) -> RFBClient:
+    async def connect(cls, address: str, shared: bool = True, timeout: float = 10.0) -> RFBClient:
         """``address`` is 'unix:PATH' or 'HOST:PORT'."""
         if address.startswith("unix:"):
             reader, writer = await asyncio.open_unix_connection(address[5:], limit=1 << 20)
@@ -368,7 +399,14 @@ class RFBClient:
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client = cls(reader, writer)
-        await client._handshake(shared)
+        try:
+            await asyncio.wait_for(client._handshake(shared), timeout)
+        except asyncio.TimeoutError:
+            writer.close()
+            raise BenchError(f"RFB handshake with {address} did not finish in {timeout:.0f} s") from None
+        except asyncio.IncompleteReadError:
+            writer.close()
+            raise BenchError(f"{address} closed the connection during the RFB handshake") from None
         return client
 
     async def _read(self, n: int) -> bytes:

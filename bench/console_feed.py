@@ -132,6 +132,7 @@ def feed_vncmux(parts: list[bytes]) -> tuple[float, Any, int]:
             term.feed(p)
         except Exception:  # noqa: BLE001 - the Terminal promises never to raise; counted
             errors += 1
+    term.take_damage()   # the Terminal may defer work until the screen is read: count it
     return time.perf_counter() - t0, term, errors
 
 

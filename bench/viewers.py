@@ -213,7 +213,9 @@ def main() -> int:
                        "updates/s/viewer", "lag p50 ms", "lag p99 ms", "lag max ms", "no update",
                        "bench cores"]))
     big = res[-1]
-    print(f"\nbudget ({int(big['viewers'])} viewers): <= 1 core: {big['cpu']:.2f} "
+    print(f"\nbudget ({int(big['viewers'])} viewers): output kept at {RATE / 1000:.0f} KB/s: "
+          f"{big['rate'] / 1000:.0f} [{'ok' if big['rate'] >= 0.95 * RATE else 'MISS'}]; "
+          f"<= 1 core: {big['cpu']:.2f} "
           f"[{'ok' if big['cpu'] <= 1 else 'MISS'}]; current within 100 ms (max lag): "
           f"{big['lagmax'] * ms:.0f} ms [{'ok' if big['lagmax'] <= 0.1 else 'MISS'}]; RSS <= 300 MB: "
           f"{big['hwm'] / 2**20:.0f} MB [{'ok' if big['hwm'] <= 300 * 2**20 else 'MISS'}]")

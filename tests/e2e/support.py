@@ -273,6 +273,35 @@ def fresh_pty(attempts: int = 16) -> tuple[int, int, str]:
                 os.close(fd)
 
 
+class Pty:
+    """The far end of a serial line: a test writes device output to the master and reads
+    what clients typed from it (vncmux opens ``path``, the slave)."""
+
+    def __init__(self) -> None:
+        self.master, self.slave, self.path = fresh_pty()
+        self.received = b""
+
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def read_available(self) -> bytes:
+        """Everything read from the master so far (non-blocking), accumulated."""
+        os.set_blocking(self.master, False)
+        try:
+            while chunk := os.read(self.master, 65536):
+                self.received += chunk
+        except OSError:  # nothing more now (EAGAIN), or the slave side hung up (EIO)
+            pass
+        return self.received
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def closed_by_peer(sock: socket.socket, timeout: float) -> bool:
     """True once the peer closed/reset the connection (data still queued is discarded)."""
 

@@ -7,7 +7,6 @@ renderer draws those cells, and what vncdo types must arrive at the master as xt
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops
-from support import VncmuxProcess, free_tcp_port, wait_until
+from support import Pty, VncmuxProcess, free_tcp_port, wait_until
 
 from vncmux.console.render import Renderer
 from vncmux.console.terminal import Terminal
@@ -26,41 +25,14 @@ from vncmux.console.terminal import Terminal
 VNCDO = shutil.which("vncdo") or str(Path(sys.executable).with_name("vncdo"))
 
 
-class PtyDevice:
-    """The far end of the serial line: the test reads what vncmux sends and writes output."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-        os.set_blocking(self.master, False)
-        self.path = os.ttyname(self.slave)
-        self.received = b""
-
-    def write(self, data: bytes) -> None:
-        os.write(self.master, data)
-
-    def read_available(self) -> bytes:
-        try:
-            while True:
-                chunk = os.read(self.master, 65536)
-                if not chunk:
-                    break
-                self.received += chunk
-        except (BlockingIOError, OSError):
-            pass
-        return self.received
-
-    def close(self) -> None:
-        os.close(self.master)
-        os.close(self.slave)
-
-
 @pytest.fixture
-def console(vncmux: Callable[..., VncmuxProcess]) -> Iterator[tuple[PtyDevice, int]]:
-    device = PtyDevice()
+def console(vncmux: Callable[..., VncmuxProcess]) -> Iterator[tuple[Pty, int]]:
+    device = Pty()
     port = free_tcp_port()
     proc = vncmux(["--device", device.path, "--vnc", f"127.0.0.1:{port - 5900}"])
     try:
         wait_until(lambda: port_open(port), timeout=30, message=proc.describe)
+        proc.wait_for_log(r"Device .* opened", timeout=30)  # output written before is not ours to judge
         yield device, port
     finally:
         device.close()
@@ -110,7 +82,7 @@ OUTPUT = (
 )
 
 
-def test_device_output_appears_in_a_viewer_pixel_for_pixel(console: tuple[PtyDevice, int]) -> None:
+def test_device_output_appears_in_a_viewer_pixel_for_pixel(console: tuple[Pty, int]) -> None:
     device, port = console
     device.write(OUTPUT)
     want = expected_screen(OUTPUT)
@@ -126,7 +98,7 @@ def test_device_output_appears_in_a_viewer_pixel_for_pixel(console: tuple[PtyDev
     assert len(colours) > 4, "the expectation has the colours it was written with"
 
 
-def test_second_and_late_viewers_see_the_current_screen(console: tuple[PtyDevice, int]) -> None:
+def test_second_and_late_viewers_see_the_current_screen(console: tuple[Pty, int]) -> None:
     device, port = console
     device.write(OUTPUT)
     want = expected_screen(OUTPUT)
@@ -152,7 +124,7 @@ def test_second_and_late_viewers_see_the_current_screen(console: tuple[PtyDevice
     ],
 )
 def test_keys_typed_in_a_viewer_reach_the_device(
-    console: tuple[PtyDevice, int], keys: list[str], expected: bytes
+    console: tuple[Pty, int], keys: list[str], expected: bytes
 ) -> None:
     device, port = console
     vncdo(port, *keys)

@@ -3,7 +3,6 @@ reusing tests/e2e/support.py (put on sys.path as tests/e2e/conftest.py does)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -15,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import VncmuxProcess, fresh_pty, start_vncmux  # noqa: E402
+from support import Pty, VncmuxProcess, start_vncmux  # noqa: E402
 
 
 @pytest.fixture
@@ -33,21 +32,6 @@ def vncmux(tmp_path: Path) -> Iterator[Callable[..., VncmuxProcess]]:
     for proc in started:
         proc.stop()
         print(proc.describe())
-
-
-class Pty:
-    """The far end of the serial line: the test writes device output to the master and
-    reads what clients typed from it."""
-
-    def __init__(self) -> None:
-        self.master, self.slave, self.path = fresh_pty()
-
-    def close(self) -> None:
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 @pytest.fixture

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Pty
 from rfbkit import ZRLE, Viewer
-from support import VncmuxProcess, connect_unix, free_tcp_port, read_fd_until, start_vncmux
+from support import Pty, VncmuxProcess, connect_unix, free_tcp_port, read_fd_until, start_vncmux
 from test_rfb_abuse import rss_kib
 
 MIB = 1 << 20

@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Pty
 from rfbkit import ZRLE, RFBError, Viewer, wait_closed
 from support import (
+    Pty,
     VncmuxProcess,
     connect_unix,
     free_tcp_port,

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Pty
 from rfbkit import RFBError, TLSFiles, Viewer
 from support import (
+    Pty,
     VncmuxProcess,
     connect_unix,
     free_tcp_port,

@@ -72,6 +72,19 @@ def test_malformed_sequence_is_dropped_alone_and_output_resumes(bad: bytes) -> N
     assert "after" in out
 
 
+def test_parameter_flood_split_into_chunks() -> None:
+    t, _ = make()
+    start = time.perf_counter()
+    t.feed(b"before\x1b[")
+    for _ in range(16):
+        t.feed(b"1;" * 32768)
+    t.feed(b"mafter")
+    assert time.perf_counter() - start < 2.0
+    assert text(t)[0].startswith("beforeafter")
+    assert len(t._parser.buf) <= term_mod.MAX_PARAM_CHARS
+    assert not t.line(0)[7].bold  # the over-long SGR was dropped, not applied
+
+
 def test_huge_counts_are_bounded() -> None:
     t, _ = make(80, 24)
     timed_feed(
@@ -625,6 +638,16 @@ def test_resize_marks_all_and_keeps_the_bottom() -> None:
     assert t.cursor == (1, 1)
     t.resize(8, 3)
     assert all(len(t.line(y)) == 8 for y in range(3))
+    assert text(t) == ["c       ", "d       ", "        "]
+
+
+def test_resize_keeps_the_top_when_the_cursor_allows() -> None:
+    t, _ = make(10, 4)
+    t.feed(b"top\x1b[4;1Hbottom\x1b[1;1H")
+    t.resize(10, 2)
+    assert text(t)[0].startswith("top")
+    t.resize(10, 4)
+    assert all(row.strip() == "" for row in text(t)[1:])  # nothing stale comes back
 
 
 def picture(t: Terminal) -> list[tuple[object, ...]]:
@@ -733,21 +756,24 @@ def test_old_picture_plus_damage_is_the_new_picture(
 
 
 def test_plain_text_is_not_slower_than_pyte() -> None:
-    """A sanity bound, not a benchmark: our parser adds no per-byte cost over pyte's."""
+    """A sanity bound, not a benchmark: our parser adds no per-byte cost over pyte's
+    (best of three runs each, so a busy machine does not decide)."""
     import pyte
 
-    data = b"".join(b"line %d: " % i + b"x" * 60 + b"\r\n" for i in range(1500))
-    t, _ = make(80, 24)
-    start = time.perf_counter()
-    t.feed(data)
-    ours = time.perf_counter() - start
-    screen = pyte.Screen(80, 24)
-    stream = pyte.ByteStream(screen)
-    start = time.perf_counter()
-    stream.feed(data)
-    theirs = time.perf_counter() - start
-    assert ours < theirs * 1.5 + 0.05
-    assert text(t) == [row for row in screen.display]
+    data = b"".join(b"line %d: " % i + b"x" * 60 + b"\r\n" for i in range(800))
+    ours, theirs = [], []
+    for _ in range(3):
+        t, _ = make(80, 24)
+        start = time.perf_counter()
+        t.feed(data)
+        ours.append(time.perf_counter() - start)
+        screen = pyte.Screen(80, 24)
+        stream = pyte.ByteStream(screen)
+        start = time.perf_counter()
+        stream.feed(data)
+        theirs.append(time.perf_counter() - start)
+    assert min(ours) < min(theirs) * 1.5 + 0.05
+    assert text(t) == list(screen.display)
 
 
 def test_line_drawing_charset() -> None:

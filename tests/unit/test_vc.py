@@ -228,3 +228,76 @@ def test_with_the_real_hub() -> None:
     assert not device.paused
     assert device.written == [b"\x1b[0n"]  # the status report reached the device
     assert clock.getDelayedCalls() == []  # the hub's stall timer does not apply
+
+
+class CostlyTerminal(Terminal):
+    """A terminal whose feeding takes ``cost`` seconds per byte on a shared fake clock."""
+
+    def __init__(self, timer: StepTimer, cost: float) -> None:
+        super().__init__(60, 4)
+        self.timer = timer
+        self.cost = cost
+        self.feeds: list[bytes] = []
+
+    def feed(self, data: bytes) -> None:
+        self.feeds.append(data)
+        self.timer.now += len(data) * self.cost
+        super().feed(data)
+
+
+def test_slices_shrink_to_the_measured_rate() -> None:
+    """Output the terminal digests slowly must not hold the reactor for a whole slice."""
+    timer = StepTimer(0.0)
+    term = CostlyTerminal(timer, cost=1e-5)  # 100 KB/s: a 16 KiB slice would take 160 ms
+    hub, clock = FakeHub(), TurnClock()
+    vc = VirtualConsole(hub, term, clock, backlog_limit=10**6, time_budget=0.02,  # type: ignore[arg-type]
+                        timer=timer)
+    vc.write(b"x" * 200_000)
+    turns = []
+    while clock.getDelayedCalls():
+        before, fed = timer.now, len(term.feeds)
+        clock.turn()
+        turns.append((timer.now - before, term.feeds[fed:]))
+    assert b"".join(term.feeds) == b"x" * 200_000
+    assert len(term.feeds[0]) == 4096  # the rate was not known yet: a modest first slice
+    for spent, feeds in turns[1:]:
+        assert all(len(f) <= 1000 for f in feeds)  # half the budget at 100 KB/s
+        assert spent <= 0.02 + 0.01 + 1e-9
+
+
+def test_a_flood_ends_in_the_screen_of_the_byte_by_byte_slow_path() -> None:
+    """Lossless under flow control: the console pauses the device while it is behind, and
+    at quiescence its screen is the one a slow terminal fed byte by byte shows."""
+    import random
+
+    rng = random.Random(3)
+    lines = [b"\x1b[3%dmline %d\x1b[0m " % (i % 8, i) + b"word " * rng.randint(0, 20) + b"\r\n"
+             for i in range(3000)]
+    data = b"".join(lines) + b"\x1b[H\x1b[2Jend\x1b[1;31m!" + bytes(range(256))
+    timer = StepTimer(0.004)
+    hub = Hub(TurnClock())
+    clock = TurnClock()
+    term = Terminal(50, 7)
+    vc = VirtualConsole(hub, term, clock, backlog_limit=4096, slice_size=2048,
+                        time_budget=0.01, timer=timer)
+    hub.attach(vc)
+    device = FakeDevice()
+    hub.deviceConnected(device, "fake connected")
+    pos = turns = 0
+    while pos < len(data) or clock.getDelayedCalls():
+        if not device.paused and pos < len(data):
+            n = rng.randint(1, 3000)
+            hub.deviceOutput(data[pos:pos + n])
+            pos += n
+        assert device.paused == vc.blocked
+        assert vc.blocked or vc.backlog <= 4096
+        clock.turn()
+        turns += 1
+        assert turns < 10_000
+    assert not device.paused and not vc.blocked and vc.backlog == 0
+    slow = Terminal(50, 7, fast=False)
+    for i in range(len(data)):
+        slow.feed(data[i:i + 1])
+    assert [list(term.line(y)) for y in range(7)] == [list(slow.line(y)) for y in range(7)]
+    assert term._screen.cursor.x == slow._screen.cursor.x
+    assert term.cursor == slow.cursor

@@ -207,12 +207,26 @@ class Display:
         acc = self._viewers.get(viewer)
         if acc is None:
             return
+        self._refresh_if_due()
         if acc:
             self._waiting.discard(viewer)
             viewer.updateAvailable()
             return
         self._waiting.add(viewer)
         self.changed()
+
+    def _refresh_if_due(self) -> None:
+        """Render pending terminal damage now unless a frame was made too recently (then
+        the viewer is answered from the last frame and the next frame comes on time)."""
+        if self._flush_call is not None or self._clock.seconds() < self._next_flush:
+            return
+        started = self._timer()
+        if self.refresh():
+            self._paced(self._timer() - started)
+
+    def _paced(self, cost: float) -> None:
+        pause = cost if self._busy() else 0.0
+        self._next_flush = self._clock.seconds() + max(self.min_interval, pause)
 
     def cancelRequest(self, viewer: IViewer) -> None:
         self._waiting.discard(viewer)
@@ -272,8 +286,7 @@ class Display:
                 self._flush_call = self._clock.callLater(0, self._continue)
                 return
         self._cost += self._timer() - started
-        pause = self._cost if self._busy() else 0.0
-        self._next_flush = self._clock.seconds() + max(self.min_interval, pause)
+        self._paced(self._cost)
         if self._waiting:
             self.changed()  # requests that came in meanwhile: the terminal may have more
 

@@ -5,6 +5,10 @@ and a screen update per read.  Here everything that arrives during one reactor t
 fed in one ``Terminal.feed`` on the next turn, in slices bounded by a time budget so a
 flood never freezes the reactor; a bounded backlog pauses the device (through the hub)
 when the console falls behind, so the console stays lossless without unbounded memory.
+
+The terminal's speed depends a hundredfold on what it is fed (plain text through its fast
+path runs at tens of MB/s, insert mode or scroll regions through pyte at tens of KB/s), so
+the slice size follows the measured rate: a slice takes about half the time budget.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ class VirtualConsole:
     inside ``write``); one ``on_change`` per batch that left damage; while more than
     ``backlog_limit`` bytes wait, the hub holds the device paused, and it is released as
     soon as the backlog is drained; no single call feeds for much longer than
-    ``time_budget`` seconds.
+    ``time_budget`` seconds (the first slice of a much slower kind of output excepted:
+    the slice size then adapts).
     """
 
     label = "console"
@@ -56,6 +61,8 @@ class VirtualConsole:
         self._timer = timer
         self.on_change: Callable[[], None] = lambda: None
         self._backlog = bytearray()
+        # Adapted to the measured feed rate; modest at first, as the rate is not known.
+        self._slice = min(slice_size, 4096)
         self._call: IDelayedCall | None = None
         self._blocked = False
         terminal.reply = self._reply
@@ -96,18 +103,21 @@ class VirtualConsole:
 
     def _drain(self) -> None:
         self._call = None
-        start = self._timer()
+        start = before = self._timer()
         backlog = self._backlog
         fed = False
         while backlog:
             # Everything at once when it is small (the common case: one feed per turn),
             # otherwise slices, checking the clock between them.
-            n = min(len(backlog), self.slice_size)
+            n = min(len(backlog), self._slice)
             chunk = bytes(backlog[:n])
             del backlog[:n]
             self.terminal.feed(chunk)
             fed = True
-            if self._timer() - start >= self.time_budget:
+            now = self._timer()
+            self._adapt(n, now - before)
+            before = now
+            if now - start >= self.time_budget:
                 break
         if backlog:
             self._call = self.clock.callLater(0, self._drain)
@@ -116,6 +126,15 @@ class VirtualConsole:
             self.hub.unblocked(self)
         if fed and self.terminal.has_damage:
             self.on_change()
+
+    def _adapt(self, n: int, elapsed: float) -> None:
+        """Size the next slice so that it takes about half the time budget at the rate
+        just measured (only full slices tell the rate; a short tail says little)."""
+        if n < self._slice and elapsed < self.time_budget / 2:
+            return
+        rate = n / max(elapsed, 1e-6)
+        floor = min(256, self.slice_size)
+        self._slice = max(floor, min(self.slice_size, int(rate * self.time_budget / 2)))
 
     def _reply(self, data: bytes) -> None:
         """Answers the terminal owes the program (DA, DSR) go back to the device."""
