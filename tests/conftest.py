@@ -1,17 +1,20 @@
-"""Fixtures for end-to-end tests: ``vncmux`` starts real twistd processes, stopped at
-teardown; their logs are printed when a test fails (pytest shows captured output)."""
+"""Fixtures shared by the end-to-end and robustness tests: ``vncmux`` starts real twistd
+processes (stopped at teardown, their logs printed when a test fails) and ``pty`` gives
+the far end of a serial line.  tests/e2e/support.py holds the helpers behind them."""
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
 
-from support import VncmuxProcess, start_vncmux
+from support import Pty, VncmuxProcess, start_vncmux  # noqa: E402
 
 
 @pytest.fixture
@@ -31,12 +34,16 @@ def vncmux(tmp_path: Path) -> Iterator[Callable[..., VncmuxProcess]]:
 
 
 @pytest.fixture
+def pty() -> Iterator[Pty]:
+    device = Pty()
+    yield device
+    device.close()
+
+
+@pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A short directory for UNIX socket paths (sun_path is limited to ~107 bytes, and
     pytest's tmp_path can be longer)."""
-    import shutil
-    import tempfile
-
     path = Path(tempfile.mkdtemp(prefix="vmx-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
