@@ -32,7 +32,7 @@ def installed_elsewhere(tmp_path: Path) -> bool:
         text=True,
         timeout=30,
     )
-    return probe.returncode == 0 and not probe.stdout.strip().startswith(str(REPO))
+    return probe.returncode == 0 and not probe.stdout.strip().startswith(str(REPO / "vncmux"))
 
 
 @pytest.fixture
