@@ -31,7 +31,6 @@ from vncmux.rfb.server import (
     RFBFactory,
     RFBServerProtocol,
     State,
-    clip_rect,
     negotiate_version,
 )
 
@@ -804,12 +803,6 @@ def test_fbur_overflowing_width_is_clipped() -> None:
     rects, _ = parse_update(c.take())
     assert rects and all(r[0] + r[2] <= 80 and r[1] + r[3] <= 64 for r in rects)
     assert {r[1] for r in rects} == {16}  # rows 1..3 intersect y >= 20
-
-
-def test_clip_rect() -> None:
-    assert clip_rect(0, 0, 0, 5, 80, 64) is None
-    assert clip_rect(65535, 0, 65535, 1, 80, 64) is None
-    assert clip_rect(70, 60, 65535, 65535, 80, 64) == (70, 60, 10, 4)
 
 
 def test_only_requested_rows_sent_rest_kept() -> None:

@@ -53,8 +53,10 @@ from vncmux.console.damage import Damage
 from vncmux.console.display import IViewer
 from vncmux.console.keys import KeyMapper, is_paste_key, mouse_report, paste_bytes
 from vncmux.rfb import auth, encodings, vencrypt
+from vncmux.rfb.blacklist import Blacklist
 from vncmux.rfb.encodings.copyrect import copyrect_payload
 from vncmux.rfb.pixels import NATIVE, PixelFormat, colour_map_entries
+from vncmux.rfb.rects import Rect, clip_rect, contains, intersects, subtract, union
 
 log = Logger()
 
@@ -76,9 +78,6 @@ AUTH_FAILURE_DELAY = 0.1
 # notes) beyond this drops the viewer: memory per viewer stays bounded (QEMU CVE-2017-15124).
 MAX_OUTPUT = 4 << 20
 STALL_TIMEOUT = 30.0
-# TigerVNC's blacklist: after this many failures a host must wait, 10 s doubling.
-BLACKLIST_THRESHOLD = 5
-BLACKLIST_INITIAL = 10.0
 
 SHARE_POLICIES = ("allow-exclusive", "force-shared", "ignore")
 
@@ -95,7 +94,6 @@ _CLIP_PEEK = 1 << 26
 _CLIP_NOTIFY = 1 << 27
 _CLIP_PROVIDE = 1 << 28
 
-Rect = tuple[int, int, int, int]  # x, y, w, h
 
 
 class State(Enum):
@@ -127,58 +125,6 @@ def negotiate_version(line: bytes) -> tuple[int, int] | None:
     if minor == 7:
         return (3, 7)
     return (3, 3)
-
-
-def clip_rect(x: int, y: int, w: int, h: int, width: int, height: int) -> Rect | None:
-    """``(x, y, w, h)`` clipped to a ``width``×``height`` framebuffer, None if empty.
-
-    Done in unbounded integers, so x + w past 65535 cannot wrap around."""
-    x0, y0 = min(x, width), min(y, height)
-    x1, y1 = min(x + w, width), min(y + h, height)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return (x0, y0, x1 - x0, y1 - y0)
-
-
-def _union(a: Rect | None, b: Rect | None) -> Rect | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    x0, y0 = min(a[0], b[0]), min(a[1], b[1])
-    x1, y1 = max(a[0] + a[2], b[0] + b[2]), max(a[1] + a[3], b[1] + b[3])
-    return (x0, y0, x1 - x0, y1 - y0)
-
-
-def _intersects(a: Rect, b: Rect) -> bool:
-    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
-
-
-def _contains(outer: Rect, inner: Rect) -> bool:
-    return (
-        outer[0] <= inner[0]
-        and outer[1] <= inner[1]
-        and inner[0] + inner[2] <= outer[0] + outer[2]
-        and inner[1] + inner[3] <= outer[1] + outer[3]
-    )
-
-
-def _subtract(a: Rect, b: Rect) -> list[Rect]:
-    """``a`` minus ``b`` as up to four rectangles (above, below, left, right)."""
-    if not _intersects(a, b):
-        return [a]
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    out: list[Rect] = []
-    if b[1] > a[1]:
-        out.append((a[0], a[1], a[2], b[1] - a[1]))
-    if by1 < ay1:
-        out.append((a[0], by1, a[2], ay1 - by1))
-    top, bottom = max(a[1], b[1]), min(ay1, by1)
-    if b[0] > a[0]:
-        out.append((a[0], top, b[0] - a[0], bottom - top))
-    if bx1 < ax1:
-        out.append((bx1, top, ax1 - bx1, bottom - top))
-    return out
 
 
 def _bands(rows: Iterable[int]) -> list[tuple[int, int]]:
@@ -947,11 +893,11 @@ class RFBServerProtocol(Protocol):
         """A FramebufferUpdateRequest: remember it and answer now or when damage comes."""
         region = clip_rect(x, y, w, h, self.fb_width, self.fb_height)
         self._requested = True
-        self._region = _union(self._region, region)
+        self._region = union(self._region, region)
         if not incremental:
             assert self.damage is not None
             self._force = True
-            self._full = _union(self._full, region)
+            self._full = union(self._full, region)
             self._held = None
             self.damage.mark_all()
             if self.ext_desktop_size:
@@ -1040,14 +986,14 @@ class RFBServerProtocol(Protocol):
             box = display.row_box(scroll.top, scroll.height)
             covered = set(range(scroll.top, scroll.bottom + 1)) <= work.rows
             fb = (0, 0, self.fb_width, self.fb_height)
-            if self.copyrect and not covered and _contains(region, box) and _contains(fb, box):
+            if self.copyrect and not covered and contains(region, box) and contains(fb, box):
                 src_first, count = scroll.source_rows()
                 sx, sy, _sw, _sh = display.row_box(src_first, count)
                 dx, dy, dw, dh = display.row_box(scroll.dest_top(), count)
                 rects.append(_RECT.pack(dx, dy, dw, dh, encodings.COPYRECT) + copyrect_payload(sx, sy))
             else:
                 work.mark(range(scroll.top, scroll.bottom + 1))
-        send = {r for r in work.rows if _intersects(display.row_box(r, 1), region)}
+        send = {r for r in work.rows if intersects(display.row_box(r, 1), region)}
         work.rows -= send
         for first, count in _bands(send):
             box = display.row_box(first, count)
@@ -1062,7 +1008,7 @@ class RFBServerProtocol(Protocol):
         if rows <= 0:
             pieces = [full]
         else:
-            pieces = _subtract(full, self.display.row_box(0, rows))
+            pieces = subtract(full, self.display.row_box(0, rows))
         out = []
         for piece in pieces:
             clipped = clip_rect(*piece, self.fb_width, self.fb_height)
@@ -1190,7 +1136,7 @@ class RFBFactory(Factory):
         self.max_pending = max_pending
         self.max_output = max_output
         self.clients: list[RFBServerProtocol] = []
-        self._failures: dict[str, tuple[int, float, float]] = {}  # host → (count, until, wait)
+        self.blacklist = Blacklist(clock)
 
     def buildProtocol(self, addr: Any) -> RFBServerProtocol:  # type: ignore[override]
         return RFBServerProtocol(self)
@@ -1284,32 +1230,12 @@ class RFBFactory(Factory):
 
     # -- authentication blacklist (per host, as TigerVNC) ----------------------------------
 
-    @staticmethod
-    def _host(address: Any) -> str:
-        return str(getattr(address, "host", "local"))
-
     def blockedFor(self, address: Any) -> float:
         """Seconds ``address``'s host must still wait before trying again (0 = may try)."""
-        entry = self._failures.get(self._host(address))
-        if entry is None:
-            return 0.0
-        return max(0.0, entry[1] - self.clock.seconds())
+        return self.blacklist.blockedFor(address)
 
     def authFailed(self, address: Any) -> None:
-        host = self._host(address)
-        count, _until, wait = self._failures.get(host, (0, 0.0, 0.0))
-        count += 1
-        until = 0.0
-        if count >= BLACKLIST_THRESHOLD:
-            wait = BLACKLIST_INITIAL if wait == 0 else wait * 2
-            until = self.clock.seconds() + wait
-            log.warn(  # noqa: G010
-                "VNC: {count} authentication failures from {host}; blocked for {wait:g} s",
-                count=count,
-                host=host,
-                wait=wait,
-            )
-        self._failures[host] = (count, until, wait)
+        self.blacklist.failed(address)
 
     def authSucceeded(self, address: Any) -> None:
-        self._failures.pop(self._host(address), None)
+        self.blacklist.succeeded(address)
