@@ -91,11 +91,16 @@ def machine_line() -> str:
 # --------------------------------------------------------------------------- /proc
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process, from /proc/PID/stat (psutil is not installed)."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a live process in seconds, from /proc/PID/stat."""
     raw = Path(f"/proc/{pid}/stat").read_text()
     rest = raw.rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+    return int(rest[11]) / CLK_TCK, int(rest[12]) / CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process (psutil is not installed)."""
+    return sum(cpu_split(pid))
 
 
 def rss_bytes(pid: int, field_name: str = "VmRSS") -> int:

@@ -32,6 +32,7 @@ from common import (
     BenchError,
     Vncmux,
     cpu_seconds,
+    cpu_split,
     ensure_socat,
     machine_line,
     median,
@@ -174,11 +175,12 @@ def sync_clients(dev: socket.socket, clients: list[socket.socket], mux: Vncmux) 
 
 
 def run_vncmux(mux: Vncmux, dev: socket.socket, mux_sock: str, n: int, payload: Payload,
-               timeout: float) -> tuple[float, float, float]:
+               timeout: float) -> tuple[float, float, float, float]:
     clients = [connect_unix(mux_sock, 10) for _ in range(n)]
     try:
         sync_clients(dev, clients, mux)
         cpu0, bench0 = mux.cpu(), self_cpu()
+        sys0 = cpu_split(mux.pid)[1]
         errors: list[BaseException] = []
         t0 = time.perf_counter()
         writer = threading.Thread(target=payload.send, args=(dev, errors), daemon=True)
@@ -187,7 +189,7 @@ def run_vncmux(mux: Vncmux, dev: socket.socket, mux_sock: str, n: int, payload: 
         writer.join(timeout)
         if errors:
             raise BenchError(f"device writer failed: {errors[0]!r}")
-        return t1 - t0, mux.cpu() - cpu0, self_cpu() - bench0
+        return t1 - t0, mux.cpu() - cpu0, self_cpu() - bench0, cpu_split(mux.pid)[1] - sys0
     finally:
         for c in clients:
             c.close()
@@ -254,7 +256,7 @@ def main() -> int:
     server = listen_unix(dev_path)
     mux = Vncmux(["--device", f"unix:{dev_path}", "--vnc", "none", "--socket", f"unix:{mux_sock}"],
                  work, ready_socket=mux_sock)
-    results: dict[str, list[tuple[float, float, float]]] = {}
+    results: dict[str, list[tuple[float, ...]]] = {}
     try:
         mux.start()
         dev = accept(server, 20, mux.check_alive)
@@ -277,21 +279,25 @@ def main() -> int:
 
     s_time, s_cpu, s_bench = med("socat")
     s_rate = payload.total / s_time / 1e6
-    rows = [["socat relay", 1, f"{s_rate:.0f}", "1.00", f"{s_cpu:.2f}", "-", "-", "-",
+    rows = [["socat relay", 1, f"{s_rate:.0f}", "1.00", f"{s_cpu:.2f}", "-", "-", "-", "-",
              f"{s_bench:.2f}"]]
     t_one, cpu_one, _ = med(str(counts[0]))
     for n in counts:
         t, cpu, bench = med(str(n))
         rate = payload.total / t / 1e6
+        kernel = median([r[3] / r[1] for r in results[str(n)] if r[1] > 0])
         rows.append(["vncmux", n, f"{rate:.0f}", f"{s_time * n / t:.2f}", f"{cpu:.2f}",
                      f"{t / t_one:.2f}", f"{cpu / cpu_one:.2f}",
-                     f"{cpu / payload.total * 1e9 / n:.2f}", f"{bench:.2f}"])
+                     f"{cpu / payload.total * 1e9 / n:.2f}", f"{100 * kernel:.0f}%",
+                     f"{bench:.2f}"])
     print(table(rows, ["relay", "clients", "MB/s (last client done)", "vs n x socat time",
                        "relay CPU s", "time vs 1", "CPU vs 1", "relay CPU ns/B/client",
-                       "bench CPU s"]))
+                       "in kernel", "bench CPU s"]))
     print("\n'vs n x socat time': n socat relays, each doing the one-client job, one after another,"
           "\nagainst vncmux serving n clients at once.  'bench CPU s': the bench's own writer and"
-          "\nreaders (CRC-32 of every byte), which share the 2 cores with the relay.")
+          "\nreaders (CRC-32 of every byte), which share the 2 cores with the relay.  'in kernel':"
+          "\nthe share of vncmux's CPU spent in system calls (stime), i.e. copying each byte into"
+          "\nevery client's socket: n clients cost n copies, whatever the relay is written in.")
     if "1" in results and "16" in results:
         t1, c1, _ = med("1")
         t16, c16, _ = med("16")
