@@ -993,7 +993,10 @@ class RFBServerProtocol(Protocol):
                 rects.append(_RECT.pack(dx, dy, dw, dh, encodings.COPYRECT) + copyrect_payload(sx, sy))
             else:
                 work.mark(range(scroll.top, scroll.bottom + 1))
-        send = {r for r in work.rows if intersects(display.row_box(r, 1), region)}
+        if contains(region, display.row_box(0, display.rows)):
+            send = set(work.rows)  # the usual whole-screen request: no per-row test
+        else:
+            send = {r for r in work.rows if intersects(display.row_box(r, 1), region)}
         work.rows -= send
         for first, count in _bands(send):
             box = display.row_box(first, count)
