@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import struct
+import zlib
 
 from PIL import Image
 
@@ -55,3 +57,31 @@ def test_memory_stays_bounded() -> None:
         assert value == NATIVE.convert(image)
         assert work.size <= 200_000 * 5 // 4
     assert 0 < len(work) < 100
+
+
+def zrle_stream(payloads: list[bytes]) -> bytes:
+    """What a viewer's single zlib inflater makes of consecutive ZRLE payloads."""
+    inflater = zlib.decompressobj()
+    out = b""
+    for p in payloads:
+        (length,) = struct.unpack("!I", p[:4])
+        assert length == len(p) - 4
+        out += inflater.decompress(p[4:])
+    return out
+
+
+def test_zrle_stream_switches_between_own_and_shared_compression() -> None:
+    from vncmux.rfb.encodings.zrle import ZRLEEncoder, zrle_tiles
+
+    SHARED.clear()
+    images = [text_like(seed) for seed in range(6)]
+    viewer, other = ZRLEEncoder(), ZRLEEncoder()
+    modes = [False, True, True, False, True, False]
+    payloads = []
+    for image, shared in zip(images, modes):
+        viewer.shared = shared
+        payloads.append(viewer.encode(image, NATIVE))
+    assert zrle_stream(payloads) == b"".join(zrle_tiles(i, NATIVE) for i in images)
+    other.shared = True
+    other.encode(images[0], NATIVE)  # its header went out with its first frame
+    assert other.encode(images[2], NATIVE) == payloads[2], "shared frames: the same bytes"

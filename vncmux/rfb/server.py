@@ -80,6 +80,8 @@ MAX_OUTPUT = 4 << 20
 STALL_TIMEOUT = 30.0
 
 SHARE_POLICIES = ("allow-exclusive", "force-shared", "ignore")
+# From this many viewers on, ZRLE frames are compressed once for all of them.
+SHARE_STREAMS_AT = 3
 
 _VERSION_RE = re.compile(rb"RFB (\d{3})\.(\d{3})\n\Z")
 _RECT = struct.Struct("!HHHHi")
@@ -1021,6 +1023,9 @@ class RFBServerProtocol(Protocol):
 
     def _encode(self, rect: Rect) -> list[bytes]:
         """The rectangle as one or more encoded RFB rectangles (Tight limits their size)."""
+        if hasattr(self.encoder, "shared"):
+            # Several viewers: compress each frame once for all of them (see ZRLEEncoder).
+            self.encoder.shared = len(getattr(self.display, "viewers", ())) >= SHARE_STREAMS_AT
         out = []
         for x, y, w, h in encodings.split(self.encoder, *rect):
             image = self.display.crop((x, y, x + w, y + h))
