@@ -40,6 +40,7 @@ from vncmux.rfb.encodings import IEncoder, choose, make_encoder
 from vncmux.rfb.encodings.copyrect import copyrect_payload
 from vncmux.rfb.encodings.hextile import HextileEncoder
 from vncmux.rfb.encodings.raw import RawEncoder
+from vncmux.rfb.encodings.shared import SHARED
 from vncmux.rfb.encodings.tight import TightEncoder, compact_length
 from vncmux.rfb.encodings.zlib import ZlibEncoder
 from vncmux.rfb.encodings.zrle import ZRLEEncoder, index_bytes
@@ -624,6 +625,21 @@ def test_tight_round_trip(fmt: PixelFormat) -> None:
         assert (0x00, None) in seen  # copy
     assert (0x40 | 1 << 4, 1) in seen  # palette, 2 colours
     assert (0x40 | 2 << 4, 1) in seen  # palette, indexed
+
+
+@pytest.mark.parametrize("fmt", ENC_FORMATS[:3], ids=lambda f: f.pack().hex())
+def test_tight_frames_shared_between_viewers_decode_on_each_stream(fmt: PixelFormat) -> None:
+    SHARED.clear()
+    viewer, other = TightEncoder(), TightEncoder()
+    inflaters = [zlib.decompressobj() for _ in range(4)]
+    modes = [False, True, False, True, True, False, False]
+    for i, (image, expected) in enumerate(cases(fmt) * 2):
+        viewer.shared = modes[i % len(modes)]
+        payload = viewer.encode(image, fmt)
+        assert tight_decode(payload, fmt, *image.size, inflaters) == expected
+        if viewer.shared:
+            other.shared = True
+            assert other.encode(image, fmt) == payload, "one build serves every viewer"
 
 
 def test_tight_limits_and_lengths() -> None:

@@ -12,18 +12,21 @@ limit).  :meth:`TightEncoder.encode` raises ValueError beyond them rather than e
 stream the client would reject.
 
 Each viewer's encoder owns three zlib streams (0 full colour, 1 two-colour bitmaps,
-2 indexed), never reset, sync-flushed per rectangle, freed with the encoder.
+2 indexed), sync-flushed per rectangle, freed with the encoder; with several viewers a
+frame is built once for all of them on freshly reset streams (see ``TightEncoder``).
 """
 
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 from PIL import Image
 from zope.interface import implementer
 
 from vncmux.rfb.encodings import TIGHT, IEncoder, colour_bytes
 from vncmux.rfb.encodings.hextile import pixel_image
+from vncmux.rfb.encodings.shared import SHARED
 from vncmux.rfb.encodings.zrle import index_bytes
 from vncmux.rfb.pixels import PixelFormat
 
@@ -70,27 +73,43 @@ def tpixel_image(image: Image.Image, fmt: PixelFormat) -> Image.Image:
 
 @implementer(IEncoder)
 class TightEncoder:
-    """One per viewer: owns the connection's zlib streams."""
+    """One per viewer: owns the connection's zlib streams.
+
+    Like ZRLE (see ``ZRLEEncoder``), a frame is either compressed on this viewer's own
+    streams (history kept: fewer bytes) or, while several viewers watch (``shared``, set by
+    the server), built once for all of them: the rectangle then asks the client to reset
+    the zlib stream it uses (a bit of the compression-control byte) and carries a fresh
+    zlib stream, so its bytes do not depend on anything sent before.  A stream that a
+    shared rectangle reset is reset again, with a fresh compressor, the next time this
+    viewer's own compressor uses it."""
 
     number = TIGHT
     max_width = 2048
     max_pixels = 65536
 
-    def __init__(self, level: int = 6) -> None:
-        self._streams = [zlib.compressobj(level) for _ in range(3)]
-
-    def _compressed(self, stream: int, data: bytes) -> bytes:
-        if len(data) < MIN_TO_COMPRESS:
-            return data
-        z = self._streams[stream]
-        packed = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
-        return compact_length(len(packed)) + packed
+    def __init__(self, level: int = 1) -> None:
+        self.level = level
+        self.shared = False
+        self._streams: list[Any] = [zlib.compressobj(level) for _ in range(3)]
+        self._reset: set[int] = set()  # streams the client reset since we last used them
 
     def encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
         """Fill for one colour, palette filter for 2..16, else the copy filter."""
         w, h = image.size
         if w > self.max_width or w * h > self.max_pixels:
             raise ValueError(f"Tight rectangle {w}x{h} too large: split it")
+        if self.shared:
+            payload = SHARED.get(
+                f"tight-{self.level}", image, fmt, lambda: self._build(image, fmt, None)
+            )
+            if not payload[0] & FILL:
+                self._reset.add((payload[0] >> 4) & 3)
+            return payload
+        return self._build(image, fmt, self._streams)
+
+    def _build(self, image: Image.Image, fmt: PixelFormat, own: list[Any] | None) -> bytes:
+        """The rectangle on ``own`` streams, or (None) on a fresh stream it resets."""
+        w, h = image.size
         timg = tpixel_image(image, fmt)
         colours = timg.getcolors(_MAX_PALETTE)
         if colours is not None and len(colours) == 1:
@@ -104,6 +123,19 @@ class TightEncoder:
             else:
                 stream = STREAM_INDEXED
                 data = index
-            head = bytes((EXPLICIT_FILTER | stream << 4, FILTER_PALETTE, len(palette) - 1))
-            return head + b"".join(palette) + self._compressed(stream, data)
-        return bytes((STREAM_FULL << 4,)) + self._compressed(STREAM_FULL, timg.tobytes())
+            control = EXPLICIT_FILTER | stream << 4
+            middle = bytes((FILTER_PALETTE, len(palette) - 1)) + b"".join(palette)
+        else:
+            stream, data, control, middle = STREAM_FULL, timg.tobytes(), STREAM_FULL << 4, b""
+        if len(data) < MIN_TO_COMPRESS:
+            return bytes((control,)) + middle + data
+        if own is None or stream in self._reset:
+            control |= 1 << stream  # the client starts this stream afresh
+            z = zlib.compressobj(self.level)
+            if own is not None:
+                own[stream] = z
+                self._reset.discard(stream)
+        else:
+            z = own[stream]
+        packed = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+        return bytes((control,)) + middle + compact_length(len(packed)) + packed
