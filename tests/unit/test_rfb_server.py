@@ -129,10 +129,16 @@ class FakeDisplay:
 class Client:
     """One fake viewer connection."""
 
-    def __init__(self, factory: RFBFactory, host: str = "127.0.0.1", port: int = 40000):
+    def __init__(
+        self,
+        factory: RFBFactory,
+        host: str = "127.0.0.1",
+        port: int = 40000,
+        transport: type[StringTransport] = StringTransport,
+    ) -> None:
         addr = IPv4Address("TCP", host, port)
         self.proto: RFBServerProtocol = factory.buildProtocol(addr)
-        self.tr = StringTransport(peerAddress=addr)
+        self.tr = transport(peerAddress=addr)
         self.proto.makeConnection(self.tr)
 
     def send(self, data: bytes) -> None:

@@ -13,12 +13,12 @@ import pytest
 from twisted.internet import reactor as globalReactor
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.testing import Clock, MemoryReactorClock, StringTransport
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from tests.unit.test_hub import FakeDevice
 from vncmux.config import ConfigError
 from vncmux.hub import Hub
-from vncmux.interfaces import IBackend, IDevice
+from vncmux.interfaces import IBackend
 from vncmux.sockets import (
     BackendFactory,
     ByteServerService,
@@ -32,24 +32,6 @@ from vncmux.sockets import (
     makePtyService,
     withPrivateMode,
 )
-
-
-@implementer(IDevice)
-class FakeDevice:
-    label = "fake"
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.paused = False
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-
-    def resumeProducing(self) -> None:
-        self.paused = False
 
 
 def hubWithDevice(clock: Any = None) -> tuple[Hub, FakeDevice, Any]:

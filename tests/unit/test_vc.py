@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.testing import Clock
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from tests.unit.test_hub import FakeDevice
 from vncmux.console.terminal import Terminal
 from vncmux.console.vc import VirtualConsole
 from vncmux.hub import Hub
-from vncmux.interfaces import IBackend, IDevice
+from vncmux.interfaces import IBackend
 
 
 class RecordingTerminal(Terminal):
@@ -192,24 +192,6 @@ def test_close_cancels_pending_work_and_releases_the_device() -> None:
     assert clock.getDelayedCalls() == []
     assert hub.events == [("blocked", vc), ("unblocked", vc)]
     assert term.feeds == []
-
-
-@implementer(IDevice)
-class FakeDevice:
-    label = "fake"
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.paused = False
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-
-    def resumeProducing(self) -> None:
-        self.paused = False
 
 
 def test_with_the_real_hub() -> None:

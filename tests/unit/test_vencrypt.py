@@ -12,10 +12,10 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import Clock, StringTransport
 
-from tests.unit.test_rfb_server import FakeDisplay, server_init
+from tests.unit.test_rfb_server import Client, FakeDisplay, server_init
 from vncmux.config import ConfigError, build_config, exposure_warnings
 from vncmux.rfb import auth, vencrypt
-from vncmux.rfb.server import RFBFactory, RFBServerProtocol, State
+from vncmux.rfb.server import RFBFactory, State
 from vncmux.rfb.tls import TLSSettings, context_factory, settings_from_options
 
 
@@ -33,24 +33,13 @@ class TLSTransport(StringTransport):
         self.clear()
 
 
-class Conn:
+class Conn(Client):
+    """A fake viewer connection whose transport can start TLS."""
+
+    tr: TLSTransport
+
     def __init__(self, factory: RFBFactory, host: str = "127.0.0.1", port: int = 40000) -> None:
-        addr = IPv4Address("TCP", host, port)
-        self.proto: RFBServerProtocol = factory.buildProtocol(addr)
-        self.tr = TLSTransport(peerAddress=addr)
-        self.proto.makeConnection(self.tr)
-
-    def send(self, data: bytes) -> None:
-        self.proto.dataReceived(data)
-
-    def take(self) -> bytes:
-        data = self.tr.value()
-        self.tr.clear()
-        return data
-
-    @property
-    def closed(self) -> bool:
-        return bool(self.tr.disconnecting)
+        super().__init__(factory, host, port, transport=TLSTransport)
 
 
 TLS = object()  # stands for a context factory: the fake transport only records it
