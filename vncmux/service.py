@@ -60,16 +60,23 @@ def makeService(config: Config, reactor: Any) -> MultiService:
     ]
     for server in config.servers:
         label = server.label or server.endpoint
-        log.info("vncmux: byte socket {label} on {endpoint}",
-                 label="" if label == server.endpoint else f"(chardev {label})",
-                 endpoint=server.endpoint)
+        log.info(
+            "vncmux: byte socket {label} on {endpoint}",
+            label="" if label == server.endpoint else f"(chardev {label})",
+            endpoint=server.endpoint,
+        )
         children.append(
-            makeByteServerService(server.endpoint, hub, reactor, config.max_clients, label)
+            makeByteServerService(
+                server.endpoint, hub, reactor, config.max_clients, label, server.readonly
+            )
         )
     for client in config.clients:
         label = client.label or client.endpoint
-        log.info("vncmux: byte socket {label} connecting to {endpoint}",
-                 label=label, endpoint=client.endpoint)
+        log.info(
+            "vncmux: byte socket {label} connecting to {endpoint}",
+            label=label,
+            endpoint=client.endpoint,
+        )
         children.append(makeByteClientService(client.endpoint, hub, reactor, label))
     for logfile in config.logfiles:
         log.info("vncmux: logging device output to {path}", path=logfile.path)
@@ -79,8 +86,12 @@ def makeService(config: Config, reactor: Any) -> MultiService:
     if config.console is not None:
         from vncmux.console.setup import makeConsoleService
 
-        log.info("vncmux: virtual console {cols}x{rows}; {vnc}",
-                 cols=config.console.cols, rows=config.console.rows, vnc=describeVnc(config))
+        log.info(
+            "vncmux: virtual console {cols}x{rows}; {vnc}",
+            cols=config.console.cols,
+            rows=config.console.rows,
+            vnc=describeVnc(config),
+        )
         children.append(makeConsoleService(config, hub, reactor))
     else:
         log.info("vncmux: no virtual console (pure byte multiplexer)")

@@ -174,30 +174,8 @@ def makeService(options: Options) -> MultiService:
         top = service.makeService(options.config, reactor)
     except ConfigError as e:
         fail(e)
-    enforceReadOnly(options.config, top)
     warnExposure(options.config)
     return top
-
-
-def enforceReadOnly(config: Config, top: MultiService) -> None:
-    """Make sure every ``--socket-ro`` listener drops its clients' input.
-
-    ``vncmux.service`` may build the byte servers without knowing the flag; the factory
-    reads it for every new connection, so setting it here, before anything connects, is
-    enough.  Idempotent when the service already passed it."""
-    from vncmux.sockets import ByteServerService, withPrivateMode
-
-    readonly = {withPrivateMode(s.endpoint) for s in config.servers if s.readonly}
-    if not readonly:
-        return
-    found: set[str] = set()
-    for child in top:
-        if isinstance(child, ByteServerService) and child.endpoint in readonly:
-            child.factory.readonly = True
-            found.add(child.endpoint)
-    missing = readonly - found
-    if missing:  # never serve a read-only endpoint read-write
-        fail(ConfigError(f"internal: read-only socket {sorted(missing)[0]} was not built"))
 
 
 def warnExposure(config: Config) -> None:

@@ -181,7 +181,7 @@ def test_byte_only_wiring(monkeypatch: pytest.MonkeyPatch) -> None:
     spec, hub, devReactor, cols, rows = calls["device"]
     assert (spec, devReactor, cols, rows) == (config.device, reactor, 80, 24)
     assert isinstance(hub, Hub) and hub.stallTimeout == 3
-    assert calls["server"] == ("tcp:4555", hub, reactor, 5, "tcp:4555")
+    assert calls["server"] == ("tcp:4555", hub, reactor, 5, "tcp:4555", False)
     assert calls["client"] == ("tcp:host=h:port=1", hub, reactor, "up")
     assert calls["logfile"] == ("/tmp/l", hub)
     assert calls["pty"] == (hub, reactor, ("label", "p"))
