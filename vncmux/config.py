@@ -83,7 +83,7 @@ class ConsoleSpec:
 
     cols: int = 80
     rows: int = 24
-    width: int | None = None   # pixels, from vc,width= (QEMU semantics); cols derived from the font
+    width: int | None = None  # pixels, from vc,width= (QEMU semantics); cols derived from the font
     height: int | None = None
 
 
@@ -260,8 +260,9 @@ def parse_device(value: str | None, serial: SerialSettings, shell: str | None) -
     listens rather than as an endless reconnect loop.
     """
     if value is None:
-        return DeviceSpec(kind="exec", command=(shell or "/bin/sh",), serial=serial,
-                          default_shell=True)
+        return DeviceSpec(
+            kind="exec", command=(shell or "/bin/sh",), serial=serial, default_shell=True
+        )
     if value.startswith("unix:"):
         path = value[len("unix:") :]
         if not path:
@@ -332,8 +333,17 @@ def parse_serial(
 # --------------------------------------------------------------------------------------
 # --vnc
 
-_VNC_OPTION_KEYS = ("share", "connections", "websocket", "password",
-                    "tls-cert", "tls-key", "tls-ca", "x509verify", "cleartext")
+_VNC_OPTION_KEYS = (
+    "share",
+    "connections",
+    "websocket",
+    "password",
+    "tls-cert",
+    "tls-key",
+    "tls-ca",
+    "x509verify",
+    "cleartext",
+)
 _SHARE = ("allow-exclusive", "force-shared", "ignore")
 
 
@@ -405,10 +415,23 @@ def parse_vnc(value: str) -> VncSpec:
                 raise ConfigError(f"--vnc {key}= needs a value")
             kept.append((key, val))
     if kind == "unix":
-        return VncSpec(kind="unix", path=path, share=share, connections=connections,
-                       websocket=websocket, options=tuple(kept))
-    return VncSpec(kind="tcp", host=host, port=port, share=share, connections=connections,
-                   websocket=websocket, options=tuple(kept))
+        return VncSpec(
+            kind="unix",
+            path=path,
+            share=share,
+            connections=connections,
+            websocket=websocket,
+            options=tuple(kept),
+        )
+    return VncSpec(
+        kind="tcp",
+        host=host,
+        port=port,
+        share=share,
+        connections=connections,
+        websocket=websocket,
+        options=tuple(kept),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -494,8 +517,7 @@ def _parseOneChardev(spec: str) -> _Chardev:
         opts[key] = val
     if kind not in _CHARDEV_KEYS:
         raise ConfigError(
-            f"--chardev {spec}: unknown chardev type {kind!r} "
-            f"(known: {', '.join(_CHARDEV_KEYS)})"
+            f"--chardev {spec}: unknown chardev type {kind!r} (known: {', '.join(_CHARDEV_KEYS)})"
         )
     ident = opts.get("id")
     if not ident:
@@ -639,8 +661,11 @@ def parse_chardevs(specs: Sequence[str], *, cols: int = 80, rows: int = 24) -> C
     if mux is not None:
         for cd in chardevs:
             if cd.kind not in _MUX_TYPES and cd.id not in attachedTo:
-                how = (f"add mux-be-id={mux.id}" if mux.kind == "mux-be"
-                       else f"list it as chardevs.N={cd.id} in {mux.id}")
+                how = (
+                    f"add mux-be-id={mux.id}"
+                    if mux.kind == "mux-be"
+                    else f"list it as chardevs.N={cd.id} in {mux.id}"
+                )
                 raise ConfigError(f"chardev {cd.id} is not attached to the hub {mux.id} ({how})")
 
     servers: list[ByteServer] = []
@@ -670,11 +695,18 @@ def parse_chardevs(specs: Sequence[str], *, cols: int = 80, rows: int = 24) -> C
                 cols=_int(f"{cd.name()} cols", o["cols"], 1, 1000) if "cols" in o else cols,
                 rows=_int(f"{cd.name()} rows", o["rows"], 1, 1000) if "rows" in o else rows,
                 width=_int(f"{cd.name()} width", o["width"], 1, 16384) if "width" in o else None,
-                height=(_int(f"{cd.name()} height", o["height"], 1, 16384)
-                        if "height" in o else None),
+                height=(
+                    _int(f"{cd.name()} height", o["height"], 1, 16384) if "height" in o else None
+                ),
             )
-    return ChardevPlan(servers=tuple(servers), clients=tuple(clients), logfiles=tuple(logfiles),
-                       ptys=tuple(ptys), console=console, mux=mux.id if mux else None)
+    return ChardevPlan(
+        servers=tuple(servers),
+        clients=tuple(clients),
+        logfiles=tuple(logfiles),
+        ptys=tuple(ptys),
+        console=console,
+        mux=mux.id if mux else None,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -737,9 +769,11 @@ def build_config(
         raise ConfigError(f"--stall-timeout: {stall_timeout} must be 0 (never) or more seconds")
     maxClients = _int("--max-clients", max_clients, 1)
     codec = parse_encoding(encoding)
-    for option, path in (("--password-file", password_file),
-                         ("--view-password-file", view_password_file),
-                         ("--users-file", users_file)):
+    for option, path in (
+        ("--password-file", password_file),
+        ("--view-password-file", view_password_file),
+        ("--users-file", users_file),
+    ):
         if path is not None:
             if not os.path.isfile(path):
                 raise ConfigError(f"{option} {path} does not exist")
@@ -750,8 +784,10 @@ def build_config(
 
     tls = settings_from_options(vncSpec.options)
     if users_file is not None and tls is None:
-        raise ConfigError("--users-file needs TLS (--vnc ...,tls-cert=FILE): user passwords "
-                          "are never sent in clear text")
+        raise ConfigError(
+            "--users-file needs TLS (--vnc ...,tls-cert=FILE): user passwords "
+            "are never sent in clear text"
+        )
     if ("cleartext", "on") in vncSpec.options and tls is None:
         raise ConfigError("--vnc cleartext=on only makes sense with tls-cert=")
     console = plan.console

@@ -212,7 +212,7 @@ class DeviceService(Service):
             return
         self._failures += 1
         delay = self.backoff.next()
-        log.warn(  # noqa: G010 (twisted.logger has no .warning)
+        log.warn(
             "waiting for {label}: {why}, retrying in {delay:.1f}s",
             label=self.label,
             why=describeFailure(reason),
@@ -233,7 +233,7 @@ class DeviceService(Service):
         if not self.running:
             return
         delay = self.backoff.next()
-        log.warn(  # noqa: G010 (twisted.logger has no .warning)
+        log.warn(
             "Device {label} lost ({why}); reopening in {delay:.1f}s",
             label=self.label,
             why=why,
@@ -382,7 +382,9 @@ class StreamDevice(Protocol):
 
     transport: Any
 
-    def __init__(self, label: str, output: Callable[[bytes], None], gone: Callable[[object, str], None]) -> None:
+    def __init__(
+        self, label: str, output: Callable[[bytes], None], gone: Callable[[object, str], None]
+    ) -> None:
         self.label = label
         self._output = output
         self._gone = gone
@@ -588,7 +590,6 @@ def makeDeviceService(spec: DeviceSpec, hub: Hub, reactor: Any, cols: int, rows:
     else:
         raise ValueError(f"unknown device kind {spec.kind!r}")
     return cast(IService, service)
-
 
 
 __all__ = [

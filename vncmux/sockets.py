@@ -85,7 +85,11 @@ class StreamBackend(Protocol):
     transport: Any
 
     def __init__(
-        self, hub: Hub, endpointLabel: str, clients: ClientSet | None = None, number: int = 0,
+        self,
+        hub: Hub,
+        endpointLabel: str,
+        clients: ClientSet | None = None,
+        number: int = 0,
         readonly: bool = False,
     ) -> None:
         self.readonly = readonly  # --socket-ro: input is dropped (logged once)
@@ -101,7 +105,7 @@ class StreamBackend(Protocol):
         # UNIX peers have no address: the connection number tells them apart in the log
         self.label = peerLabel(self.transport, f"{self.endpointLabel}#{self.number}")
         if self.clients is not None and not self.clients.admit(self):
-            log.warn(  # noqa: G010 (twisted.logger has no .warning)
+            log.warn(
                 "Refusing {peer} on {endpoint}: already {count} clients (--max-clients)",
                 peer=self.label,
                 endpoint=self.endpointLabel,
@@ -109,7 +113,9 @@ class StreamBackend(Protocol):
             )
             self.transport.abortConnection()
             return
-        log.info("Client {peer} connected to {endpoint}", peer=self.label, endpoint=self.endpointLabel)
+        log.info(
+            "Client {peer} connected to {endpoint}", peer=self.label, endpoint=self.endpointLabel
+        )
         self.transport.registerProducer(self, True)
         self.attached = True
         self.hub.attach(cast(IBackend, self))
@@ -132,8 +138,11 @@ class StreamBackend(Protocol):
         if self.readonly:
             if not self._droppedLogged:
                 self._droppedLogged = True
-                log.info("Client {peer} on read-only {endpoint}: its input is ignored",
-                         peer=self.label, endpoint=self.endpointLabel)
+                log.info(
+                    "Client {peer} on read-only {endpoint}: its input is ignored",
+                    peer=self.label,
+                    endpoint=self.endpointLabel,
+                )
             return
         if self.attached:
             self.hub.input(data, cast(IBackend, self))
@@ -184,7 +193,10 @@ class BackendFactory(Factory):
     noisy = False  # we log connections ourselves, with the peer
 
     def __init__(
-        self, hub: Hub, endpointLabel: str, clients: ClientSet | None = None,
+        self,
+        hub: Hub,
+        endpointLabel: str,
+        clients: ClientSet | None = None,
         readonly: bool = False,
     ) -> None:
         self.hub = hub
@@ -195,8 +207,9 @@ class BackendFactory(Factory):
 
     def buildProtocol(self, addr: Any) -> StreamBackend:
         self.serial += 1
-        proto = StreamBackend(self.hub, self.endpointLabel, self.clients, self.serial,
-                              readonly=self.readonly)
+        proto = StreamBackend(
+            self.hub, self.endpointLabel, self.clients, self.serial, readonly=self.readonly
+        )
         proto.factory = self
         return proto
 
@@ -234,7 +247,12 @@ class ByteServerService(Service):
     known before the reactor runs); ``stopService`` closes the port and every client."""
 
     def __init__(
-        self, endpoint: str, hub: Hub, reactor: Any, maxClients: int, label: str,
+        self,
+        endpoint: str,
+        hub: Hub,
+        reactor: Any,
+        maxClients: int,
+        label: str,
         readonly: bool = False,
     ) -> None:
         self.endpoint = withPrivateMode(endpoint)
@@ -327,7 +345,9 @@ class LogFileService(Service):
         try:
             self.backend = LogFileBackend(path)
         except OSError as e:
-            raise ConfigError(f"cannot open log file {path}: {os.strerror(e.errno or 0).lower()}") from e
+            raise ConfigError(
+                f"cannot open log file {path}: {os.strerror(e.errno or 0).lower()}"
+            ) from e
 
     def startService(self) -> None:
         Service.startService(self)
@@ -369,7 +389,9 @@ class PtyBackend:
 
     stallable = False
 
-    def __init__(self, hub: Hub, reactor: Any, label: str = "pty", pollInterval: float = 0.5) -> None:
+    def __init__(
+        self, hub: Hub, reactor: Any, label: str = "pty", pollInterval: float = 0.5
+    ) -> None:
         self.hub = hub
         self.reactor = reactor
         self.pollInterval = pollInterval

@@ -52,18 +52,30 @@ class Options(usage.Options):
     )
 
     optParameters: ClassVar[list[list[Any]]] = [
-        ["device", None, None,
-         ("The console device: a tty path such as /dev/ttyS0 (serial), unix:PATH or "
-         "tcp:HOST:PORT (connect, e.g. to QEMU's -serial unix:PATH,server=on,wait=off), or "
-         "exec:COMMAND (run in a new pty).  Default: exec: of $SHELL, or /bin/sh.")],
-        ["vnc", None, "127.0.0.1:0",
-         ("VNC server in QEMU -vnc syntax: [HOST]:N listens on TCP port 5900+N (empty HOST, "
-         "as in :0, means all interfaces; [::1]:N for IPv6), unix:PATH, or none.  Options: "
-         ",share=allow-exclusive|force-shared|ignore (default force-shared), "
-         ",connections=N (default 64), ,websocket=PORT|on, ,tls-cert=FILE,tls-key=FILE "
-         "for VeNCrypt (TLS) only, with ,tls-ca=FILE,x509verify=on for client "
-         "certificates and ,cleartext=on to also offer unencrypted types.  'none' with no "
-         "vc chardev: a pure byte multiplexer.")],
+        [
+            "device",
+            None,
+            None,
+            (
+                "The console device: a tty path such as /dev/ttyS0 (serial), unix:PATH or "
+                "tcp:HOST:PORT (connect, e.g. to QEMU's -serial unix:PATH,server=on,wait=off), or "
+                "exec:COMMAND (run in a new pty).  Default: exec: of $SHELL, or /bin/sh."
+            ),
+        ],
+        [
+            "vnc",
+            None,
+            "127.0.0.1:0",
+            (
+                "VNC server in QEMU -vnc syntax: [HOST]:N listens on TCP port 5900+N (empty HOST, "
+                "as in :0, means all interfaces; [::1]:N for IPv6), unix:PATH, or none.  Options: "
+                ",share=allow-exclusive|force-shared|ignore (default force-shared), "
+                ",connections=N (default 64), ,websocket=PORT|on, ,tls-cert=FILE,tls-key=FILE "
+                "for VeNCrypt (TLS) only, with ,tls-ca=FILE,x509verify=on for client "
+                "certificates and ,cleartext=on to also offer unencrypted types.  'none' with no "
+                "vc chardev: a pure byte multiplexer."
+            ),
+        ],
         ["cols", None, "80", "Terminal columns of the virtual console (1-1000)."],
         ["rows", None, "24", "Terminal rows of the virtual console (1-1000)."],
         ["baud", None, "115200", "Serial speed in bits per second (tty devices)."],
@@ -72,22 +84,52 @@ class Options(usage.Options):
         ["stopbits", None, "1", "Serial stop bits: 1, 1.5 or 2."],
         ["dtr", None, None, "Set the serial DTR line on or off (default: leave it as it is)."],
         ["rts", None, None, "Set the serial RTS line on or off (default: leave it as it is)."],
-        ["stall-timeout", None, "10",
-         ("Disconnect a byte client that has blocked the device for more than this many "
-         "seconds (0 = never).")],
+        [
+            "stall-timeout",
+            None,
+            "10",
+            (
+                "Disconnect a byte client that has blocked the device for more than this many "
+                "seconds (0 = never)."
+            ),
+        ],
         ["max-clients", None, "64", "Most clients at once on each --socket/chardev endpoint."],
-        ["encoding", None, "utf-8",
-         ("Character encoding of the device's output for the virtual console (any Python "
-         "codec, e.g. utf-8, latin-1, cp437).")],
-        ["password-file", None, None,
-         ("VNC password file: first line, at most 8 characters.  With the default shell "
-         "and no password file, a random password is generated and printed at start.")],
-        ["view-password-file", None, None,
-         ("A second VNC password file: a viewer that authenticates with this password is "
-          "view-only (its keys, pointer and pastes are ignored).")],
-        ["users-file", None, None,
-         ("user:password[:view] lines for VeNCrypt X509Plain (needs --vnc ...,tls-cert=); "
-          "':view' makes that user view-only.")],
+        [
+            "encoding",
+            None,
+            "utf-8",
+            (
+                "Character encoding of the device's output for the virtual console (any Python "
+                "codec, e.g. utf-8, latin-1, cp437)."
+            ),
+        ],
+        [
+            "password-file",
+            None,
+            None,
+            (
+                "VNC password file: first line, at most 8 characters.  With the default shell "
+                "and no password file, a random password is generated and printed at start."
+            ),
+        ],
+        [
+            "view-password-file",
+            None,
+            None,
+            (
+                "A second VNC password file: a viewer that authenticates with this password is "
+                "view-only (its keys, pointer and pastes are ignored)."
+            ),
+        ],
+        [
+            "users-file",
+            None,
+            None,
+            (
+                "user:password[:view] lines for VeNCrypt X509Plain (needs --vnc ...,tls-cert=); "
+                "':view' makes that user view-only."
+            ),
+        ],
     ]
 
     optFlags: ClassVar[list[list[Any]]] = [
@@ -186,6 +228,6 @@ def warnExposure(config: Config) -> None:
 
     log = Logger()
     for line in exposure_warnings(config):
-        log.warn("WARNING: {line}", line=line)  # noqa: G010
+        log.warn("WARNING: {line}", line=line)
         sys.stderr.write(f"vncmux: WARNING: {line}\n")
         sys.stderr.flush()

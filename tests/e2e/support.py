@@ -77,7 +77,9 @@ class VncmuxProcess:
     """A running ``twistd -n vncmux``; stdout (twistd's log) and stderr go to files so a
     chatty process can never block on a full pipe."""
 
-    def __init__(self, args: Sequence[str], workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: Sequence[str], workdir: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.args = list(args)
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -132,10 +134,14 @@ class VncmuxProcess:
             if len(matches) >= count:
                 return matches[count - 1]
             if self.returncode is not None:
-                raise AssertionError(f"vncmux exited while waiting for {pattern!r}\n{self.describe()}")
+                raise AssertionError(
+                    f"vncmux exited while waiting for {pattern!r}\n{self.describe()}"
+                )
             return None
 
-        return wait_until(check, timeout, lambda: f"no {pattern!r} (x{count}) in the log\n{self.describe()}")
+        return wait_until(
+            check, timeout, lambda: f"no {pattern!r} (x{count}) in the log\n{self.describe()}"
+        )
 
     def wait(self, timeout: float = 10.0) -> int:
         """Wait for the process to exit by itself; its return code."""
@@ -186,7 +192,9 @@ def recv_exactly(sock: socket.socket, size: int, timeout: float) -> bytes:
     while got < size:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise WaitTimeout(f"got {got} of {size} bytes in {timeout}s: {b''.join(chunks)[-200:]!r}")
+            raise WaitTimeout(
+                f"got {got} of {size} bytes in {timeout}s: {b''.join(chunks)[-200:]!r}"
+            )
         sock.settimeout(left)
         try:
             chunk = sock.recv(min(size - got, 1 << 20))

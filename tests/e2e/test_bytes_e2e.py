@@ -270,7 +270,9 @@ def test_connection_past_max_clients_is_refused(vncmux: Start, short_tmp: Path) 
 # -- exec device and pty backend -----------------------------------------------------------
 
 
-def test_exec_device_runs_in_sized_pty_with_term_and_respawns(vncmux: Start, short_tmp: Path) -> None:
+def test_exec_device_runs_in_sized_pty_with_term_and_respawns(
+    vncmux: Start, short_tmp: Path
+) -> None:
     sock = short_tmp / "c.sock"
     command = "exec:sh -c 'read x; stty size; echo TERM=$TERM; cat; exit 3'"
     proc = start_mux(vncmux, command, sock)
@@ -321,7 +323,14 @@ def test_tcp_socket_endpoint_logs_peer_and_carries_bytes(vncmux: Start, short_tm
     try:
         port = free_tcp_port()
         proc = vncmux(
-            ["--vnc", "none", "--device", f"unix:{dev.path}", "--socket", f"tcp:{port}:interface=127.0.0.1"]
+            [
+                "--vnc",
+                "none",
+                "--device",
+                f"unix:{dev.path}",
+                "--socket",
+                f"tcp:{port}:interface=127.0.0.1",
+            ]
         )
         conn = dev.accept(15)
         client = wait_until(lambda: _tcp_connect(port), 15, proc.describe)
@@ -350,10 +359,22 @@ def test_port_in_use_is_a_one_line_error(vncmux: Start, short_tmp: Path) -> None
     taken.listen(1)
     port = taken.getsockname()[1]
     try:
-        proc = vncmux(["--vnc", "none", "--device", f"unix:{short_tmp}/d.sock", "--socket", f"tcp:{port}:interface=127.0.0.1"])
+        proc = vncmux(
+            [
+                "--vnc",
+                "none",
+                "--device",
+                f"unix:{short_tmp}/d.sock",
+                "--socket",
+                f"tcp:{port}:interface=127.0.0.1",
+            ]
+        )
         code = proc.wait(30)
         assert code != 0
-        assert f"cannot listen on tcp:{port}:interface=127.0.0.1: address already in use" in proc.stderr
+        assert (
+            f"cannot listen on tcp:{port}:interface=127.0.0.1: address already in use"
+            in proc.stderr
+        )
     finally:
         taken.close()
 

@@ -32,7 +32,9 @@ def console(vncmux: Callable[..., VncmuxProcess]) -> Iterator[tuple[Pty, int]]:
     proc = vncmux(["--device", device.path, "--vnc", f"127.0.0.1:{port - 5900}"])
     try:
         wait_until(lambda: port_open(port), timeout=30, message=proc.describe)
-        proc.wait_for_log(r"Device .* opened", timeout=30)  # output written before is not ours to judge
+        proc.wait_for_log(
+            r"Device .* opened", timeout=30
+        )  # output written before is not ours to judge
         yield device, port
     finally:
         device.close()

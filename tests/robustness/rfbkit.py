@@ -250,7 +250,9 @@ class TLSFiles:
         self.ca = directory / "ca-cert.pem"
         self.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
-        def leaf(cn: str, san: list[x509.GeneralName] | None) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
+        def leaf(
+            cn: str, san: list[x509.GeneralName] | None
+        ) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
             key = ec.generate_private_key(ec.SECP256R1())
             builder = (
                 x509.CertificateBuilder()
@@ -263,7 +265,9 @@ class TLSFiles:
             )
             if san:
                 builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-            return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM), key
+            return builder.sign(ca_key, hashes.SHA256()).public_bytes(
+                serialization.Encoding.PEM
+            ), key
 
         cert, key = leaf(
             "localhost",

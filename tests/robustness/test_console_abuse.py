@@ -31,8 +31,12 @@ FLOODS: dict[str, bytes] = {
     "huge-csi-number": b"\x1b[" + b"9" * 200_000 + b"m" + b"\x1b[99999999999;99999999999H",
     "many-csi-params": b"\x1b[" + b"1;" * 100_000 + b"m" + b"\x1b[" + b"38;5;" * 20_000 + b"H",
     "csi-question-1-M": b"\x1b[?1M" * 20_000 + b"\x1b[?1000h\x1b[?1M\x1b[?1000l",
-    "huge-repeat-and-erase": (b"x\x1b[999999999b" + b"\x1b[999999999@\x1b[999999999L\x1b[999999999P"
-                              + b"\x1b[999999999X\x1b[999999999M") * 200,
+    "huge-repeat-and-erase": (
+        b"x\x1b[999999999b"
+        + b"\x1b[999999999@\x1b[999999999L\x1b[999999999P"
+        + b"\x1b[999999999X\x1b[999999999M"
+    )
+    * 200,
     "unterminated-osc-10MiB": b"\x1b]0;" + b"A" * (10 * MIB),
     "unterminated-dcs-10MiB": b"\x1bP1$r" + b"q" * (10 * MIB),
     "combining-100k": b"e" + "\u0301".encode() * 100_000 + b"\r\n",
@@ -46,8 +50,16 @@ class Console:
         self.port = free_tcp_port()
         self.sock_path = Path(f"/tmp/vmx-con-{os.getpid()}-{self.port}.sock")
         self.proc: VncmuxProcess = start_vncmux(
-            ["--device", self.pty.path, "--vnc", f"127.0.0.1:{self.port - 5900}",
-             "--socket", f"unix:{self.sock_path}", "--stall-timeout", "30"],
+            [
+                "--device",
+                self.pty.path,
+                "--vnc",
+                f"127.0.0.1:{self.port - 5900}",
+                "--socket",
+                f"unix:{self.sock_path}",
+                "--stall-timeout",
+                "30",
+            ],
             workdir,
         )
         self.proc.wait_for_log(r"VNC server listening", timeout=30)
@@ -119,8 +131,10 @@ def test_hostile_output(console: Console, name: str) -> None:
     reader.join(60)
     assert not reader_error, reader_error
     assert got[0] == len(flood) and received.hexdigest() == expected, "bytes lost or altered"
-    print(f"{name}: {len(flood)} bytes, {probes} probes, worst input latency {worst * 1000:.0f} ms, "
-          f"RSS {base} -> {rss_kib(console.proc.pid)} KiB")
+    print(
+        f"{name}: {len(flood)} bytes, {probes} probes, worst input latency {worst * 1000:.0f} ms, "
+        f"RSS {base} -> {rss_kib(console.proc.pid)} KiB"
+    )
     assert worst < 1.0, f"input took {worst:.2f} s to reach the device during the flood"
     assert rss_kib(console.proc.pid) - base < 128 * 1024
     console.viewer.alive()

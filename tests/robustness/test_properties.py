@@ -40,21 +40,41 @@ _message = st.one_of(
     st.builds(lambda b: struct.pack("!Bxxx", 0) + b, st.binary(min_size=16, max_size=16)),
     st.builds(
         lambda ns: struct.pack(f"!BxH{len(ns)}i", 2, len(ns), *ns),
-        st.lists(st.one_of(_s32, st.sampled_from([0, 1, 5, 7, 16, -223, -308, -312, -313,
-                                                   -1063131698])), max_size=40),
+        st.lists(
+            st.one_of(_s32, st.sampled_from([0, 1, 5, 7, 16, -223, -308, -312, -313, -1063131698])),
+            max_size=40,
+        ),
     ),
-    st.builds(lambda i, x, y, w, h: struct.pack("!BBHHHH", 3, i, x, y, w, h),
-              st.integers(0, 255), _u16, _u16, _u16, _u16),
+    st.builds(
+        lambda i, x, y, w, h: struct.pack("!BBHHHH", 3, i, x, y, w, h),
+        st.integers(0, 255),
+        _u16,
+        _u16,
+        _u16,
+        _u16,
+    ),
     st.builds(lambda d, k: struct.pack("!BBxxI", 4, d, k), st.integers(0, 1), _u32),
     st.builds(lambda m, x, y: struct.pack("!BBHH", 5, m, x, y), st.integers(0, 255), _u16, _u16),
-    st.builds(lambda n, t: struct.pack("!BxxxI", 6, n) + t,
-              st.one_of(st.integers(0, 64), _u32), st.binary(max_size=64)),
-    st.builds(lambda f, p: struct.pack("!BxxxIB", 248, f, len(p)) + p, _u32,
-              st.binary(max_size=70)),
-    st.builds(lambda n, b: struct.pack("!BxHHBx", 251, 100, 100, n) + b,
-              st.integers(0, 4), st.binary(max_size=64)),
-    st.builds(lambda s, d, k, c: struct.pack("!BBHII", 255, s, d, k, c),
-              st.integers(0, 2), st.integers(0, 1), _u32, _u32),
+    st.builds(
+        lambda n, t: struct.pack("!BxxxI", 6, n) + t,
+        st.one_of(st.integers(0, 64), _u32),
+        st.binary(max_size=64),
+    ),
+    st.builds(
+        lambda f, p: struct.pack("!BxxxIB", 248, f, len(p)) + p, _u32, st.binary(max_size=70)
+    ),
+    st.builds(
+        lambda n, b: struct.pack("!BxHHBx", 251, 100, 100, n) + b,
+        st.integers(0, 4),
+        st.binary(max_size=64),
+    ),
+    st.builds(
+        lambda s, d, k, c: struct.pack("!BBHII", 255, s, d, k, c),
+        st.integers(0, 2),
+        st.integers(0, 1),
+        _u32,
+        _u32,
+    ),
     st.builds(lambda b: struct.pack("!BBHHHH", 150, b, 0, 0, 10, 10), st.integers(0, 1)),
     st.binary(min_size=1, max_size=32),
 )
@@ -130,8 +150,9 @@ _keysym = st.one_of(
     st.booleans(),
     st.booleans(),
 )
-def test_key_mapper_total(events: list[tuple[int, bool]], encoding: str, app_cursor: bool,
-                          app_keypad: bool) -> None:
+def test_key_mapper_total(
+    events: list[tuple[int, bool]], encoding: str, app_cursor: bool, app_keypad: bool
+) -> None:
     mapper = KeyMapper(encoding=encoding)
     modes = Modes(app_cursor=app_cursor, app_keypad=app_keypad)
     for keysym, down in events:
@@ -143,11 +164,37 @@ def test_key_mapper_total(events: list[tuple[int, bool]], encoding: str, app_cur
 
 # -- terminal + renderer -------------------------------------------------------------------
 
-_escapes = st.sampled_from([
-    b"\x1b[", b"\x1b]", b"\x1bP", b"\x1b[?", b"\x1b\\", b"\x07", b";", b"9999999999", b"m",
-    b"H", b"J", b"K", b"r", b"b", b"@", b"L", b"M", b"h", b"l", b"\x1b(0", b"\x1b#8", b"\r\n",
-    "\u0301".encode(), "\u4e00".encode(), "\U0001f600".encode(), b"\xff\xfe", b"\x1bc",
-])
+_escapes = st.sampled_from(
+    [
+        b"\x1b[",
+        b"\x1b]",
+        b"\x1bP",
+        b"\x1b[?",
+        b"\x1b\\",
+        b"\x07",
+        b";",
+        b"9999999999",
+        b"m",
+        b"H",
+        b"J",
+        b"K",
+        b"r",
+        b"b",
+        b"@",
+        b"L",
+        b"M",
+        b"h",
+        b"l",
+        b"\x1b(0",
+        b"\x1b#8",
+        b"\r\n",
+        "\u0301".encode(),
+        "\u4e00".encode(),
+        "\U0001f600".encode(),
+        b"\xff\xfe",
+        b"\x1bc",
+    ]
+)
 _output = st.lists(st.one_of(_escapes, st.binary(max_size=20)), max_size=60).map(b"".join)
 
 

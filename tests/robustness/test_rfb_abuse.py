@@ -54,10 +54,14 @@ class Server:
         self.sock_path = Path(f"/tmp/vmx-abuse-{os.getpid()}-{self.port}.sock")
         self.proc: VncmuxProcess = start_vncmux(
             [
-                "--device", self.pty.path,
-                "--vnc", f"127.0.0.1:{self.port - 5900}",
-                "--socket", f"unix:{self.sock_path}",
-                "--stall-timeout", str(STALL),
+                "--device",
+                self.pty.path,
+                "--vnc",
+                f"127.0.0.1:{self.port - 5900}",
+                "--socket",
+                f"unix:{self.sock_path}",
+                "--stall-timeout",
+                str(STALL),
             ],
             workdir,
         )
@@ -80,7 +84,9 @@ class Server:
         what the device wrote and its input reaches the device; a new viewer connects."""
         assert self.proc.returncode is None, self.proc.describe()
         self.checks += 1
-        chunk = bytes(self.rng.randrange(32, 127) for _ in range(4096)) + f"#{self.checks}\r\n".encode()
+        chunk = (
+            bytes(self.rng.randrange(32, 127) for _ in range(4096)) + f"#{self.checks}\r\n".encode()
+        )
         self.device_write(chunk)
         assert recv_exactly(self.byte_client, len(chunk), 10) == chunk
         marker = f"<in{self.checks}>".encode()
@@ -183,7 +189,9 @@ def test_byte_at_a_time_handshake(srv: Server) -> None:
     v.send(b"\x01")
     v.security_result()
     v.client_init()
-    for byte in struct.pack("!BxHi", 2, 1, ZRLE) + struct.pack("!BBHHHH", 3, 0, 0, 0, v.width, v.height):
+    for byte in struct.pack("!BxHi", 2, 1, ZRLE) + struct.pack(
+        "!BBHHHH", 3, 0, 0, 0, v.width, v.height
+    ):
         v.send(bytes([byte]))
     assert v.read_update()
     v.close()
@@ -206,8 +214,13 @@ def test_stalled_handshakes_evict_oldest(srv: Server) -> None:
 # -- pixel formats -------------------------------------------------------------------------
 
 
-def pixel_format(bpp: int, depth: int, true_colour: int, maxes: tuple[int, int, int],
-                 shifts: tuple[int, int, int]) -> bytes:
+def pixel_format(
+    bpp: int,
+    depth: int,
+    true_colour: int,
+    maxes: tuple[int, int, int],
+    shifts: tuple[int, int, int],
+) -> bytes:
     return struct.pack("!BxxxBBBBHHHBBBxxx", 0, bpp, depth, 0, true_colour, *maxes, *shifts)
 
 
@@ -281,8 +294,15 @@ def test_set_encodings_65535_junk_entries(srv: Server) -> None:
 
 @pytest.mark.parametrize(
     "rect",
-    [(0, 0, 0, 100), (0, 0, 100, 0), (65535, 0, 1, 1), (0, 65535, 1, 1),
-     (65535, 65535, 65535, 65535), (600, 0, 65535, 10), (1, 1, 65535, 65535)],
+    [
+        (0, 0, 0, 100),
+        (0, 0, 100, 0),
+        (65535, 0, 1, 1),
+        (0, 65535, 1, 1),
+        (65535, 65535, 65535, 65535),
+        (600, 0, 65535, 10),
+        (1, 1, 65535, 65535),
+    ],
 )
 def test_fbur_degenerate_rects(srv: Server, rect: tuple[int, int, int, int]) -> None:
     v = viewer(srv)

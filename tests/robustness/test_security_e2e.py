@@ -50,8 +50,13 @@ def password_file(tmp_path: Path, name: str, password: str) -> str:
 
 
 def test_x509vnc_real_tls_and_input(vncmux: Start, pty: Pty, tls: TLSFiles, tmp_path: Path) -> None:
-    proc, port = serve(vncmux, pty, f",tls-cert={tls.cert},tls-key={tls.key}",
-                       "--password-file", password_file(tmp_path, "pw", "secret"))
+    proc, port = serve(
+        vncmux,
+        pty,
+        f",tls-cert={tls.cert},tls-key={tls.key}",
+        "--password-file",
+        password_file(tmp_path, "pw", "secret"),
+    )
     v = Viewer(port)
     v.version()
     assert v.security_types() == [vencrypt.SEC_VENCRYPT]  # nothing in clear text
@@ -82,8 +87,11 @@ def test_x509plain_with_client_certificates(
     users = tmp_path / "users"
     users.write_text("alice:a long passphrase\nbob:watch:view\n")
     proc, port = serve(
-        vncmux, pty, f",tls-cert={tls.cert},tls-key={tls.key},tls-ca={tls.ca},x509verify=on",
-        "--users-file", str(users),
+        vncmux,
+        pty,
+        f",tls-cert={tls.cert},tls-key={tls.key},tls-ca={tls.ca},x509verify=on",
+        "--users-file",
+        str(users),
     )
     # without a client certificate the TLS handshake fails and the server says why
     anon = Viewer(port)
@@ -130,9 +138,15 @@ def test_x509plain_with_client_certificates(
 
 
 def test_view_password_e2e(vncmux: Start, pty: Pty, tmp_path: Path) -> None:
-    proc, port = serve(vncmux, pty, "",
-                       "--password-file", password_file(tmp_path, "pw", "full"),
-                       "--view-password-file", password_file(tmp_path, "view", "look"))
+    proc, port = serve(
+        vncmux,
+        pty,
+        "",
+        "--password-file",
+        password_file(tmp_path, "pw", "full"),
+        "--view-password-file",
+        password_file(tmp_path, "view", "look"),
+    )
     watcher = Viewer(port).handshake(b"look")
     watcher.set_encodings(0)
     watcher.key(ord("w"))
@@ -183,7 +197,9 @@ def test_tls_byte_socket(vncmux: Start, pty: Pty, tls: TLSFiles) -> None:
 def test_warning_for_unauthenticated_listeners(vncmux: Start, pty: Pty) -> None:
     port = free_tcp_port()
     byte_port = free_tcp_port()
-    proc = vncmux(["--device", pty.path, "--vnc", f":{port - 5900}", "--socket", f"tcp:{byte_port}"])
+    proc = vncmux(
+        ["--device", pty.path, "--vnc", f":{port - 5900}", "--socket", f"tcp:{byte_port}"]
+    )
     proc.wait_for_log(r"VNC server listening", timeout=30)
     wait_until(lambda: proc.stderr.count("WARNING") >= 2, 10, proc.describe)
     assert "VNC listens on all interfaces" in proc.stderr
@@ -193,8 +209,18 @@ def test_warning_for_unauthenticated_listeners(vncmux: Start, pty: Pty) -> None:
 
 def test_read_only_byte_socket(vncmux: Start, pty: Pty, short_tmp: Path) -> None:
     ro_path, rw_path = short_tmp / "ro.sock", short_tmp / "rw.sock"
-    proc = vncmux(["--device", pty.path, "--vnc", "none",
-                   "--socket-ro", f"unix:{ro_path}", "--socket", f"unix:{rw_path}"])
+    proc = vncmux(
+        [
+            "--device",
+            pty.path,
+            "--vnc",
+            "none",
+            "--socket-ro",
+            f"unix:{ro_path}",
+            "--socket",
+            f"unix:{rw_path}",
+        ]
+    )
     proc.wait_for_log(r"Device .* opened", timeout=30)
     ro, rw = connect_unix(ro_path), connect_unix(rw_path)
     proc.wait_for_log(r"connected to unix:.*ro\.sock")

@@ -18,9 +18,7 @@ def _reverse(byte: int) -> int:
     return int(f"{byte:08b}"[::-1], 2)
 
 
-@pytest.mark.parametrize(
-    "password", ["", "a", "secret", "12345678", "pass wd", "\x7f~!@#$%^"]
-)
+@pytest.mark.parametrize("password", ["", "a", "secret", "12345678", "pass wd", "\x7f~!@#$%^"])
 def test_response_matches_vncdotool_client(password: str) -> None:
     """vncdotool's client code computes the same answer to the same challenge."""
     challenge = os.urandom(16)
@@ -46,9 +44,7 @@ def test_password_truncated_and_padded_to_eight() -> None:
     assert auth.vnc_auth_response(challenge, b"abc") == auth.vnc_auth_response(
         challenge, b"abc\0\0\0\0\0"
     )
-    assert auth.vnc_auth_response(challenge, b"abc") != auth.vnc_auth_response(
-        challenge, b"abd"
-    )
+    assert auth.vnc_auth_response(challenge, b"abc") != auth.vnc_auth_response(challenge, b"abd")
 
 
 def test_check_response() -> None:

@@ -86,10 +86,7 @@ def test_device_tty_path_must_be_a_character_device() -> None:
 
 
 def test_device_missing_tty() -> None:
-    assert (
-        error(parse_device, "/dev/ttyUSB9", SERIAL, None)
-        == "device /dev/ttyUSB9 does not exist"
-    )
+    assert error(parse_device, "/dev/ttyUSB9", SERIAL, None) == "device /dev/ttyUSB9 does not exist"
 
 
 def test_device_regular_file_is_not_a_tty(tmp_path: Path) -> None:
@@ -225,9 +222,7 @@ def test_vnc_default_value_is_loopback_display_0() -> None:
 def test_vnc_unix() -> None:
     spec = parse_vnc("unix:/x")
     assert (spec.kind, spec.path) == ("unix", "/x")
-    assert (
-        parse_vnc("unix:/a,,b,share=ignore").path == "/a,b"
-    )  # ',,' is a literal comma
+    assert parse_vnc("unix:/a,,b,share=ignore").path == "/a,b"  # ',,' is a literal comma
     assert "needs a path" in error(parse_vnc, "unix:")
 
 
@@ -282,10 +277,7 @@ def test_vnc_errors(value: str, needle: str) -> None:
 
 def test_socket_unix_gets_mode_600_unless_given() -> None:
     assert parse_socket("unix:/run/c.sock").endpoint == "unix:/run/c.sock:mode=600"
-    assert (
-        parse_socket("unix:/run/c.sock:mode=660").endpoint
-        == "unix:/run/c.sock:mode=660"
-    )
+    assert parse_socket("unix:/run/c.sock:mode=660").endpoint == "unix:/run/c.sock:mode=660"
     assert parse_socket("unix:/run/c.sock:lockfile=0").endpoint == (
         "unix:/run/c.sock:lockfile=0:mode=600"
     )
@@ -325,9 +317,7 @@ def test_socket_errors(value: str, needle: str) -> None:
 def test_mux_be_example_parses_verbatim() -> None:
     plan = parse_chardevs(MUX_BE_EXAMPLE)
     assert plan.mux == "mux0"
-    assert plan.servers == (
-        ByteServer(endpoint="unix:/tmp/sock:mode=600", label="sock0"),
-    )
+    assert plan.servers == (ByteServer(endpoint="unix:/tmp/sock:mode=600", label="sock0"),)
     assert plan.console == ConsoleSpec(cols=80, rows=24)
     assert (plan.clients, plan.logfiles, plan.ptys) == ((), (), ())
 
@@ -335,9 +325,7 @@ def test_mux_be_example_parses_verbatim() -> None:
 def test_hub_example_parses_verbatim() -> None:
     plan = parse_chardevs(HUB_EXAMPLE)
     assert plan.mux == "hub0"
-    assert plan.servers == (
-        ByteServer(endpoint="unix:/tmp/sock:mode=600", label="sock0"),
-    )
+    assert plan.servers == (ByteServer(endpoint="unix:/tmp/sock:mode=600", label="sock0"),)
     assert plan.console is not None
 
 
@@ -379,9 +367,7 @@ def test_chardev_legacy_flags_and_comma_escape() -> None:
 
 def test_chardev_client_host_defaults_to_loopback() -> None:
     plan = parse_chardevs(["socket,id=s,port=4000"])
-    assert plan.clients == (
-        ByteClient(endpoint="tcp:host=127.0.0.1:port=4000", label="s"),
-    )
+    assert plan.clients == (ByteClient(endpoint="tcp:host=127.0.0.1:port=4000", label="s"),)
 
 
 def test_chardev_file_pty_vc() -> None:
@@ -598,9 +584,7 @@ def test_password_file_must_be_readable(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("secret\n")
     assert build_config(password_file=str(pw)).password_file == str(pw)
-    assert "does not exist" in error(
-        build_config, password_file=str(tmp_path)
-    )  # a directory
+    assert "does not exist" in error(build_config, password_file=str(tmp_path))  # a directory
     if os.geteuid() != 0:  # root reads anything
         pw.chmod(0)
         assert "not readable" in error(build_config, password_file=str(pw))

@@ -111,9 +111,7 @@ class ScriptedDevice:
 class ScriptedService(DeviceService):
     """openDevice answers from a script: an exception to fail, else a fresh device."""
 
-    def __init__(
-        self, hub: Hub, clock: Clock, script: list[BaseException | None]
-    ) -> None:
+    def __init__(self, hub: Hub, clock: Clock, script: list[BaseException | None]) -> None:
         super().__init__(hub, clock, "scripted:0")
         self.script = script
         self.opened: list[ScriptedDevice] = []
@@ -136,9 +134,7 @@ def test_failed_opens_are_retried_with_backoff_and_logged() -> None:
         service.startService()
         assert service.attempts == 1 and hub.device is None
         for delay in (0.5, 1.0):
-            assert [c.getTime() - clock.seconds() for c in clock.getDelayedCalls()] == [
-                delay
-            ]
+            assert [c.getTime() - clock.seconds() for c in clock.getDelayedCalls()] == [delay]
             clock.advance(delay)
         clock.advance(2.0)
     assert service.attempts == 4
@@ -170,9 +166,7 @@ def test_device_lost_is_reported_and_reopened() -> None:
     assert hub.device is second
 
 
-def test_backoff_keeps_growing_for_a_device_that_dies_at_once_and_resets_when_stable() -> (
-    None
-):
+def test_backoff_keeps_growing_for_a_device_that_dies_at_once_and_resets_when_stable() -> None:
     clock = Clock()
     hub, _ = hubWith(clock)
     service = ScriptedService(hub, clock, [])
@@ -215,20 +209,13 @@ def test_stop_cancels_retry_and_closes_device() -> None:
 def test_unix_device_waits_for_listener_then_carries_bytes_and_reconnects() -> None:
     reactor = MemoryReactorClock()
     hub, rec = hubWith(reactor)
-    service = makeDeviceService(
-        DeviceSpec(kind="unix", path="/tmp/g.sock"), hub, reactor, 80, 24
-    )
+    service = makeDeviceService(DeviceSpec(kind="unix", path="/tmp/g.sock"), hub, reactor, 80, 24)
     with capturedLogs() as events:
         service.startService()
         [(path, factory, _t, _c)] = reactor.unixClients
         assert path == "/tmp/g.sock"
-        factory.clientConnectionFailed(
-            reactor.connectors[0], Failure(ConnectionRefusedError())
-        )
-    assert (
-        "waiting for unix:/tmp/g.sock: connection refused, retrying in 0.5s"
-        in messages(events)
-    )
+        factory.clientConnectionFailed(reactor.connectors[0], Failure(ConnectionRefusedError()))
+    assert "waiting for unix:/tmp/g.sock: connection refused, retrying in 0.5s" in messages(events)
     reactor.advance(0.5)
     assert len(reactor.unixClients) == 2
     factory = reactor.unixClients[1][1]
@@ -354,17 +341,14 @@ def test_tty_device_reads_writes_and_reports_unplug(pty: Any) -> None:
     with capturedLogs() as events:
         reactor.advance(0.5)  # the pty is gone for good: waiting, with backoff
     assert any(
-        m.startswith(f"waiting for {path}: ") and "retrying in 1.0s" in m
-        for m in messages(events)
+        m.startswith(f"waiting for {path}: ") and "retrying in 1.0s" in m for m in messages(events)
     )
     service.stopService()
 
 
 def test_tty_settings_are_applied(pty: Any) -> None:
     path = pty.path
-    settings = SerialSettings(
-        baud=9600, bytesize=7, parity="E", stopbits=2, xonxoff=True
-    )
+    settings = SerialSettings(baud=9600, bytesize=7, parity="E", stopbits=2, xonxoff=True)
     port = openSerial(DeviceSpec(kind="tty", path=path, serial=settings))
     try:
         iflag, _o, cflag, _l, ispeed, ospeed, cc = termios.tcgetattr(port.fd)
@@ -387,9 +371,7 @@ def test_missing_tty_is_retried(tmp_path: Any) -> None:
     with capturedLogs() as events:
         service.startService()
     assert hub.device is None
-    assert any(
-        "no such file or directory, retrying in 0.5s" in m for m in messages(events)
-    )
+    assert any("no such file or directory, retrying in 0.5s" in m for m in messages(events))
     service.stopService()
     assert clock.getDelayedCalls() == []
 
@@ -438,9 +420,7 @@ class SpawnRecorder(MemoryReactorClock):
         **kw: Any,
     ) -> Any:
         master, slave, ttyname = usePTY
-        rows, cols, _, _ = struct.unpack(
-            "HHHH", fcntl.ioctl(slave, termios.TIOCGWINSZ, b"\0" * 8)
-        )
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(slave, termios.TIOCGWINSZ, b"\0" * 8))
         self.spawned.append(
             {
                 "executable": executable,
@@ -457,9 +437,7 @@ class SpawnRecorder(MemoryReactorClock):
 
 
 def winsize(fd: int) -> tuple[int, int]:
-    rows, cols, _, _ = struct.unpack(
-        "HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
-    )
+    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
     return cols, rows
 
 

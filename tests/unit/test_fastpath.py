@@ -24,13 +24,68 @@ from hypothesis import strategies as st
 from vncmux.console.damage import Damage
 from vncmux.console.terminal import Terminal
 
-WORDS = ["kernel", "usb", "eth0", "link", "up", "systemd", "error", "GET", "200", "[ok]",
-         "a", "", "x" * 30, "tab\there", "bs\x08\x08", "~!@#$%^&*()_+{}|:<>?", "привет",
-         "│─┼▒", "naïve", "\ufffd", "中文", "e\u0301", "a\u200db"]
-SGRS = ["0", "", "1", "2", "3", "4", "5", "7", "9", "22", "23", "24", "25", "27", "29",
-        "31", "32", "37", "39", "41", "47", "49", "90", "97", "100", "107", "1;31",
-        "38;5;208", "48;5;236", "38;5;3", "38;2;255;128;0", "48;2;1;2;3", "38:2::1:2:3",
-        "4:3", "1;2;3;4;5;7;9"]
+WORDS = [
+    "kernel",
+    "usb",
+    "eth0",
+    "link",
+    "up",
+    "systemd",
+    "error",
+    "GET",
+    "200",
+    "[ok]",
+    "a",
+    "",
+    "x" * 30,
+    "tab\there",
+    "bs\x08\x08",
+    "~!@#$%^&*()_+{}|:<>?",
+    "привет",
+    "│─┼▒",
+    "naïve",
+    "\ufffd",
+    "中文",
+    "e\u0301",
+    "a\u200db",
+]
+SGRS = [
+    "0",
+    "",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "7",
+    "9",
+    "22",
+    "23",
+    "24",
+    "25",
+    "27",
+    "29",
+    "31",
+    "32",
+    "37",
+    "39",
+    "41",
+    "47",
+    "49",
+    "90",
+    "97",
+    "100",
+    "107",
+    "1;31",
+    "38;5;208",
+    "48;5;236",
+    "38;5;3",
+    "38;2;255;128;0",
+    "48;2;1;2;3",
+    "38:2::1:2:3",
+    "4:3",
+    "1;2;3;4;5;7;9",
+]
 
 
 # -- generators of realistic output ----------------------------------------------------
@@ -47,24 +102,41 @@ def plain_lines(rng: random.Random, n: int, cols: int) -> bytes:
 def colour_lines(rng: random.Random, n: int, sgrs: Sequence[str] = SGRS) -> bytes:
     out = []
     for _ in range(n):
-        parts = [f"\x1b[{rng.choice(sgrs)}m{rng.choice(WORDS)}\x1b[0m"
-                 for _ in range(rng.randint(1, 10))]
+        parts = [
+            f"\x1b[{rng.choice(sgrs)}m{rng.choice(WORDS)}\x1b[0m" for _ in range(rng.randint(1, 10))
+        ]
         out.append(" ".join(parts) + "\r\n")
     return "".join(out).encode()
 
 
-def tui_frames(rng: random.Random, n: int, cols: int, rows: int,
-               erase_attrs: bool = True) -> bytes:
+def tui_frames(rng: random.Random, n: int, cols: int, rows: int, erase_attrs: bool = True) -> bytes:
     out = []
     for frame in range(n):
         out.append("\x1b[?25l\x1b[H\x1b[7m" + f" frame {frame} ".ljust(cols) + "\x1b[0m")
         for r in range(2, rows + 1):
-            out.append(f"\x1b[{r};{rng.randint(0, 3)}H\x1b[{rng.choice(SGRS)}m"
-                       f"{rng.choice(WORDS)}\x1b[0m {'|' * rng.randint(0, cols)}"
-                       f"\x1b[{rng.choice(SGRS)}m" * rng.randint(0, erase_attrs)
-                       + f"\x1b[{rng.choice(['', '0', '1', '2'])}K\x1b[0m")
-        out.append(rng.choice(["\x1b[J", "\x1b[1J", "\x1b[2J", "\x1b[3J", "\x1b[5J", "",
-                               "\x1b[7K", "\x1b[2;2f", "\x1b[99;99H", "\x1b[;H"]))
+            out.append(
+                f"\x1b[{r};{rng.randint(0, 3)}H\x1b[{rng.choice(SGRS)}m"
+                f"{rng.choice(WORDS)}\x1b[0m {'|' * rng.randint(0, cols)}"
+                f"\x1b[{rng.choice(SGRS)}m"
+                * rng.randint(0, erase_attrs)
+                + f"\x1b[{rng.choice(['', '0', '1', '2'])}K\x1b[0m"
+            )
+        out.append(
+            rng.choice(
+                [
+                    "\x1b[J",
+                    "\x1b[1J",
+                    "\x1b[2J",
+                    "\x1b[3J",
+                    "\x1b[5J",
+                    "",
+                    "\x1b[7K",
+                    "\x1b[2;2f",
+                    "\x1b[99;99H",
+                    "\x1b[;H",
+                ]
+            )
+        )
         out.append("\x1b[?25h")
     return "".join(out).encode()
 
@@ -72,20 +144,69 @@ def tui_frames(rng: random.Random, n: int, cols: int, rows: int,
 def wide_text(rng: random.Random, n: int) -> bytes:
     """CJK, emoji and Latin mixed, lines of any length (wide characters meet the edge)."""
     pieces = ["中文", "日本語", "한국어", "😀", "x", "ab ", "é", "\x1b[31m", "\x1b[0m", "\t"]
-    return "".join("".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
-                   + rng.choice(["\r\n", "\n", "", "\x08"]) for _ in range(n)).encode()
+    return "".join(
+        "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        + rng.choice(["\r\n", "\n", "", "\x08"])
+        for _ in range(n)
+    ).encode()
 
 
 SPECIAL = [
-    b"\x1b[5;10r", b"\x1b[r", b"\x1b[?6h", b"\x1b[?6l", b"\x1b[4h", b"\x1b[4l",
-    b"\x1b[20h", b"\x1b[20l", b"\x1b[?7l", b"\x1b[?7h", b"\x1b(0", b"\x1b(B", b"\x0e",
-    b"\x0f", b"\x1b)0", b"\x1bH", b"\x1b[3g", b"\x1b[g", b"\x1b#8", b"\x1bc", b"\x1b7",
-    b"\x1b8", b"\x1b[?1049h", b"\x1b[?1049l", b"\x1bM", b"\x1bD", b"\x1b[2S", b"\x1b[3b",
-    b"\x1b[?5h", b"\x1b[?5l", b"\x1b]0;title\x07", b"\x1b[6n", "é中\u0301".encode(),
-    b"\x1b[?25l", b"\x1b[?25h", b"\x1b[K", b"\x1b[2K", b"\x1b[1J", b"\x07", b"\t",
-    b"\x1b[1;1H", b"\x1b[999;999H", b"\x1b[0;0f", b"\x1b[1;2;3H", b"\x1b[m", b"\x1b[?1m",
-    b"\x1b[" + b"1;" * 200 + b"m", b"\x1b[" + b"9" * 300 + b"H", b"\xe2\x94", b"\x80", "中\x1b[2b".encode(),
-    "e\u0301\x1b[3b".encode(), b"x\x1b[9999b", b"\x1b[b", b"\x1b[0;5b",
+    b"\x1b[5;10r",
+    b"\x1b[r",
+    b"\x1b[?6h",
+    b"\x1b[?6l",
+    b"\x1b[4h",
+    b"\x1b[4l",
+    b"\x1b[20h",
+    b"\x1b[20l",
+    b"\x1b[?7l",
+    b"\x1b[?7h",
+    b"\x1b(0",
+    b"\x1b(B",
+    b"\x0e",
+    b"\x0f",
+    b"\x1b)0",
+    b"\x1bH",
+    b"\x1b[3g",
+    b"\x1b[g",
+    b"\x1b#8",
+    b"\x1bc",
+    b"\x1b7",
+    b"\x1b8",
+    b"\x1b[?1049h",
+    b"\x1b[?1049l",
+    b"\x1bM",
+    b"\x1bD",
+    b"\x1b[2S",
+    b"\x1b[3b",
+    b"\x1b[?5h",
+    b"\x1b[?5l",
+    b"\x1b]0;title\x07",
+    b"\x1b[6n",
+    "é中\u0301".encode(),
+    b"\x1b[?25l",
+    b"\x1b[?25h",
+    b"\x1b[K",
+    b"\x1b[2K",
+    b"\x1b[1J",
+    b"\x07",
+    b"\t",
+    b"\x1b[1;1H",
+    b"\x1b[999;999H",
+    b"\x1b[0;0f",
+    b"\x1b[1;2;3H",
+    b"\x1b[m",
+    b"\x1b[?1m",
+    b"\x1b[" + b"1;" * 200 + b"m",
+    b"\x1b[" + b"9" * 300 + b"H",
+    b"\xe2\x94",
+    b"\x80",
+    "中\x1b[2b".encode(),
+    "e\u0301\x1b[3b".encode(),
+    b"x\x1b[9999b",
+    b"\x1b[b",
+    b"\x1b[0;5b",
 ]
 
 
@@ -111,7 +232,7 @@ def cut(rng: random.Random, data: bytes, max_chunk: int = 64) -> list[bytes]:
     chunks, i = [], 0
     while i < len(data):
         n = rng.randint(1, max_chunk)
-        chunks.append(data[i:i + n])
+        chunks.append(data[i : i + n])
         i += n
     return chunks
 
@@ -127,19 +248,28 @@ def state(t: Terminal) -> dict[str, Any]:
     for y in range(t.rows):
         line = s.buffer.get(y)
         # All the cells the line holds, even beyond the width (a resize may show them).
-        lines.append(None if line is None or (not line and line.default == s.default_char)
-                     else (line.default, dict(line)))
+        lines.append(
+            None
+            if line is None or (not line and line.default == s.default_char)
+            else (line.default, dict(line))
+        )
     c = s.cursor
     return {
         "lines": lines,  # (what ``line`` shows is compared at damage points: ``picture``)
-        "cursor": (c.x, c.y, c.hidden, c.attrs), "mode": set(s.mode),
-        "modes": vars(t.modes).copy(), "title": t.title, "last_char": s.last_char,
+        "cursor": (c.x, c.y, c.hidden, c.attrs),
+        "mode": set(s.mode),
+        "modes": vars(t.modes).copy(),
+        "title": t.title,
+        "last_char": s.last_char,
         "charset": (s.charset, s.g0_charset == s.g1_charset, s.g0_charset[:128]),
-        "margins": s.margins, "tabstops": set(s.tabstops), "alt": s.in_alt,
-        "reverse": s.reverse_screen, "saved": [(p.cursor.x, p.cursor.y) for p in s.savepoints],
+        "margins": s.margins,
+        "tabstops": set(s.tabstops),
+        "alt": s.in_alt,
+        "reverse": s.reverse_screen,
+        "saved": [(p.cursor.x, p.cursor.y) for p in s.savepoints],
         # (what the parser keeps between sequences matters only inside one)
-        "parser": (t._parser.state,) + ((t._parser.buf, t._parser.inter)
-                                         if t._parser.state else ()),
+        "parser": (t._parser.state,)
+        + ((t._parser.buf, t._parser.inter) if t._parser.state else ()),
     }
 
 
@@ -153,13 +283,14 @@ def picture(t: Terminal) -> list[tuple[object, ...]]:
     return rows
 
 
-def catch_up(old: list[tuple[object, ...]], new: list[tuple[object, ...]],
-             d: Damage) -> list[tuple[object, ...]]:
+def catch_up(
+    old: list[tuple[object, ...]], new: list[tuple[object, ...]], d: Damage
+) -> list[tuple[object, ...]]:
     pic = list(old)
     if d.scroll is not None:
         src, n = d.scroll.source_rows()
         dest = d.scroll.dest_top()
-        pic[dest:dest + n] = old[src:src + n]
+        pic[dest : dest + n] = old[src : src + n]
     for r in d.rows:
         pic[r] = new[r]
     return pic
@@ -213,7 +344,8 @@ STREAMS: dict[str, Callable[[random.Random, int, int], bytes]] = {
     "plain": lambda rng, c, r: plain_lines(rng, 300, c),
     "long-lines": lambda rng, c, r: b"".join(
         b"x" * rng.randint(0, 4 * c) + rng.choice([b"\r\n", b"", b"\x08", b"\r"])
-        for _ in range(100)),
+        for _ in range(100)
+    ),
     "colour": lambda rng, c, r: colour_lines(rng, 200),
     "tui": lambda rng, c, r: tui_frames(rng, 10, c, r),
     "random": lambda rng, c, r: rng.randbytes(3000),
@@ -241,8 +373,17 @@ def test_fast_and_slow_paths_give_the_same_screen(kind: str, size: tuple[int, in
 def test_modes_the_fast_path_leaves_to_the_slow_path() -> None:
     """Under each state the fast path does not model, both paths still agree."""
     rng = random.Random(7)
-    for prefix in (b"\x1b[3;5r\x1b[5;1H", b"\x1b[?6h", b"\x1b[4h", b"\x1b(0", b"\x1b)0\x0e",
-                   b"\x1b[20h", b"\x1b[?7l", b"\x1b#8", b"\x1b[?1049h"):
+    for prefix in (
+        b"\x1b[3;5r\x1b[5;1H",
+        b"\x1b[?6h",
+        b"\x1b[4h",
+        b"\x1b(0",
+        b"\x1b)0\x0e",
+        b"\x1b[20h",
+        b"\x1b[?7l",
+        b"\x1b#8",
+        b"\x1b[?1049h",
+    ):
         pair = Pair(10, 5)
         pair.feed(prefix)
         pair.check(cut(rng, mixed(rng, 20, 10, 5)), rng)
@@ -252,16 +393,23 @@ _piece = st.one_of(
     st.sampled_from(SPECIAL),
     st.text(alphabet="ab \t\r\n\x08é中", max_size=30).map(str.encode),
     st.sampled_from(SGRS).map(lambda p: f"\x1b[{p}m".encode()),
-    st.builds(lambda r, c, f: f"\x1b[{r};{c}{f}".encode(),
-              st.integers(0, 9), st.integers(0, 12), st.sampled_from("HfKJb")),
+    st.builds(
+        lambda r, c, f: f"\x1b[{r};{c}{f}".encode(),
+        st.integers(0, 9),
+        st.integers(0, 12),
+        st.sampled_from("HfKJb"),
+    ),
     st.builds(lambda n: b"y" * n, st.integers(0, 40)),
     st.binary(max_size=8),
 )
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(pieces=st.lists(_piece, max_size=40), seed=st.integers(0, 2**32),
-       size=st.sampled_from([(10, 4), (5, 2), (1, 1), (12, 6)]))
+@given(
+    pieces=st.lists(_piece, max_size=40),
+    seed=st.integers(0, 2**32),
+    size=st.sampled_from([(10, 4), (5, 2), (1, 1), (12, 6)]),
+)
 def test_generated_mixes_agree(pieces: list[bytes], seed: int, size: tuple[int, int]) -> None:
     rng = random.Random(seed)
     pair = Pair(*size)
@@ -271,9 +419,40 @@ def test_generated_mixes_agree(pieces: list[bytes], seed: int, size: tuple[int, 
 # -- against plain pyte ------------------------------------------------------------------
 
 # SGR that pyte 0.8.2 interprets as xterm does (no faint, no colon forms, no 38;5;<16>).
-PYTE_SGRS = ["0", "", "1", "3", "4", "5", "7", "9", "22", "23", "24", "25", "27", "29",
-             "31", "32", "37", "39", "41", "47", "49", "90", "97", "100", "107", "1;31",
-             "38;5;208", "48;5;236", "38;5;16", "38;5;255", "38;2;255;128;0", "48;2;1;2;3"]
+PYTE_SGRS = [
+    "0",
+    "",
+    "1",
+    "3",
+    "4",
+    "5",
+    "7",
+    "9",
+    "22",
+    "23",
+    "24",
+    "25",
+    "27",
+    "29",
+    "31",
+    "32",
+    "37",
+    "39",
+    "41",
+    "47",
+    "49",
+    "90",
+    "97",
+    "100",
+    "107",
+    "1;31",
+    "38;5;208",
+    "48;5;236",
+    "38;5;16",
+    "38;5;255",
+    "38;2;255;128;0",
+    "48;2;1;2;3",
+]
 
 
 def pyte_cells(screen: pyte.Screen, y: int, cols: int) -> list[tuple[Any, ...]]:
@@ -323,23 +502,29 @@ def test_fast_path_is_much_faster_on_plain_lines() -> None:
     """A sanity bound, not the benchmark (bench/console_feed.py): best of three runs, and a
     margin far below the measured ratio so a busy machine does not decide."""
     rng = random.Random(1)
-    data = b"".join(b"%05d " % i + " ".join(rng.choice(WORDS[:10]) for _ in range(9)).encode()
-                    + b"\r\n" for i in range(1500))
+    data = b"".join(
+        b"%05d " % i + " ".join(rng.choice(WORDS[:10]) for _ in range(9)).encode() + b"\r\n"
+        for i in range(1500)
+    )
     times: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(3):
         for fast in (True, False):
             t = Terminal(80, 24, fast=fast)
             start = time.perf_counter()
             for i in range(0, len(data), 4096):
-                t.feed(data[i:i + 4096])
+                t.feed(data[i : i + 4096])
             times[fast].append(time.perf_counter() - start)
     assert min(times[True]) * 5 < min(times[False])
 
 
 @pytest.mark.parametrize("size", [(10, 4), (3, 2), (1, 1)])
 def test_repeat_is_a_screenful_at_most(size: tuple[int, int]) -> None:
-    for data in (b"x\x1b[9999b", b"ab\x1b[5b\r\n\x1b[b", "\u0444\x1b[999b".encode(),
-                 b"\x1b[?7lq\x1b[99b"):
+    for data in (
+        b"x\x1b[9999b",
+        b"ab\x1b[5b\r\n\x1b[b",
+        "\u0444\x1b[999b".encode(),
+        b"\x1b[?7lq\x1b[99b",
+    ):
         pair = Pair(*size)
         pair.check([data], random.Random(0))
         pair.check([b"\x1b[H" + data, b"\x1b[3b"], random.Random(1))
@@ -349,8 +534,9 @@ def test_erasing_keeps_colours_and_reverse_not_the_rest() -> None:
     for sgr in SGRS:
         for erase in (b"\x1b[K", b"\x1b[1K", b"\x1b[2K", b"\x1b[J", b"\x1b[1J", b"\x1b[2J"):
             pair = Pair(6, 3)
-            pair.check([b"abcdefghijklm\x1b[2;3H\x1b[%sm" % sgr.encode() + erase + b"z"],
-                       random.Random(0))
+            pair.check(
+                [b"abcdefghijklm\x1b[2;3H\x1b[%sm" % sgr.encode() + erase + b"z"], random.Random(0)
+            )
 
 
 @pytest.mark.parametrize("feeds", [[b"\n"], [b"\n", b"\n\n"], [b"\r\n" * 5]])
@@ -390,5 +576,4 @@ def test_a_failing_token_is_dropped_alone(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setattr(fast, "_params", broken)
     t.feed(b"ab\x1b[2;2Hcd\r\nef")
-    assert ["".join(c.data for c in t.line(y)).rstrip() for y in range(3)] == \
-        ["abcd", "ef", ""]
+    assert ["".join(c.data for c in t.line(y)).rstrip() for y in range(3)] == ["abcd", "ef", ""]

@@ -286,9 +286,7 @@ CASES: list[tuple[str, tuple[int, ...], Modes, bytes]] = [
 
 
 @pytest.mark.parametrize(("key", "held", "modes", "expected"), CASES)
-def test_key_table(
-    key: str, held: tuple[int, ...], modes: Modes, expected: bytes
-) -> None:
+def test_key_table(key: str, held: tuple[int, ...], modes: Modes, expected: bytes) -> None:
     assert press(key, modes, held) == expected
 
 
@@ -440,9 +438,7 @@ def test_device_encoding() -> None:
     assert press(0xE9, mapper=latin1) == b"\xe9"
     assert press(0x20AC, mapper=latin1) == b""  # no euro in Latin-1
     assert press(0x20AC, mapper=KeyMapper(encoding="iso8859-15")) == b"\xa4"
-    assert press(0x06F1, mapper=KeyMapper(encoding="koi8-r")) == "\u042f".encode(
-        "koi8-r"
-    )
+    assert press(0x06F1, mapper=KeyMapper(encoding="koi8-r")) == "\u042f".encode("koi8-r")
     assert press(0x20AC, mapper=latin1, held=(ALT,)) == b""  # no lone ESC either
 
 
@@ -714,9 +710,7 @@ MOUSE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("mode", "sgr", "mask", "prev", "col", "row", "expected"), MOUSE_CASES
-)
+@pytest.mark.parametrize(("mode", "sgr", "mask", "prev", "col", "row", "expected"), MOUSE_CASES)
 def test_mouse_report(
     mode: int, sgr: bool, mask: int, prev: int, col: int, row: int, expected: bytes
 ) -> None:
@@ -755,9 +749,7 @@ keysym_strategy = st.one_of(
     st.sampled_from(["utf-8", "latin-1", "ascii", "koi8-r", "cp1252"]),
 )
 @settings(max_examples=200)
-def test_any_key_sequence_gives_bytes(
-    events: list[tuple[int, bool, Modes]], encoding: str
-) -> None:
+def test_any_key_sequence_gives_bytes(events: list[tuple[int, bool, Modes]], encoding: str) -> None:
     mapper = KeyMapper(encoding=encoding)
     for keysym, down, modes in events:
         out = mapper.key(keysym, down, modes)

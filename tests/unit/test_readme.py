@@ -13,7 +13,9 @@ README = (Path(__file__).resolve().parents[2] / "README.rst").read_text(encoding
 def option_names() -> set[str]:
     opts = Options()
     names = {p[0] for p in opts.optParameters} | {f[0] for f in opts.optFlags}
-    names |= {name[len("opt_") :].replace("_", "-") for name in dir(opts) if name.startswith("opt_")}
+    names |= {
+        name[len("opt_") :].replace("_", "-") for name in dir(opts) if name.startswith("opt_")
+    }
     return names - {"help", "version"}
 
 

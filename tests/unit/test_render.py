@@ -132,9 +132,7 @@ def test_bundled_font_is_found_in_the_checkout() -> None:
     assert all((d / name).is_file() for name in fonts.TERMINUS_FILES.values())
 
 
-def test_font_dir_override_and_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_font_dir_override_and_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = fonts.find_font_dir()
     for name in fonts.TERMINUS_FILES.values():
         (tmp_path / name).write_bytes((src / name).read_bytes())
@@ -212,13 +210,8 @@ def test_resolve_rules() -> None:
         palette.ANSI_16[9],
         blue,
     )
-    assert (
-        palette.resolve("brightred", "blue", True, False, False, False)[0]
-        == palette.ANSI_16[9]
-    )
-    assert (
-        palette.resolve("cd0000", "blue", True, False, False, False)[0] == red
-    )  # not a name
+    assert palette.resolve("brightred", "blue", True, False, False, False)[0] == palette.ANSI_16[9]
+    assert palette.resolve("cd0000", "blue", True, False, False, False)[0] == red  # not a name
     assert palette.resolve("red", "blue", False, False, True, False) == (blue, red)
     assert palette.resolve("red", "blue", False, False, True, True) == (red, blue)
     assert palette.resolve("red", "blue", False, False, False, True) == (blue, red)
@@ -276,9 +269,7 @@ def test_reverse_swaps_colours_pixel_for_pixel() -> None:
 def test_attributes_change_the_pixels() -> None:
     term = FakeTerminal(7, 1)
     term.put(0, 0, "xxxxxxx", fg="brightwhite")
-    for x, attr in enumerate(
-        ("bold", "italics", "underscore", "strikethrough", "faint")
-    ):
+    for x, attr in enumerate(("bold", "italics", "underscore", "strikethrough", "faint")):
         term.buf[0][x + 1] = term.buf[0][x + 1]._replace(**{attr: True})  # type: ignore[arg-type]
     r = render(term)
     plain = crop(r, 0, 0)
@@ -288,8 +279,7 @@ def test_attributes_change_the_pixels() -> None:
     white = palette.ANSI_16[15]
     under = crop(r, 3, 0)
     assert any(
-        all((x, y) in ink(under, white) for x in range(r.cell_width))
-        for y in range(r.cell_height)
+        all((x, y) in ink(under, white) for x in range(r.cell_width)) for y in range(r.cell_height)
     )
     faint = palette.blend(white, palette.DEFAULT_BG, 0.5)
     assert colours(crop(r, 5, 0)) == {faint, palette.DEFAULT_BG}
@@ -308,9 +298,7 @@ def test_cursor_is_the_reversed_cell_and_absent_when_hidden() -> None:
     term.put(0, 0, "abcd", fg="red", bg="blue")
     term.cursor = (2, 0)
     r = render(term)
-    assert same(
-        crop(r, 2, 0), r.tile_for(term.buf[0][2])
-    )  # cursor hidden: the plain cell
+    assert same(crop(r, 2, 0), r.tile_for(term.buf[0][2]))  # cursor hidden: the plain cell
     hidden = crop(r, 2, 0)
     term.cursor_visible = True
     damage = Damage(2)
@@ -325,9 +313,7 @@ def test_cursor_is_the_reversed_cell_and_absent_when_hidden() -> None:
     r.render(term, damage)
     assert damage.rows == {0, 1}
     assert same(crop(r, 2, 0), hidden)
-    assert colours(crop(r, 1, 1)) == {
-        palette.DEFAULT_FG
-    }  # a blank cell under a block cursor
+    assert colours(crop(r, 1, 1)) == {palette.DEFAULT_FG}  # a blank cell under a block cursor
     term.cursor_visible = False
     r.render(term, Damage(2))
     assert colours(crop(r, 1, 1)) == {palette.DEFAULT_BG}
@@ -448,12 +434,8 @@ def test_block_elements_fill_their_share_of_the_cell() -> None:
     green, black = palette.ANSI_16[2], palette.ANSI_16[0]
     cw, ch = r.cell_width, r.cell_height
     assert colours(crop(r, 0, 0)) == {green}
-    assert ink(crop(r, 1, 0), green) == {
-        (x, y) for x in range(cw) for y in range(ch // 2)
-    }
-    assert ink(crop(r, 2, 0), green) == {
-        (x, y) for x in range(cw // 2, cw) for y in range(ch)
-    }
+    assert ink(crop(r, 1, 0), green) == {(x, y) for x in range(cw) for y in range(ch // 2)}
+    assert ink(crop(r, 2, 0), green) == {(x, y) for x in range(cw // 2, cw) for y in range(ch)}
     (shade,) = colours(crop(r, 3, 0))  # a shade is one solid mixed colour
     assert shade not in (green, black) and shade[1] > 0 and shade[0] == shade[2] == 0
 
@@ -549,16 +531,12 @@ OPS = st.one_of(
         st.integers(-ROWS, ROWS),
         st.lists(ROWS_ST, min_size=ROWS, max_size=ROWS),
     ),
-    st.tuples(
-        st.just("cursor"), st.integers(0, COLS), st.integers(0, ROWS - 1), st.booleans()
-    ),
+    st.tuples(st.just("cursor"), st.integers(0, COLS), st.integers(0, ROWS - 1), st.booleans()),
     st.tuples(st.just("screen"), st.booleans()),
 )
 
 
-REFERENCE = Renderer(
-    COLS, ROWS
-)  # full redraws only: the picture a new viewer would get
+REFERENCE = Renderer(COLS, ROWS)  # full redraws only: the picture a new viewer would get
 
 
 @settings(max_examples=100, deadline=None)
@@ -607,24 +585,18 @@ def test_scroll_moves_pixels_like_copyrect() -> None:
     assert damage.rows == {3}
     r.render(term, damage)
     x, y, w, h = r.row_box(1, 3)
-    assert same(
-        r.image.crop((0, 0, w, 3 * r.cell_height)), before.crop((x, y, x + w, y + h))
-    )
+    assert same(r.image.crop((0, 0, w, 3 * r.cell_height)), before.crop((x, y, x + w, y + h)))
 
 
 def test_cursor_carried_by_a_scroll_leaves_no_ghost() -> None:
     term = FakeTerminal(3, 4)
     term.cursor_visible, term.cursor = True, (1, 3)
     r = render(term)
-    term.scroll(
-        0, 3, 1, [[Cell()] * 3]
-    )  # a line feed at the bottom: the cursor stays put
+    term.scroll(0, 3, 1, [[Cell()] * 3])  # a line feed at the bottom: the cursor stays put
     damage = Damage(4)
     damage.scrolled(0, 3, 1)
     r.render(term, damage)
-    assert colours(crop(r, 1, 2)) == {
-        palette.DEFAULT_BG
-    }  # the moved cursor image is erased
+    assert colours(crop(r, 1, 2)) == {palette.DEFAULT_BG}  # the moved cursor image is erased
     assert colours(crop(r, 1, 3)) == {palette.DEFAULT_FG}
     assert 2 in damage.rows
 
@@ -651,8 +623,7 @@ def test_tile_cache_is_bounded_and_stays_correct() -> None:
     for i in range(10):
         for y in range(2):
             term.buf[y] = [
-                Cell(chr(0x41 + (i + x) % 26), fg=f"{i * 16 + x:06x}")
-                for x in range(16)
+                Cell(chr(0x41 + (i + x) % 26), fg=f"{i * 16 + x:06x}") for x in range(16)
             ]
         r.render_all(term)
         assert len(r._tiles) <= 20

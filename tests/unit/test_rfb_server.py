@@ -44,9 +44,7 @@ NATIVE_BYTES = bytes([32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 0, 8, 16, 0, 0, 0])
 class FakeDisplay:
     """The Display API over a patterned image; damage is injected by the test."""
 
-    def __init__(
-        self, cols: int = 10, rows: int = 4, cw: int = 8, ch: int = 16, margin: int = 0
-    ):
+    def __init__(self, cols: int = 10, rows: int = 4, cw: int = 8, ch: int = 16, margin: int = 0):
         self.cols, self.rows = cols, rows
         self.cell_width, self.cell_height = cw, ch
         self.width, self.height = cols * cw, rows * ch + margin
@@ -67,9 +65,7 @@ class FakeDisplay:
                 colour,
                 (0, r * self.cell_height, self.width, (r + 1) * self.cell_height),
             )
-            img.putpixel(
-                (r, r * self.cell_height), (255, 255, 255)
-            )  # not uniform inside
+            img.putpixel((r, r * self.cell_height), (255, 255, 255))  # not uniform inside
         return img
 
     def attach(self, viewer: Any) -> Damage:
@@ -109,9 +105,7 @@ class FakeDisplay:
         self.inputs.append(data)
 
     # test drivers
-    def change(
-        self, rows: list[int] = (), scroll: tuple[int, int, int] | None = None
-    ) -> None:  # type: ignore[assignment]
+    def change(self, rows: list[int] = (), scroll: tuple[int, int, int] | None = None) -> None:  # type: ignore[assignment]
         """The terminal changed: new picture, damage, wake waiting viewers."""
         d = Damage(self.rows)
         if scroll is not None:
@@ -237,9 +231,7 @@ def native_pixels(img: Image.Image) -> bytes:
     return b"".join(rgb[i : i + 3] + b"\0" for i in range(0, len(rgb), 3))
 
 
-def assert_raw_matches(
-    display: FakeDisplay, rect: tuple[int, int, int, int, int, bytes]
-) -> None:
+def assert_raw_matches(display: FakeDisplay, rect: tuple[int, int, int, int, int, bytes]) -> None:
     x, y, w, h, enc, payload = rect
     assert enc == encodings.RAW
     got = bytes(b for i, b in enumerate(payload) if i % 4 != 3)
@@ -339,9 +331,7 @@ def test_version_split_across_reads() -> None:
 # -- security ----------------------------------------------------------------------------
 
 
-def _vnc_auth(
-    version: bytes, password: bytes, typed: bytes
-) -> tuple[Client, FakeDisplay, bytes]:
+def _vnc_auth(version: bytes, password: bytes, typed: bytes) -> tuple[Client, FakeDisplay, bytes]:
     factory, display, _ = make_factory(password=password)
     c = Client(factory)
     c.take()
@@ -359,9 +349,7 @@ def _vnc_auth(
     return c, display, c.take()
 
 
-@pytest.mark.parametrize(
-    "version", [b"RFB 003.003\n", b"RFB 003.007\n", b"RFB 003.008\n"]
-)
+@pytest.mark.parametrize("version", [b"RFB 003.003\n", b"RFB 003.007\n", b"RFB 003.008\n"])
 def test_vnc_auth_success(version: bytes) -> None:
     c, display, out = _vnc_auth(version, b"pw", b"pw")
     assert out == b"\0\0\0\0"
@@ -548,9 +536,7 @@ def spf(
     gs: int,
     bs: int,
 ) -> bytes:
-    return b"\0\0\0\0" + struct.pack(
-        "!BBBBHHHBBBxxx", bpp, depth, be, tc, rm, gm, bm, rs, gs, bs
-    )
+    return b"\0\0\0\0" + struct.pack("!BBBBHHHBBBxxx", bpp, depth, be, tc, rm, gm, bm, rs, gs, bs)
 
 
 @pytest.mark.parametrize(
@@ -569,9 +555,7 @@ def test_set_pixel_format_valid(fmt: tuple[int, ...], bpp_bytes: int) -> None:
     assert not c.closed
     rects, rest = parse_update(c.take(), bpp=bpp_bytes)
     assert rest == b""
-    assert (
-        sum(w * h for _x, _y, w, h, _e, _p in rects) == display.width * display.height
-    )
+    assert sum(w * h for _x, _y, w, h, _e, _p in rects) == display.width * display.height
 
 
 @pytest.mark.parametrize(
@@ -641,9 +625,7 @@ def test_set_encodings_flags_and_choice() -> None:
     factory, _, _ = make_factory()
     c = connected(factory)
     c.send(
-        set_encodings(
-            9999, encodings.ZLIB, encodings.RAW, encodings.DESKTOP_NAME, encodings.FENCE
-        )
+        set_encodings(9999, encodings.ZLIB, encodings.RAW, encodings.DESKTOP_NAME, encodings.FENCE)
     )
     p = c.proto
     assert p.encoder.number == encodings.ZLIB
@@ -659,10 +641,7 @@ def test_set_encodings_flags_and_choice() -> None:
 def test_qemu_extended_key_never_acknowledged() -> None:
     factory, _display, _ = make_factory()
     c = connected(factory)
-    c.send(
-        set_encodings(encodings.RAW, encodings.QEMU_EXTENDED_KEY)
-        + fbur(0, 0, 0, 80, 64)
-    )
+    c.send(set_encodings(encodings.RAW, encodings.QEMU_EXTENDED_KEY) + fbur(0, 0, 0, 80, 64))
     rects, _ = parse_update(c.take())
     assert all(r[4] != encodings.QEMU_EXTENDED_KEY for r in rects)
 
@@ -877,9 +856,7 @@ def test_paste_only_on_shift_insert() -> None:
     c.send(key(1, XK_Insert) + key(0, XK_Insert))
     assert display.inputs and b"ls" not in b"".join(display.inputs)  # plain Insert key
     display.inputs.clear()
-    c.send(
-        key(1, XK_Shift_L) + key(1, XK_Insert) + key(0, XK_Insert) + key(0, XK_Shift_L)
-    )
+    c.send(key(1, XK_Shift_L) + key(1, XK_Insert) + key(0, XK_Insert) + key(0, XK_Shift_L))
     assert b"".join(display.inputs) == b"ls -l\r"
 
 
@@ -984,9 +961,7 @@ def test_enable_continuous_updates_parsed() -> None:
     assert parse_update(c.take())[0]
 
 
-def _eds(
-    reason: int, status: int, w: int, h: int
-) -> tuple[int, int, int, int, int, bytes]:
+def _eds(reason: int, status: int, w: int, h: int) -> tuple[int, int, int, int, int, bytes]:
     return (
         reason,
         status,
@@ -1014,9 +989,7 @@ def test_set_desktop_size_prohibited() -> None:
 def test_set_desktop_size_without_announcement_ignored() -> None:
     factory, _display, _ = make_factory()
     c = connected(factory)
-    c.send(
-        struct.pack("!BxHHBx", 251, 100, 100, 1) + b"\0" * 16 + fbur(1, 0, 0, 80, 64)
-    )
+    c.send(struct.pack("!BxHHBx", 251, 100, 100, 1) + b"\0" * 16 + fbur(1, 0, 0, 80, 64))
     rects, _ = parse_update(c.take())
     assert all(r[4] == encodings.RAW for r in rects)
 
@@ -1043,19 +1016,13 @@ def test_desktop_name_only_when_announced() -> None:
     assert plain.take() == b""
     rects, _ = parse_update(named.take())
     title = "new title ☃".encode()
-    assert rects == [
-        (0, 0, 0, 0, encodings.DESKTOP_NAME, struct.pack("!I", len(title)) + title)
-    ]
+    assert rects == [(0, 0, 0, 0, encodings.DESKTOP_NAME, struct.pack("!I", len(title)) + title)]
 
 
 def test_resize_with_extended_desktop_size() -> None:
     factory, display, _ = make_factory()
     c = connected(factory)
-    c.send(
-        set_encodings(
-            encodings.RAW, encodings.EXTENDED_DESKTOP_SIZE, encodings.DESKTOP_SIZE
-        )
-    )
+    c.send(set_encodings(encodings.RAW, encodings.EXTENDED_DESKTOP_SIZE, encodings.DESKTOP_SIZE))
     c.send(fbur(0, 0, 0, 80, 64))
     c.take()
     c.send(fbur(1, 0, 0, 80, 64))
@@ -1185,9 +1152,7 @@ class _FakeReactor:
     def listenTCP(self, port: int, factory: Any, interface: str = "") -> Any:
         self.calls.append(("tcp", (port, interface)))
         if self.fail and len(self.calls) > 1:
-            raise CannotListenError(
-                interface, port, OSError(98, "Address already in use")
-            )
+            raise CannotListenError(interface, port, OSError(98, "Address already in use"))
         return self._port()
 
     def listenUNIX(self, path: str, factory: Any, mode: int = 0o666) -> Any:
@@ -1209,10 +1174,7 @@ def test_listen_tcp_port_in_use_is_config_error() -> None:
                 make_factory()[0],
                 reactor,
             )
-        assert (
-            str(e.value)
-            == f"--vnc: cannot listen on 127.0.0.1:{port}: address already in use"
-        )
+        assert str(e.value) == f"--vnc: cannot listen on 127.0.0.1:{port}: address already in use"
     finally:
         busy.close()
 
@@ -1283,9 +1245,7 @@ def test_repeated_set_desktop_size_does_not_queue_up() -> None:
     c.proto.resumeProducing()
     rects, rest = parse_update(c.take())
     assert rest == b""
-    assert [r for r in rects if r[4] == encodings.EXTENDED_DESKTOP_SIZE] == [
-        _eds(1, 1, 80, 64)
-    ]
+    assert [r for r in rects if r[4] == encodings.EXTENDED_DESKTOP_SIZE] == [_eds(1, 1, 80, 64)]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -1333,11 +1293,7 @@ def test_extended_clipboard_provide_utf8() -> None:
 
     c, display, _ = ext_clipboard_client()
     text = "héllo ☃\r\nx".encode() + b"\0"
-    c.send(
-        ext_cut(
-            CLIP_PROVIDE | CLIP_TEXT, zlib.compress(struct.pack("!I", len(text)) + text)
-        )
-    )
+    c.send(ext_cut(CLIP_PROVIDE | CLIP_TEXT, zlib.compress(struct.pack("!I", len(text)) + text)))
     assert c.proto.paste_buffer == "héllo ☃\r\nx"
     assert display.inputs == []
     c.send(key(1, XK_Shift_L) + key(1, XK_Insert))
@@ -1372,10 +1328,6 @@ def test_extended_clipboard_oversized_or_broken_dropped() -> None:
     c.send(ext_cut(CLIP_PROVIDE | CLIP_TEXT, b"x" * 500) + fbur(0, 0, 0, 8, 8))
     assert c.proto.paste_buffer == ""
     assert parse_update(c.take())[0]
-    c.send(
-        ext_cut(CLIP_PROVIDE | CLIP_TEXT, b"not zlib")
-        + ext_cut(0)
-        + fbur(0, 0, 0, 8, 8)
-    )
+    c.send(ext_cut(CLIP_PROVIDE | CLIP_TEXT, b"not zlib") + ext_cut(0) + fbur(0, 0, 0, 8, 8))
     assert c.proto.paste_buffer == "" and not c.closed
     assert parse_update(c.take())[0]

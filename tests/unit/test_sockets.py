@@ -42,9 +42,7 @@ def hubWithDevice(clock: Any = None) -> tuple[Hub, FakeDevice, Any]:
     return hub, device, clock
 
 
-def connect(
-    factory: Any, port: int = 40000
-) -> tuple[StreamBackend, StringTransport]:
+def connect(factory: Any, port: int = 40000) -> tuple[StreamBackend, StringTransport]:
     proto = factory.buildProtocol(None)
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
     proto.makeConnection(transport)
@@ -94,10 +92,7 @@ def test_port_in_use_is_one_line_config_error() -> None:
     finally:
         taken.close()
     message = str(info.value)
-    assert (
-        message
-        == f"cannot listen on tcp:{port}:interface=127.0.0.1: address already in use"
-    )
+    assert message == f"cannot listen on tcp:{port}:interface=127.0.0.1: address already in use"
     assert "\n" not in message
 
 
@@ -186,9 +181,7 @@ def test_max_clients_refuses_the_extra_connection_then_admits_again() -> None:
 def test_server_service_applies_max_clients_per_endpoint() -> None:
     reactor = MemoryReactorClock()
     hub, _, _ = hubWithDevice(reactor)
-    service = makeByteServerService(
-        "tcp:4555:interface=127.0.0.1", hub, reactor, 1, "sock0"
-    )
+    service = makeByteServerService("tcp:4555:interface=127.0.0.1", hub, reactor, 1, "sock0")
     [(port, factory, _backlog, interface)] = reactor.tcpServers
     assert (port, interface) == (4555, "127.0.0.1")
     _, ta = connect(factory, 1)
@@ -202,10 +195,7 @@ def test_server_service_applies_max_clients_per_endpoint() -> None:
 def test_peer_labels() -> None:
     from vncmux.sockets import peerLabel
 
-    assert (
-        peerLabel(StringTransport(peerAddress=IPv6Address("TCP", "::1", 7)), "x")
-        == "[::1]:7"
-    )
+    assert peerLabel(StringTransport(peerAddress=IPv6Address("TCP", "::1", 7)), "x") == "[::1]:7"
     label = peerLabel(StringTransport(peerAddress=UNIXAddress(None)), "unix:/tmp/s")
     assert label.startswith("unix:/tmp/s")
 
@@ -213,9 +203,7 @@ def test_peer_labels() -> None:
 def test_client_service_connects_out_and_becomes_a_backend() -> None:
     reactor = MemoryReactorClock()
     hub, device, _ = hubWithDevice(reactor)
-    service = makeByteClientService(
-        "tcp:host=127.0.0.1:port=4556", hub, reactor, "out0"
-    )
+    service = makeByteClientService("tcp:host=127.0.0.1:port=4556", hub, reactor, "out0")
     service.startService()
     [(host, port, factory, _timeout, _bind)] = reactor.tcpClients
     assert (host, port) == ("127.0.0.1", 4556)
@@ -257,9 +245,7 @@ def test_new_log_file_is_mode_600(tmp_path: Path) -> None:
 
 def test_unopenable_log_file_is_config_error(tmp_path: Path) -> None:
     hub, _, _ = hubWithDevice()
-    with pytest.raises(
-        ConfigError, match="cannot open log file .*no such file or directory"
-    ):
+    with pytest.raises(ConfigError, match="cannot open log file .*no such file or directory"):
         makeLogFileService(str(tmp_path / "missing-dir" / "x.log"), hub)
 
 

@@ -214,9 +214,7 @@ def test_tap_makeService_turns_a_busy_port_into_one_line(
     recorder = Recorder(failOn="server")
     recorder.install(monkeypatch, console=False)
     options = tap.Options()
-    options.parseOptions(
-        ["--device", "tcp:h:1", "--vnc", "none", "--socket", "tcp:4555"]
-    )
+    options.parseOptions(["--device", "tcp:h:1", "--vnc", "none", "--socket", "tcp:4555"])
     with pytest.raises(SystemExit) as info:
         tap.makeService(options)
     assert info.value.code == 2
@@ -226,12 +224,8 @@ def test_tap_makeService_turns_a_busy_port_into_one_line(
 
 
 def test_describe_vnc() -> None:
-    assert "[::1]:5902" in service.describeVnc(
-        build_config(vnc="[::1]:2,websocket=5800")
-    )
-    assert "websocket port 5800" in service.describeVnc(
-        build_config(vnc=":0,websocket=5800")
-    )
+    assert "[::1]:5902" in service.describeVnc(build_config(vnc="[::1]:2,websocket=5800"))
+    assert "websocket port 5800" in service.describeVnc(build_config(vnc=":0,websocket=5800"))
     assert "unix:/x" in service.describeVnc(build_config(vnc="unix:/x"))
     assert service.describeVnc(build_config(vnc="none")) == "no VNC server"
 

@@ -351,9 +351,7 @@ def test_attributes_persist_and_reset() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.lists(st.one_of(st.integers(0, 300), st.just(None)), max_size=12), st.booleans()
-)
+@given(st.lists(st.one_of(st.integers(0, 300), st.just(None)), max_size=12), st.booleans())
 def test_any_sgr_gives_valid_colours(params: list[int | None], colon: bool) -> None:
     sep = ":" if colon else ";"
     s = sep.join("" if p is None else str(p) for p in params)

@@ -126,8 +126,9 @@ def test_backlog_over_the_limit_blocks_until_drained() -> None:
 
 def test_a_flood_is_fed_in_slices_within_the_time_budget() -> None:
     timer = StepTimer(0.01)
-    vc, term, hub, clock, changes = make(backlog_limit=50, slice_size=10, time_budget=0.03,
-                                         timer=timer)
+    vc, term, hub, clock, changes = make(
+        backlog_limit=50, slice_size=10, time_budget=0.03, timer=timer
+    )
     data = bytes(range(48, 58)) * 20  # 200 bytes of digits
     vc.write(data)
     assert hub.events == [("blocked", vc)]
@@ -232,8 +233,14 @@ def test_slices_shrink_to_the_measured_rate() -> None:
     timer = StepTimer(0.0)
     term = CostlyTerminal(timer, cost=1e-5)  # 100 KB/s: a 16 KiB slice would take 160 ms
     hub, clock = FakeHub(), TurnClock()
-    vc = VirtualConsole(hub, term, clock, backlog_limit=10**6, time_budget=0.02,  # type: ignore[arg-type]
-                        timer=timer)
+    vc = VirtualConsole(
+        hub,
+        term,
+        clock,
+        backlog_limit=10**6,
+        time_budget=0.02,  # type: ignore[arg-type]
+        timer=timer,
+    )
     vc.write(b"x" * 200_000)
     turns = []
     while clock.getDelayedCalls():
@@ -253,15 +260,18 @@ def test_a_flood_ends_in_the_screen_of_the_byte_by_byte_slow_path() -> None:
     import random
 
     rng = random.Random(3)
-    lines = [b"\x1b[3%dmline %d\x1b[0m " % (i % 8, i) + b"word " * rng.randint(0, 20) + b"\r\n"
-             for i in range(3000)]
+    lines = [
+        b"\x1b[3%dmline %d\x1b[0m " % (i % 8, i) + b"word " * rng.randint(0, 20) + b"\r\n"
+        for i in range(3000)
+    ]
     data = b"".join(lines) + b"\x1b[H\x1b[2Jend\x1b[1;31m!" + bytes(range(256))
     timer = StepTimer(0.004)
     hub = Hub(TurnClock())
     clock = TurnClock()
     term = Terminal(50, 7)
-    vc = VirtualConsole(hub, term, clock, backlog_limit=4096, slice_size=2048,
-                        time_budget=0.01, timer=timer)
+    vc = VirtualConsole(
+        hub, term, clock, backlog_limit=4096, slice_size=2048, time_budget=0.01, timer=timer
+    )
     hub.attach(vc)
     device = FakeDevice()
     hub.deviceConnected(device, "fake connected")
@@ -269,7 +279,7 @@ def test_a_flood_ends_in_the_screen_of_the_byte_by_byte_slow_path() -> None:
     while pos < len(data) or clock.getDelayedCalls():
         if not device.paused and pos < len(data):
             n = rng.randint(1, 3000)
-            hub.deviceOutput(data[pos:pos + n])
+            hub.deviceOutput(data[pos : pos + n])
             pos += n
         assert device.paused == vc.blocked
         assert vc.blocked or vc.backlog <= 4096
@@ -279,7 +289,7 @@ def test_a_flood_ends_in_the_screen_of_the_byte_by_byte_slow_path() -> None:
     assert not device.paused and not vc.blocked and vc.backlog == 0
     slow = Terminal(50, 7, fast=False)
     for i in range(len(data)):
-        slow.feed(data[i:i + 1])
+        slow.feed(data[i : i + 1])
     assert [list(term.line(y)) for y in range(7)] == [list(slow.line(y)) for y in range(7)]
     assert term._screen.cursor.x == slow._screen.cursor.x
     assert term.cursor == slow.cursor

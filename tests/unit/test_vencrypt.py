@@ -124,7 +124,9 @@ def test_cleartext_not_offered_cannot_be_chosen() -> None:
 )
 def test_subtypes(password: bytes | None, users: bool, subtypes: list[int]) -> None:
     factory, _, _ = make(
-        tls=TLS, password=password, users=vencrypt.Users([vencrypt.User("a", b"b")]) if users else None
+        tls=TLS,
+        password=password,
+        users=vencrypt.Users([vencrypt.User("a", b"b")]) if users else None,
     )
     assert to_subtypes(Conn(factory)) == subtypes
 
@@ -408,7 +410,10 @@ def test_tls_settings_from_options() -> None:
         (("tls-cert", "/c"), ("tls-key", "/k"), ("tls-ca", "/a"), ("x509verify", "on"))
     ) == TLSSettings("/c", "/k", "/a", True)
     assert settings_from_options((("x509verify", "/etc/pki/vnc"),)) == TLSSettings(
-        "/etc/pki/vnc/server-cert.pem", "/etc/pki/vnc/server-key.pem", "/etc/pki/vnc/ca-cert.pem", True
+        "/etc/pki/vnc/server-cert.pem",
+        "/etc/pki/vnc/server-key.pem",
+        "/etc/pki/vnc/ca-cert.pem",
+        True,
     )
     for bad in ((("tls-key", "/k"),), (("tls-cert", "/c"), ("x509verify", "on"))):
         with pytest.raises(ConfigError):
@@ -464,8 +469,13 @@ def test_build_config_security_options(tmp_path: Path) -> None:
         build_config(device=None, vnc="127.0.0.1:0,cleartext=on", shell="/bin/sh")
     with pytest.raises(ConfigError, match="view-password-file"):
         build_config(device=None, view_password_file=str(tmp_path / "nope"), shell="/bin/sh")
-    config = build_config(device=None, vnc="127.0.0.1:0,tls-cert=/c", users_file=str(users),
-                          sockets_ro=["tcp:4555:interface=127.0.0.1"], shell="/bin/sh")
+    config = build_config(
+        device=None,
+        vnc="127.0.0.1:0,tls-cert=/c",
+        users_file=str(users),
+        sockets_ro=["tcp:4555:interface=127.0.0.1"],
+        shell="/bin/sh",
+    )
     assert config.users_file == str(users)
     assert config.servers[0].readonly
 
@@ -490,8 +500,12 @@ def test_exposure_warnings(
     if any("{key}" in s for s in sockets):
         files = tls_files(tmp_path)
         sockets = [s.format(key=files.key, cert=files.cert) for s in sockets]
-    config = build_config(device="tcp:127.0.0.1:1", vnc=vnc, sockets=sockets,
-                          password_file=str(pw) if password else None)
+    config = build_config(
+        device="tcp:127.0.0.1:1",
+        vnc=vnc,
+        sockets=sockets,
+        password_file=str(pw) if password else None,
+    )
     warnings = exposure_warnings(config)
     assert len(warnings) == expected, warnings
     assert all("WITHOUT AUTHENTICATION" in w for w in warnings)

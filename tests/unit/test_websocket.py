@@ -40,9 +40,7 @@ reactor: Any = globalReactor
 DEADLINE = 5.0
 
 
-def pump(
-    condition: Callable[[], bool], what: str, poll: Callable[[], None] = lambda: None
-) -> None:
+def pump(condition: Callable[[], bool], what: str, poll: Callable[[], None] = lambda: None) -> None:
     """Run the reactor (and ``poll`` the client) until ``condition()`` or fail at the deadline."""
     end = time.monotonic() + DEADLINE
     while not condition():
@@ -92,9 +90,7 @@ class WSClient:
             )
 
     def raw(self, data: bytes) -> None:
-        if isinstance(
-            self.sock, ssl.SSLSocket
-        ):  # small writes in tests: the buffer takes them
+        if isinstance(self.sock, ssl.SSLSocket):  # small writes in tests: the buffer takes them
             self.sock.sendall(data)
             return
         self.sock.setblocking(True)
@@ -195,8 +191,7 @@ def http_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
     headers = {
-        k.strip().lower(): v.strip()
-        for k, _, v in (line.partition(":") for line in lines[1:])
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
     }
     return status, headers, body
 
@@ -286,9 +281,7 @@ def test_one_byte_messages_and_fragments_and_one_byte_writes(server: Any) -> Non
         c.raw(frame[i : i + 1])
         reactor.iterate(0.001)
     assert c.take(4) == b"\0\0\0\0"
-    c.send(
-        b"", finished=False
-    )  # ClientInit as a fragmented message: empty, then the byte
+    c.send(b"", finished=False)  # ClientInit as a fragmented message: empty, then the byte
     c.send(b"\x01", finished=True)
     expected = server_init(factory.display)
     assert c.take(len(expected)) == expected
@@ -325,9 +318,7 @@ def test_huge_declared_frame_is_refused_without_being_buffered(
     c.wait_closed()
     assert sent < 8 << 20  # the server closed; it did not wait for the whole thing
     # What the server held when it gave up: the limit plus at most one read.
-    (held,) = [
-        e["n"] for e in events if "closing" in e.get("log_format", "") and "n" in e
-    ]
+    (held,) = [e["n"] for e in events if "closing" in e.get("log_format", "") and "n" in e]
     limit = max(MAX_MESSAGE, factory.max_cut_text + 65536)
     assert limit < held <= limit + 65536, held  # Twisted reads at most 64 KiB at a time
     assert seen == []  # nothing of it ever reached the RFB parser
@@ -410,9 +401,7 @@ def test_plain_get_without_novnc_explains_how_to_install(server: Any) -> None:
 def test_plain_get_with_novnc_serves_the_page_and_files(tmp_path: Path) -> None:
     (tmp_path / "core").mkdir()
     (tmp_path / "core" / "rfb.js").write_text("export default class RFB {}\n")
-    assert novnc_page.find_novnc({"VNCMUX_NOVNC": str(tmp_path)}) == str(
-        tmp_path.resolve()
-    )
+    assert novnc_page.find_novnc({"VNCMUX_NOVNC": str(tmp_path)}) == str(tmp_path.resolve())
     assert novnc_page.find_novnc({"VNCMUX_NOVNC": str(tmp_path / "nope")}) in (
         None,
         novnc_page.DEBIAN_NOVNC,
@@ -449,9 +438,7 @@ def test_port_in_use_is_a_one_line_config_error(server: Any) -> None:
 
 def test_no_websocket_option_listens_nowhere() -> None:
     spec = VncSpec(kind="tcp", host="127.0.0.1", port=5900)
-    assert (
-        listenWebSocket(spec, RFBFactory(FakeDisplay(), clock=reactor), reactor) == []
-    )
+    assert listenWebSocket(spec, RFBFactory(FakeDisplay(), clock=reactor), reactor) == []
 
 
 class _Flood(Protocol):
@@ -511,15 +498,11 @@ def test_tls_seam_serves_wss_with_https_as_own_origin() -> None:
     try:
         port = spec.websocket
         assert port is not None
-        c = WSClient(
-            port, tls=True, headers=[(b"origin", f"https://127.0.0.1:{port}".encode())]
-        )
+        c = WSClient(port, tls=True, headers=[(b"origin", f"https://127.0.0.1:{port}".encode())])
         assert c.accepted
         assert c.take(12) == b"RFB 003.008\n"
         c.sock.close()
-        plain = WSClient(
-            port, tls=True, headers=[(b"origin", f"http://127.0.0.1:{port}".encode())]
-        )
+        plain = WSClient(port, tls=True, headers=[(b"origin", f"http://127.0.0.1:{port}".encode())])
         assert plain.rejected == 403  # an http: page is not this https: server
         plain.sock.close()
     finally:
@@ -530,9 +513,7 @@ def test_tls_seam_serves_wss_with_https_as_own_origin() -> None:
         reactor.iterate(0)
 
 
-def test_huge_http_request_body_is_cut_off(
-    server: Any, events: list[dict[str, Any]]
-) -> None:
+def test_huge_http_request_body_is_cut_off(server: Any, events: list[dict[str, Any]]) -> None:
     factory, port, _ = server
     c = WSClient(port, handshake=False)
     c.raw(
@@ -551,9 +532,7 @@ def test_huge_http_request_body_is_cut_off(
     c.wait_closed()
     assert sent < 8 << 20  # the server closed; it did not wait for the whole thing
     # What the server held when it gave up: the limit plus at most one read.
-    (held,) = [
-        e["n"] for e in events if "closing" in e.get("log_format", "") and "n" in e
-    ]
+    (held,) = [e["n"] for e in events if "closing" in e.get("log_format", "") and "n" in e]
     limit = max(MAX_MESSAGE, factory.max_cut_text + 65536)
     assert limit < held <= limit + 65536, held  # Twisted reads at most 64 KiB at a time
 

@@ -47,15 +47,15 @@ if TYPE_CHECKING:
 # across chunks does not match and goes to the slow path's state machine.
 _TOKEN = re.compile(
     "([^\x00-\x1f\x7f-\x9f]+)(\r\n)?"  # 1: text, 2: followed by CR LF
-    "|(\r\n)"                       # 3: CR LF
-    "|(\r)"                         # 4: CR
-    "|([\n\x0b\x0c])"               # 5: LF, VT, FF (all line feeds)
+    "|(\r\n)"  # 3: CR LF
+    "|(\r)"  # 4: CR
+    "|([\n\x0b\x0c])"  # 5: LF, VT, FF (all line feeds)
     "|\x1b\\[([0-9;:]*)m([^\x00-\x1f\x7f-\x9f]*)"  # 6: SGR, 7: text after it (or '')
-    "|(\x08)"                       # 8: BS
-    "|(\t)"                         # 9: HT
-    "|\x1b\\[([0-9;:]*)([HfKJ])"    # 10, 11: CUP, EL, ED
-    "|\x1b\\[\\?25([hl])"           # 12: cursor shown / hidden (DECTCEM)
-    "|\x1b\\[([0-9;:]*)b"           # 13: REP (repeat the last character)
+    "|(\x08)"  # 8: BS
+    "|(\t)"  # 9: HT
+    "|\x1b\\[([0-9;:]*)([HfKJ])"  # 10, 11: CUP, EL, ED
+    "|\x1b\\[\\?25([hl])"  # 12: cursor shown / hidden (DECTCEM)
+    "|\x1b\\[([0-9;:]*)b"  # 13: REP (repeat the last character)
     "|([\x00-\x06\x10-\x1a\x1c-\x1f\x7f]+)"  # 14: C0 controls that do nothing here
 )
 
@@ -65,9 +65,9 @@ _ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
 
 log = Logger()
 
-_MAX_STATES = 512    # attribute sets kept (truecolour output can make very many)
-_MAX_TRANS = 64      # SGR transitions kept per attribute set
-_MAX_CELLS = 1024    # cells cached per attribute set
+_MAX_STATES = 512  # attribute sets kept (truecolour output can make very many)
+_MAX_TRANS = 64  # SGR transitions kept per attribute set
+_MAX_CELLS = 1024  # cells cached per attribute set
 _MAX_PENDING = 4096  # pending rows before they are settled anyway (bounds memory) ...
 _MAX_PENDING_CHARS = 256 * 1024  # ... and characters (bounds the pending operations)
 
@@ -173,8 +173,11 @@ class FastPath:
         except KeyError:
             pass
         parsed = self._parse_params(params)
-        ints = None if parsed is None else [
-            (p[0] if isinstance(p, tuple) else p) or 0 for p in parsed[1]]
+        ints = (
+            None
+            if parsed is None
+            else [(p[0] if isinstance(p, tuple) else p) or 0 for p in parsed[1]]
+        )
         if len(self._ints) >= 4 * _MAX_STATES:
             self._ints.clear()
         self._ints[params] = ints
@@ -191,8 +194,12 @@ class FastPath:
         """True when the screen is in a state the fast path models exactly."""
         s = self.screen
         mode = s.mode
-        return (s.margins is None and mo.IRM not in mode and mo.DECOM not in mode
-                and (s.g1_charset if s.charset else s.g0_charset) is LAT1_MAP)
+        return (
+            s.margins is None
+            and mo.IRM not in mode
+            and mo.DECOM not in mode
+            and (s.g1_charset if s.charset else s.g0_charset) is LAT1_MAP
+        )
 
     def run(self, data: str, start: int) -> int:
         """Interpret the longest run of fast tokens at ``data[start:]``; returns its end
@@ -296,11 +303,11 @@ class FastPath:
                                     x += n - p
                                     break
                                 if wrap:
-                                    row.append((x, t[p:p + room], st))
+                                    row.append((x, t[p : p + room], st))
                                     x = cols
                                     p += room
                                 else:  # DECAWM off: the rest overwrites the last column
-                                    row.append((x, t[p:p + room - 1] + t[-1], st))
+                                    row.append((x, t[p : p + room - 1] + t[-1], st))
                                     x = cols
                                     break
                     if k == 2:
@@ -366,8 +373,9 @@ class FastPath:
             self.settle()
         return end
 
-    def _mixed(self, t: str, x: int, y: int, off: int, rows: list[_Row | None],
-               st: _Attrs, wrap: bool) -> tuple[int, int, int, int]:
+    def _mixed(
+        self, t: str, x: int, y: int, off: int, rows: list[_Row | None], st: _Attrs, wrap: bool
+    ) -> tuple[int, int, int, int]:
         """Text with characters two cells wide, as pyte's ``draw`` places them: a wide
         character at the pending-wrap column wraps first, one in the last column is cut
         to its left half, and its right half is a cell with data ``''``.  Stops before a
@@ -413,8 +421,9 @@ class FastPath:
                 x = min(x + 2, cols)
         return x, y, off, len(t)
 
-    def _erase(self, final: str, how: int, x: int, y: int, st: _Attrs,
-               rows: list[_Row | None], off: int) -> int:
+    def _erase(
+        self, final: str, how: int, x: int, y: int, st: _Attrs, rows: list[_Row | None], off: int
+    ) -> int:
         """ED / EL on the pending rows, as ``_Screen.erase_in_display`` / ``_in_line``."""
         lines = self.screen.lines
         cols = self.screen.columns

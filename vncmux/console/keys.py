@@ -127,89 +127,119 @@ def _is_modifier_keysym(keysym: int) -> bool:
 # marks keysyms that have no exact Unicode equivalent (keysymdef.h only approximates them, so
 # they are left out).  Only the exact mappings of keysymdef.h ("/* U+XXXX") are included.
 _LEGACY_BLOCKS: tuple[tuple[int, str], ...] = (
-    (0x01A1, (
-        "Ą˘Ł\x00ĽŚ\x00\x00ŠŞŤŹ\x00ŽŻ\x00ą˛ł\x00ľśˇ\x00šşťź˝žżŔ\x00\x00Ă"
-        "\x00ĹĆ\x00Č\x00Ę\x00Ě\x00\x00ĎĐŃŇ\x00\x00Ő\x00\x00ŘŮ\x00Ű\x00"
-        "\x00Ţ\x00ŕ\x00\x00ă\x00ĺć\x00č\x00ę\x00ě\x00\x00ďđńň\x00\x00ő"
-        "\x00\x00řů\x00ű\x00\x00ţ˙"
-    )),
-    (0x02A1, (
-        "Ħ\x00\x00\x00\x00Ĥ\x00\x00İ\x00ĞĴ\x00\x00\x00\x00ħ\x00\x00\x00"
-        "\x00ĥ\x00\x00ı\x00ğĵ"
-    )),
+    (
+        0x01A1,
+        (
+            "Ą˘Ł\x00ĽŚ\x00\x00ŠŞŤŹ\x00ŽŻ\x00ą˛ł\x00ľśˇ\x00šşťź˝žżŔ\x00\x00Ă"
+            "\x00ĹĆ\x00Č\x00Ę\x00Ě\x00\x00ĎĐŃŇ\x00\x00Ő\x00\x00ŘŮ\x00Ű\x00"
+            "\x00Ţ\x00ŕ\x00\x00ă\x00ĺć\x00č\x00ę\x00ě\x00\x00ďđńň\x00\x00ő"
+            "\x00\x00řů\x00ű\x00\x00ţ˙"
+        ),
+    ),
+    (
+        0x02A1,
+        ("Ħ\x00\x00\x00\x00Ĥ\x00\x00İ\x00ĞĴ\x00\x00\x00\x00ħ\x00\x00\x00\x00ĥ\x00\x00ı\x00ğĵ"),
+    ),
     (0x02C5, "ĊĈ"),
     (0x02D5, "Ġ\x00\x00Ĝ\x00\x00\x00\x00ŬŜ\x00\x00\x00\x00\x00\x00ċĉ"),
     (0x02F5, "ġ\x00\x00ĝ\x00\x00\x00\x00ŭŝ"),
-    (0x03A2, (
-        "ĸŖ\x00ĨĻ\x00\x00\x00ĒĢŦ\x00\x00\x00\x00\x00\x00ŗ\x00ĩļ\x00\x00"
-        "\x00ēģŧŊ\x00ŋĀ\x00\x00\x00\x00\x00\x00Į\x00\x00\x00\x00Ė\x00\x00"
-        "Ī\x00ŅŌĶ\x00\x00\x00\x00\x00Ų\x00\x00\x00ŨŪ\x00ā\x00\x00\x00\x00"
-        "\x00\x00į\x00\x00\x00\x00ė\x00\x00ī\x00ņōķ\x00\x00\x00\x00\x00ų"
-        "\x00\x00\x00ũū"
-    )),
+    (
+        0x03A2,
+        (
+            "ĸŖ\x00ĨĻ\x00\x00\x00ĒĢŦ\x00\x00\x00\x00\x00\x00ŗ\x00ĩļ\x00\x00"
+            "\x00ēģŧŊ\x00ŋĀ\x00\x00\x00\x00\x00\x00Į\x00\x00\x00\x00Ė\x00\x00"
+            "Ī\x00ŅŌĶ\x00\x00\x00\x00\x00Ų\x00\x00\x00ŨŪ\x00ā\x00\x00\x00\x00"
+            "\x00\x00į\x00\x00\x00\x00ė\x00\x00ī\x00ņōķ\x00\x00\x00\x00\x00ų"
+            "\x00\x00\x00ũū"
+        ),
+    ),
     (0x047E, "‾"),
-    (0x04A1, (
-        "\u3002\u300c\u300d\u3001\u30fb\u30f2\u30a1\u30a3\u30a5\u30a7"
-        "\u30a9\u30e3\u30e5\u30e7\u30c3\u30fc\u30a2\u30a4\u30a6\u30a8"
-        "\u30aa\u30ab\u30ad\u30af\u30b1\u30b3\u30b5\u30b7\u30b9\u30bb"
-        "\u30bd\u30bf\u30c1\u30c4\u30c6\u30c8\u30ca\u30cb\u30cc\u30cd"
-        "\u30ce\u30cf\u30d2\u30d5\u30d8\u30db\u30de\u30df\u30e0\u30e1"
-        "\u30e2\u30e4\u30e6\u30e8\u30e9\u30ea\u30eb\u30ec\u30ed\u30ef"
-        "\u30f3\u309b\u309c"
-    )),
+    (
+        0x04A1,
+        (
+            "\u3002\u300c\u300d\u3001\u30fb\u30f2\u30a1\u30a3\u30a5\u30a7"
+            "\u30a9\u30e3\u30e5\u30e7\u30c3\u30fc\u30a2\u30a4\u30a6\u30a8"
+            "\u30aa\u30ab\u30ad\u30af\u30b1\u30b3\u30b5\u30b7\u30b9\u30bb"
+            "\u30bd\u30bf\u30c1\u30c4\u30c6\u30c8\u30ca\u30cb\u30cc\u30cd"
+            "\u30ce\u30cf\u30d2\u30d5\u30d8\u30db\u30de\u30df\u30e0\u30e1"
+            "\u30e2\u30e4\u30e6\u30e8\u30e9\u30ea\u30eb\u30ec\u30ed\u30ef"
+            "\u30f3\u309b\u309c"
+        ),
+    ),
     (0x05AC, "،"),
-    (0x05BB, (
-        "\u061b\x00\x00\x00\u061f\x00\u0621\u0622\u0623\u0624\u0625\u0626"
-        "\u0627\u0628\u0629\u062a\u062b\u062c\u062d\u062e\u062f\u0630"
-        "\u0631\u0632\u0633\u0634\u0635\u0636\u0637\u0638\u0639\u063a\x00"
-        "\x00\x00\x00\x00\u0640\u0641\u0642\u0643\u0644\u0645\u0646\u0647"
-        "\u0648\u0649\u064a\u064b\u064c\u064d\u064e\u064f\u0650\u0651"
-        "\u0652"
-    )),
-    (0x06A1, (
-        "ђѓёєѕіїјљњћќґўџ№ЂЃЁЄЅІЇЈЉЊЋЌҐЎЏюабцдефгхийклмнопярстужвьызшэщчъЮ"
-        "АБЦДЕФГХИЙКЛМНОПЯРСТУЖВЬЫЗШЭЩЧЪ"
-    )),
-    (0x07A1, (
-        "ΆΈΉΊΪ\x00ΌΎΫ\x00Ώ\x00\x00΅―\x00άέήίϊΐόύϋΰώ\x00\x00\x00\x00\x00ΑΒ"
-        "ΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣ\x00ΤΥΦΧΨΩ\x00\x00\x00\x00\x00\x00\x00αβγδεζηθικ"
-        "λμνξοπρσςτυφχψω"
-    )),
+    (
+        0x05BB,
+        (
+            "\u061b\x00\x00\x00\u061f\x00\u0621\u0622\u0623\u0624\u0625\u0626"
+            "\u0627\u0628\u0629\u062a\u062b\u062c\u062d\u062e\u062f\u0630"
+            "\u0631\u0632\u0633\u0634\u0635\u0636\u0637\u0638\u0639\u063a\x00"
+            "\x00\x00\x00\x00\u0640\u0641\u0642\u0643\u0644\u0645\u0646\u0647"
+            "\u0648\u0649\u064a\u064b\u064c\u064d\u064e\u064f\u0650\u0651"
+            "\u0652"
+        ),
+    ),
+    (
+        0x06A1,
+        (
+            "ђѓёєѕіїјљњћќґўџ№ЂЃЁЄЅІЇЈЉЊЋЌҐЎЏюабцдефгхийклмнопярстужвьызшэщчъЮ"
+            "АБЦДЕФГХИЙКЛМНОПЯРСТУЖВЬЫЗШЭЩЧЪ"
+        ),
+    ),
+    (
+        0x07A1,
+        (
+            "ΆΈΉΊΪ\x00ΌΎΫ\x00Ώ\x00\x00΅―\x00άέήίϊΐόύϋΰώ\x00\x00\x00\x00\x00ΑΒ"
+            "ΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣ\x00ΤΥΦΧΨΩ\x00\x00\x00\x00\x00\x00\x00αβγδεζηθικ"
+            "λμνξοπρσςτυφχψω"
+        ),
+    ),
     (0x08A1, "⎷\x00\x00⌠⌡\x00⎡⎣⎤⎦⎛⎝⎞⎠⎨⎬"),
-    (0x08BC, (
-        "≤≠≥∫∴∝∞\x00\x00∇\x00\x00∼≃\x00\x00\x00⇔⇒≡\x00\x00\x00\x00\x00"
-        "\x00√\x00\x00\x00⊂⊃∩∪∧∨"
-    )),
+    (
+        0x08BC,
+        ("≤≠≥∫∴∝∞\x00\x00∇\x00\x00∼≃\x00\x00\x00⇔⇒≡\x00\x00\x00\x00\x00\x00√\x00\x00\x00⊂⊃∩∪∧∨"),
+    ),
     (0x08EF, "∂\x00\x00\x00\x00\x00\x00ƒ\x00\x00\x00\x00←↑→↓"),
     (0x09E0, "◆▒␉␌␍␊\x00\x00␤␋┘┐┌└┼⎺⎻─⎼⎽├┤┴┬│"),
-    (0x0AA1, (
-        "\u2003\u2002\u2004\u2005\u2007\u2008\u2009\u200a—–\x00\x00\x00…‥"
-        "⅓⅔⅕⅖⅗⅘⅙⅚℅\x00\x00‒\x00\x00\x00\x00\x00\x00\x00⅛⅜⅝⅞\x00\x00™\x00"
-        "\x00\x00\x00\x00\x00‘’“”℞‰′″\x00✝"
-    )),
+    (
+        0x0AA1,
+        (
+            "\u2003\u2002\u2004\u2005\u2007\u2008\u2009\u200a—–\x00\x00\x00…‥"
+            "⅓⅔⅕⅖⅗⅘⅙⅚℅\x00\x00‒\x00\x00\x00\x00\x00\x00\x00⅛⅜⅝⅞\x00\x00™\x00"
+            "\x00\x00\x00\x00\x00‘’“”℞‰′″\x00✝"
+        ),
+    ),
     (0x0AEC, "♣♦♥\x00✠†‡✓✗♯♭♂♀☎⌕℗‸‚„"),
     (0x0BC2, "⊤\x00⌊\x00\x00\x00\x00\x00∘\x00⎕\x00⊥○\x00\x00\x00⌈"),
     (0x0BDC, "⊣"),
     (0x0BFC, "⊢"),
-    (0x0CDF, (
-        "‗\u05d0\u05d1\u05d2\u05d3\u05d4\u05d5\u05d6\u05d7\u05d8\u05d9"
-        "\u05da\u05db\u05dc\u05dd\u05de\u05df\u05e0\u05e1\u05e2\u05e3"
-        "\u05e4\u05e5\u05e6\u05e7\u05e8\u05e9\u05ea"
-    )),
-    (0x0DA1, (
-        "กขฃคฅฆงจฉชซฌญฎฏฐฑฒณดตถทธนบปผฝพฟภมยรฤลฦวศษสหฬอฮฯะ\u0e31าำ\u0e34"
-        "\u0e35\u0e36\u0e37\u0e38\u0e39\u0e3a\x00\x00\x00\x00฿เแโใไๅๆ"
-        "\u0e47\u0e48\u0e49\u0e4a\u0e4b\u0e4c\u0e4d\x00\x00๐๑๒๓๔๕๖๗๘๙"
-    )),
-    (0x0EA1, (
-        "\u3131\u3132\u3133\u3134\u3135\u3136\u3137\u3138\u3139\u313a"
-        "\u313b\u313c\u313d\u313e\u313f\u3140\u3141\u3142\u3143\u3144"
-        "\u3145\u3146\u3147\u3148\u3149\u314a\u314b\u314c\u314d\u314e"
-        "\u314f\u3150\u3151\u3152\u3153\u3154\u3155\u3156\u3157\u3158"
-        "\u3159\u315a\u315b\u315c\u315d\u315e\u315f\u3160\u3161\u3162"
-        "\u3163ᆨᆩᆪᆫᆬᆭᆮᆯᆰᆱᆲᆳᆴᆵᆶᆷᆸᆹᆺᆻᆼᆽᆾᆿᇀᇁᇂ\u316d\u3171\u3178\u317f\u3181"
-        "\u3184\u3186\u318d\u318eᇫᇰᇹ"
-    )),
+    (
+        0x0CDF,
+        (
+            "‗\u05d0\u05d1\u05d2\u05d3\u05d4\u05d5\u05d6\u05d7\u05d8\u05d9"
+            "\u05da\u05db\u05dc\u05dd\u05de\u05df\u05e0\u05e1\u05e2\u05e3"
+            "\u05e4\u05e5\u05e6\u05e7\u05e8\u05e9\u05ea"
+        ),
+    ),
+    (
+        0x0DA1,
+        (
+            "กขฃคฅฆงจฉชซฌญฎฏฐฑฒณดตถทธนบปผฝพฟภมยรฤลฦวศษสหฬอฮฯะ\u0e31าำ\u0e34"
+            "\u0e35\u0e36\u0e37\u0e38\u0e39\u0e3a\x00\x00\x00\x00฿เแโใไๅๆ"
+            "\u0e47\u0e48\u0e49\u0e4a\u0e4b\u0e4c\u0e4d\x00\x00๐๑๒๓๔๕๖๗๘๙"
+        ),
+    ),
+    (
+        0x0EA1,
+        (
+            "\u3131\u3132\u3133\u3134\u3135\u3136\u3137\u3138\u3139\u313a"
+            "\u313b\u313c\u313d\u313e\u313f\u3140\u3141\u3142\u3143\u3144"
+            "\u3145\u3146\u3147\u3148\u3149\u314a\u314b\u314c\u314d\u314e"
+            "\u314f\u3150\u3151\u3152\u3153\u3154\u3155\u3156\u3157\u3158"
+            "\u3159\u315a\u315b\u315c\u315d\u315e\u315f\u3160\u3161\u3162"
+            "\u3163ᆨᆩᆪᆫᆬᆭᆮᆯᆰᆱᆲᆳᆴᆵᆶᆷᆸᆹᆺᆻᆼᆽᆾᆿᇀᇁᇂ\u316d\u3171\u3178\u317f\u3181"
+            "\u3184\u3186\u318d\u318eᇫᇰᇹ"
+        ),
+    ),
     (0x13BC, "ŒœŸ"),
     (0x20AC, "€"),
 )
@@ -252,22 +282,22 @@ def keysym_to_char(keysym: int) -> str | None:
 # X's Compose tables for "<dead_x> <space>" (ASCII where X gives ASCII, e.g. dead_acute + space
 # is an apostrophe); dead keys without a spacing form type a space carrying the mark.
 _DEAD_KEYS: dict[int, tuple[str, str]] = {
-    0xFE50: ("\u0300", "`"),        # dead_grave
-    0xFE51: ("\u0301", "'"),        # dead_acute
-    0xFE52: ("\u0302", "^"),        # dead_circumflex
-    0xFE53: ("\u0303", "~"),        # dead_tilde
-    0xFE54: ("\u0304", "\u00af"),   # dead_macron
-    0xFE55: ("\u0306", "\u02d8"),   # dead_breve
-    0xFE56: ("\u0307", "\u02d9"),   # dead_abovedot
-    0xFE57: ("\u0308", '"'),        # dead_diaeresis
-    0xFE58: ("\u030a", "\u00b0"),   # dead_abovering
-    0xFE59: ("\u030b", "\u02dd"),   # dead_doubleacute
-    0xFE5A: ("\u030c", "\u02c7"),   # dead_caron
-    0xFE5B: ("\u0327", "\u00b8"),   # dead_cedilla
-    0xFE5C: ("\u0328", "\u02db"),   # dead_ogonek
-    0xFE5D: ("\u0345", "\u037a"),   # dead_iota
-    0xFE5E: ("\u3099", "\u309b"),   # dead_voiced_sound
-    0xFE5F: ("\u309a", "\u309c"),   # dead_semivoiced_sound
+    0xFE50: ("\u0300", "`"),  # dead_grave
+    0xFE51: ("\u0301", "'"),  # dead_acute
+    0xFE52: ("\u0302", "^"),  # dead_circumflex
+    0xFE53: ("\u0303", "~"),  # dead_tilde
+    0xFE54: ("\u0304", "\u00af"),  # dead_macron
+    0xFE55: ("\u0306", "\u02d8"),  # dead_breve
+    0xFE56: ("\u0307", "\u02d9"),  # dead_abovedot
+    0xFE57: ("\u0308", '"'),  # dead_diaeresis
+    0xFE58: ("\u030a", "\u00b0"),  # dead_abovering
+    0xFE59: ("\u030b", "\u02dd"),  # dead_doubleacute
+    0xFE5A: ("\u030c", "\u02c7"),  # dead_caron
+    0xFE5B: ("\u0327", "\u00b8"),  # dead_cedilla
+    0xFE5C: ("\u0328", "\u02db"),  # dead_ogonek
+    0xFE5D: ("\u0345", "\u037a"),  # dead_iota
+    0xFE5E: ("\u3099", "\u309b"),  # dead_voiced_sound
+    0xFE5F: ("\u309a", "\u309c"),  # dead_semivoiced_sound
     0xFE60: ("\u0323", " \u0323"),  # dead_belowdot
     0xFE61: ("\u0309", " \u0309"),  # dead_hook
     0xFE62: ("\u031b", " \u031b"),  # dead_horn
@@ -299,17 +329,36 @@ def _compose(dead: int, char: str) -> str | None:
 
 # Keys whose unmodified form is CSI/SS3 + letter (DECCKM picks which); modified: CSI 1;m letter.
 _CURSOR_KEYS: dict[int, str] = {
-    XK_Up: "A", XK_Down: "B", XK_Right: "C", XK_Left: "D",
-    XK_Home: "H", XK_End: "F", XK_Begin: "E",
-    XK_KP_Up: "A", XK_KP_Down: "B", XK_KP_Right: "C", XK_KP_Left: "D",
-    XK_KP_Home: "H", XK_KP_End: "F", XK_KP_Begin: "E",
+    XK_Up: "A",
+    XK_Down: "B",
+    XK_Right: "C",
+    XK_Left: "D",
+    XK_Home: "H",
+    XK_End: "F",
+    XK_Begin: "E",
+    XK_KP_Up: "A",
+    XK_KP_Down: "B",
+    XK_KP_Right: "C",
+    XK_KP_Left: "D",
+    XK_KP_Home: "H",
+    XK_KP_End: "F",
+    XK_KP_Begin: "E",
 }
 # Keys sent as CSI n ~ (modified: CSI n;m ~).  The KP_ editing keys are what X sends for the
 # keypad with NumLock off, and an xterm treats them as the editing keys.
 _TILDE_KEYS: dict[int, int] = {
-    XK_Find: 1, XK_Insert: 2, XK_Delete: 3, XK_Select: 4, XK_Prior: 5, XK_Next: 6,
-    XK_Help: 28, XK_Menu: 29,
-    XK_KP_Insert: 2, XK_KP_Delete: 3, XK_KP_Prior: 5, XK_KP_Next: 6,
+    XK_Find: 1,
+    XK_Insert: 2,
+    XK_Delete: 3,
+    XK_Select: 4,
+    XK_Prior: 5,
+    XK_Next: 6,
+    XK_Help: 28,
+    XK_Menu: 29,
+    XK_KP_Insert: 2,
+    XK_KP_Delete: 3,
+    XK_KP_Prior: 5,
+    XK_KP_Next: 6,
 }
 # F1-F4 (and the VT100 PF1-PF4 keypad keys): SS3 P..S, modified CSI 1;m P..S.
 _PF_FINALS = "PQRS"

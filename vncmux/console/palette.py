@@ -62,12 +62,7 @@ NAME_INDEX: dict[str, int] = {
 
 def _build_256() -> tuple[RGB, ...]:
     levels = (0, 0x5F, 0x87, 0xAF, 0xD7, 0xFF)
-    cube = [
-        (levels[r], levels[g], levels[b])
-        for r in range(6)
-        for g in range(6)
-        for b in range(6)
-    ]
+    cube = [(levels[r], levels[g], levels[b]) for r in range(6) for g in range(6) for b in range(6)]
     greys = [(v, v, v) for v in (8 + 10 * i for i in range(24))]
     return ANSI_16 + tuple(cube) + tuple(greys)
 

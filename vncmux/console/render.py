@@ -45,9 +45,7 @@ MAX_MARKS = 8
 #: Most code points whose presence in a face is remembered.
 COVERAGE_CACHE_SIZE = 16384
 
-_NOTDEF_PROBE = (
-    "\U0010ffff"  # a noncharacter: no font maps it, so it renders as .notdef
-)
+_NOTDEF_PROBE = "\U0010ffff"  # a noncharacter: no font maps it, so it renders as .notdef
 
 
 class CellView(Protocol):
@@ -174,9 +172,7 @@ def _box_table() -> dict[int, tuple[str, object]]:
         name = unicodedata.name(chr(cp))[len("BOX DRAWINGS ") :]
         words = name.split()
         if "DASH" in words:
-            count = {"DOUBLE": 2, "TRIPLE": 3, "QUADRUPLE": 4}[
-                words[words.index("DASH") - 1]
-            ]
+            count = {"DOUBLE": 2, "TRIPLE": 3, "QUADRUPLE": 4}[words[words.index("DASH") - 1]]
             weight = HEAVY if words[0] == "HEAVY" else LIGHT
             table[cp] = ("dash", (count, weight, words[-1] == "VERTICAL"))
         elif "ARC" in words:
@@ -296,11 +292,7 @@ class _BoxPainter:
             if opposite:
                 inner = self._inner_of(length, start_side, weight)
             elif DOUBLE in perp_weights:
-                inner = (
-                    near
-                    if len(perp_weights) == 2 and perp_weights.count(DOUBLE) == 2
-                    else far
-                )
+                inner = near if len(perp_weights) == 2 and perp_weights.count(DOUBLE) == 2 else far
             elif perp_weights:
                 ends = [self._inner_of(length, start_side, pw) for pw in perp_weights]
                 inner = min(ends) if start_side else max(ends)
@@ -317,9 +309,7 @@ class _BoxPainter:
         c = self.centre(length, weight)
         return c if start_side else c + self.thickness(weight)
 
-    def _dash(
-        self, d: ImageDraw.ImageDraw, count: int, weight: int, vertical: bool
-    ) -> None:
+    def _dash(self, d: ImageDraw.ImageDraw, count: int, weight: int, vertical: bool) -> None:
         t = self.thickness(weight)
         length = self.h if vertical else self.w
         c = self.centre(self.w if vertical else self.h, weight)
@@ -441,9 +431,7 @@ class Renderer:
         self.cell_width = max(1, round(regular.getlength("M")))
         self.cell_height = max(1, ascent + descent)
         self._fontmode = "L" if antialias else "1"
-        self._box = _BoxPainter(
-            self.cell_width, self.cell_height, self._font_strokes(antialias)
-        )
+        self._box = _BoxPainter(self.cell_width, self.cell_height, self._font_strokes(antialias))
         t = self._box.t1
         self._underline_y = min(self.cell_height - t, ascent + max(1, descent // 4))
         self._strike_y = ascent - (ascent * 3) // 8
@@ -469,9 +457,7 @@ class Renderer:
     def resize(self, cols: int, rows: int) -> None:
         """New screen size; the old picture is kept at the top left, the rest is background.
         The caller redraws (``render_all``) once the terminal has the new size too."""
-        bg = palette.resolve(
-            "default", "default", False, False, False, self._screen_reverse
-        )[1]
+        bg = palette.resolve("default", "default", False, False, False, self._screen_reverse)[1]
         image = Image.new("RGB", (cols * self.cell_width, rows * self.cell_height), bg)
         image.paste(self.image, (0, 0))
         self.image = image
@@ -542,14 +528,10 @@ class Renderer:
             cx, cy = self._cursor_drawn
             if scroll.top <= cy <= scroll.bottom:
                 cy -= scroll.count
-                self._cursor_drawn = (
-                    (cx, cy) if scroll.top <= cy <= scroll.bottom else None
-                )
+                self._cursor_drawn = (cx, cy) if scroll.top <= cy <= scroll.bottom else None
 
     def _blank_rows(self, first: int, count: int, screen_reverse: bool) -> None:
-        bg = palette.resolve("default", "default", False, False, False, screen_reverse)[
-            1
-        ]
+        bg = palette.resolve("default", "default", False, False, False, screen_reverse)[1]
         x, y, w, h = self.row_box(first, count)
         self.image.paste(bg, (x, y, x + w, y + h))
 
@@ -585,13 +567,9 @@ class Renderer:
             x += 2 if wide else 1
         h = self.cell_height
         if n < self.cols:
-            bg = palette.resolve(
-                "default", "default", False, False, False, screen_reverse
-            )[1]
+            bg = palette.resolve("default", "default", False, False, False, screen_reverse)[1]
             append((bytes(bg) * ((self.cols - n) * self.cell_width),) * h)
-        strip = Image.frombytes(
-            "RGB", (self.width, h), b"".join(map(b"".join, zip(*tiles)))
-        )
+        strip = Image.frombytes("RGB", (self.width, h), b"".join(map(b"".join, zip(*tiles))))
         self.image.paste(strip, (0, y * h))
 
     def tile_for(
@@ -617,9 +595,7 @@ class Renderer:
         )
         if cursor and fg == bg:
             # an invisible cell (fg == bg) would hide the cursor: show the default inverse
-            bg, fg = palette.resolve(
-                "default", "default", False, False, False, screen_reverse
-            )
+            bg, fg = palette.resolve("default", "default", False, False, False, screen_reverse)
         w, h = cells * self.cell_width, self.cell_height
         tile = Image.new("RGB", (w, h), bg)
         mask = self._glyph_mask(cell.data or " ", cell.bold, cell.italics, cells)
@@ -666,9 +642,7 @@ class Renderer:
             return None
         return (t1, t2, gap)
 
-    def _glyph_mask(
-        self, text: str, bold: bool, italic: bool, cells: int
-    ) -> Image.Image | None:
+    def _glyph_mask(self, text: str, bold: bool, italic: bool, cells: int) -> Image.Image | None:
         """'L' mask of ``text`` over ``cells`` cells, or None when nothing is inked."""
         key = (text, bold, italic, cells)
         if key in self._masks:
@@ -679,9 +653,7 @@ class Renderer:
         self._masks.put(key, mask)
         return mask
 
-    def _draw_glyph(
-        self, text: str, bold: bool, italic: bool, cells: int
-    ) -> Image.Image | None:
+    def _draw_glyph(self, text: str, bold: bool, italic: bool, cells: int) -> Image.Image | None:
         w, h = cells * self.cell_width, self.cell_height
         base = text[0]
         cp = ord(base)
@@ -747,9 +719,7 @@ class Renderer:
         return present
 
     @staticmethod
-    def _signature(
-        face: ImageFont.FreeTypeFont, char: str
-    ) -> tuple[object, object, bytes]:
+    def _signature(face: ImageFont.FreeTypeFont, char: str) -> tuple[object, object, bytes]:
         mask, offset = face.getmask2(char, mode="1")
         data = bytes(mask) if any(bytes(mask)) else b""
         return (mask.size, offset, data)

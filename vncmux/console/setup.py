@@ -29,7 +29,9 @@ class ConsoleService(Service):
     The VNC ports are bound when the service is built (so a port in use stops start-up
     with a clear message) and closed when the service stops."""
 
-    def __init__(self, hub: Hub, vc: VirtualConsole, display: Display, ports: list[IListeningPort]) -> None:
+    def __init__(
+        self, hub: Hub, vc: VirtualConsole, display: Display, ports: list[IListeningPort]
+    ) -> None:
         self.setName("console")
         self.hub = hub
         self.vc = vc
@@ -137,9 +139,8 @@ def makeConsoleService(config: Config, hub: Hub, reactor: Any) -> IService:
                 verify=", client certificates verified against " + str(settings.ca)
                 if settings.verify
                 else "",
-                types=", ".join(
-                    vencrypt.NAMES.get(t, str(t)) for t in factory.vencryptSubtypes()
-                ) + (" and clear-text types" if factory.cleartext else " only"),
+                types=", ".join(vencrypt.NAMES.get(t, str(t)) for t in factory.vencryptSubtypes())
+                + (" and clear-text types" if factory.cleartext else " only"),
             )
         ports = listenVNC(config.vnc, factory, reactor)
         if config.vnc.websocket is not None:

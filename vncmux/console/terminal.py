@@ -45,15 +45,15 @@ log = Logger()
 
 # -- limits -----------------------------------------------------------------------------
 
-MAX_PARAM_CHARS = 256        # a longer CSI parameter string is dropped whole
-MAX_PARAMS = 32              # parameters beyond this are ignored
-MAX_SUBPARAMS = 8            # colon sub-parameters per parameter
-MAX_PARAM_VALUE = 9999       # like pyte and the VT manuals: larger values are clamped
-MAX_INTERMEDIATES = 4        # ESC/CSI intermediate bytes kept (more: sequence dropped)
-MAX_OSC_STORED = 4096        # characters of an OSC string kept for interpretation
-MAX_STRING = 64 * 1024       # an OSC/DCS/APC/PM/SOS string longer than this is aborted
-MAX_COMBINING = 8            # combining marks kept per cell; more are dropped
-MAX_TITLE = 256              # characters of a window title kept
+MAX_PARAM_CHARS = 256  # a longer CSI parameter string is dropped whole
+MAX_PARAMS = 32  # parameters beyond this are ignored
+MAX_SUBPARAMS = 8  # colon sub-parameters per parameter
+MAX_PARAM_VALUE = 9999  # like pyte and the VT manuals: larger values are clamped
+MAX_INTERMEDIATES = 4  # ESC/CSI intermediate bytes kept (more: sequence dropped)
+MAX_OSC_STORED = 4096  # characters of an OSC string kept for interpretation
+MAX_STRING = 64 * 1024  # an OSC/DCS/APC/PM/SOS string longer than this is aborted
+MAX_COMBINING = 8  # combining marks kept per cell; more are dropped
+MAX_TITLE = 256  # characters of a window title kept
 
 # -- cells and colours ----------------------------------------------------------------
 
@@ -79,9 +79,22 @@ class Cell(NamedTuple):
 
 
 COLOUR_NAMES = (
-    "black", "red", "green", "brown", "blue", "magenta", "cyan", "white",
-    "brightblack", "brightred", "brightgreen", "brightbrown",
-    "brightblue", "brightmagenta", "brightcyan", "brightwhite",
+    "black",
+    "red",
+    "green",
+    "brown",
+    "blue",
+    "magenta",
+    "cyan",
+    "white",
+    "brightblack",
+    "brightred",
+    "brightgreen",
+    "brightbrown",
+    "brightblue",
+    "brightmagenta",
+    "brightcyan",
+    "brightwhite",
 )
 
 
@@ -131,8 +144,11 @@ def _zero_width_tables() -> tuple[str, frozenset[str]]:
     drop: set[str] = set()
     wanted = {"Mn", "Me", "Mc", "Cf", "Zl", "Zp"}
     category = unicodedata.category
-    candidates = [cp for cp in itertools.chain(range(0xA0, 0x20000), range(0xE0000, 0xE1000))
-                  if category(chr(cp)) in wanted]
+    candidates = [
+        cp
+        for cp in itertools.chain(range(0xA0, 0x20000), range(0xE0000, 0xE1000))
+        if category(chr(cp)) in wanted
+    ]
     candidates.extend(cp for r in _HANGUL_JAMO for cp in r)
     for cp in sorted(set(candidates)):
         ch = chr(cp)
@@ -148,8 +164,11 @@ def _zero_width_tables() -> tuple[str, frozenset[str]]:
         if cp == prev + 1:
             prev = cp
             continue
-        parts.append(re.escape(chr(start)) if start == prev
-                     else f"{re.escape(chr(start))}-{re.escape(chr(prev))}")
+        parts.append(
+            re.escape(chr(start))
+            if start == prev
+            else f"{re.escape(chr(start))}-{re.escape(chr(prev))}"
+        )
         start = prev = cp
     return "".join(parts), frozenset(drop)
 
@@ -235,7 +254,7 @@ class _Screen(Screen):
         pos = 0
         for m in _ZERO_WIDTH_RUN.finditer(data):
             if m.start() > pos:
-                super().draw(data[pos:m.start()])
+                super().draw(data[pos : m.start()])
                 self.last_char = data[m.start() - 1]
             for ch in m.group():
                 if ch not in _ZW_DROP:
@@ -448,8 +467,14 @@ class _Screen(Screen):
     # -- cursor save/restore: one slot, as in xterm (pyte's stack grows without bound) ----
 
     def _savepoint(self) -> Savepoint:
-        return Savepoint(copy.copy(self.cursor), self.g0_charset, self.g1_charset,
-                         self.charset, mo.DECOM in self.mode, mo.DECAWM in self.mode)
+        return Savepoint(
+            copy.copy(self.cursor),
+            self.g0_charset,
+            self.g1_charset,
+            self.charset,
+            mo.DECOM in self.mode,
+            mo.DECAWM in self.mode,
+        )
 
     def _restore(self, sp: Savepoint) -> None:
         self.g0_charset, self.g1_charset, self.charset = sp.g0_charset, sp.g1_charset, sp.charset
@@ -718,7 +743,7 @@ def _semicolon_colour(params: Sequence[_Param], i: int) -> tuple[str | None, int
             return (PALETTE_256[n] if n < 256 else None), 2  # type: ignore[operator,index]
         return None, 1
     if kind == 2:
-        rgb = params[i + 1:i + 4]
+        rgb = params[i + 1 : i + 4]
         if len(rgb) == 3 and not any(isinstance(v, tuple) for v in rgb):
             return _rgb(*rgb), 4  # type: ignore[arg-type]
         return None, 1 + len(rgb)
@@ -741,33 +766,72 @@ _STRING_BODY = re.compile("[^\x07\x18\x1a\x1b\x9c]+")
 
 # CSI final -> (screen method, how many parameters it takes); None: all of them.
 _CSI: dict[str, tuple[str, int | None]] = {
-    "@": ("insert_characters", 1), "A": ("cursor_up", 1), "B": ("cursor_down", 1),
-    "C": ("cursor_forward", 1), "D": ("cursor_back", 1), "E": ("cursor_down1", 1),
-    "F": ("cursor_up1", 1), "G": ("cursor_to_column", 1), "H": ("cursor_position", 2),
-    "I": ("tab_forward", 1), "J": ("erase_in_display", 1), "K": ("erase_in_line", 1),
-    "L": ("insert_lines", 1), "M": ("delete_lines", 1), "P": ("delete_characters", 1),
-    "S": ("scroll_up", 1), "X": ("erase_characters", 1), "Z": ("tab_backward", 1),
-    "`": ("cursor_to_column", 1), "a": ("cursor_forward", 1), "b": ("repeat_last", 1),
-    "c": ("report_device_attributes", 1), "d": ("cursor_to_line", 1),
-    "e": ("cursor_down", 1), "f": ("cursor_position", 2), "g": ("clear_tab_stop", 1),
-    "h": ("set_mode", None), "l": ("reset_mode", None), "n": ("report_device_status", 1),
-    "r": ("set_margins", 2), "s": ("scosc", None), "u": ("restore_cursor", 0),
+    "@": ("insert_characters", 1),
+    "A": ("cursor_up", 1),
+    "B": ("cursor_down", 1),
+    "C": ("cursor_forward", 1),
+    "D": ("cursor_back", 1),
+    "E": ("cursor_down1", 1),
+    "F": ("cursor_up1", 1),
+    "G": ("cursor_to_column", 1),
+    "H": ("cursor_position", 2),
+    "I": ("tab_forward", 1),
+    "J": ("erase_in_display", 1),
+    "K": ("erase_in_line", 1),
+    "L": ("insert_lines", 1),
+    "M": ("delete_lines", 1),
+    "P": ("delete_characters", 1),
+    "S": ("scroll_up", 1),
+    "X": ("erase_characters", 1),
+    "Z": ("tab_backward", 1),
+    "`": ("cursor_to_column", 1),
+    "a": ("cursor_forward", 1),
+    "b": ("repeat_last", 1),
+    "c": ("report_device_attributes", 1),
+    "d": ("cursor_to_line", 1),
+    "e": ("cursor_down", 1),
+    "f": ("cursor_position", 2),
+    "g": ("clear_tab_stop", 1),
+    "h": ("set_mode", None),
+    "l": ("reset_mode", None),
+    "n": ("report_device_status", 1),
+    "r": ("set_margins", 2),
+    "s": ("scosc", None),
+    "u": ("restore_cursor", 0),
 }
 _CSI_PRIVATE: dict[str, tuple[str, int | None]] = {
-    "h": ("set_mode", None), "l": ("reset_mode", None), "J": ("erase_in_display", 1),
-    "K": ("erase_in_line", 1), "n": ("report_device_status", 1),
+    "h": ("set_mode", None),
+    "l": ("reset_mode", None),
+    "J": ("erase_in_display", 1),
+    "K": ("erase_in_line", 1),
+    "n": ("report_device_status", 1),
 }
 _ESCAPES: dict[str, str] = {
-    "c": "reset", "D": "index", "E": "linefeed", "M": "reverse_index", "H": "set_tab_stop",
-    "7": "save_cursor", "8": "restore_cursor",
+    "c": "reset",
+    "D": "index",
+    "E": "linefeed",
+    "M": "reverse_index",
+    "H": "set_tab_stop",
+    "7": "save_cursor",
+    "8": "restore_cursor",
 }
 _C0: dict[str, str] = {
-    "\x07": "bell", "\x08": "backspace", "\x09": "tab", "\x0a": "linefeed",
-    "\x0b": "linefeed", "\x0c": "linefeed", "\x0d": "carriage_return",
-    "\x0e": "shift_out", "\x0f": "shift_in",
+    "\x07": "bell",
+    "\x08": "backspace",
+    "\x09": "tab",
+    "\x0a": "linefeed",
+    "\x0b": "linefeed",
+    "\x0c": "linefeed",
+    "\x0d": "carriage_return",
+    "\x0e": "shift_out",
+    "\x0f": "shift_in",
 }
-_C1: dict[str, str] = {"\x84": "index", "\x85": "linefeed", "\x88": "set_tab_stop",
-                       "\x8d": "reverse_index"}
+_C1: dict[str, str] = {
+    "\x84": "index",
+    "\x85": "linefeed",
+    "\x88": "set_tab_stop",
+    "\x8d": "reverse_index",
+}
 _C1_STRINGS = "\x90\x98\x9e\x9f"  # DCS, SOS, PM, APC
 
 
@@ -817,9 +881,9 @@ class _Parser:
         self.fast = FastPath(screen, apply_sgr, parse_params) if fast else None
         screen.fast = self.fast
         self.state = GROUND
-        self.buf = ""          # CSI parameters, or the stored part of an OSC string
-        self.inter = ""        # intermediate bytes
-        self.length = 0        # characters of the current string so far
+        self.buf = ""  # CSI parameters, or the stored part of an OSC string
+        self.inter = ""  # intermediate bytes
+        self.length = 0  # characters of the current string so far
         self.overflow = False  # the current sequence is being dropped
         self.string_kind = ""  # "]" for OSC, "P" etc. for the others
         self.errors = 0
@@ -885,8 +949,7 @@ class _Parser:
             self.screen.repair()
             self.errors += 1
             if self.errors <= 10 or self.errors % 1000 == 0:
-                log.failure("Terminal: dropped a sequence that failed ({n} so far)",
-                            n=self.errors)
+                log.failure("Terminal: dropped a sequence that failed ({n} so far)", n=self.errors)
 
     # -- the per-character state machine ---------------------------------------------
 
@@ -995,7 +1058,7 @@ class _Parser:
             return start + max(room, 0)
         self.length += end - start
         if self.state == OSC and len(self.buf) < MAX_OSC_STORED:
-            self.buf += data[start:min(end, start + MAX_OSC_STORED - len(self.buf))]
+            self.buf += data[start : min(end, start + MAX_OSC_STORED - len(self.buf))]
         return end
 
     def _end_string(self) -> None:
@@ -1082,8 +1145,7 @@ def _status_cells(message: str, cols: int) -> list[Cell]:
 
 
 def _sanitize_title(title: str) -> str:
-    clean = "".join(ch for ch in title[:MAX_TITLE * 4]
-                    if unicodedata.category(ch)[0] != "C")
+    clean = "".join(ch for ch in title[: MAX_TITLE * 4] if unicodedata.category(ch)[0] != "C")
     return clean[:MAX_TITLE]
 
 
@@ -1102,8 +1164,14 @@ class Terminal:
     differential tests and as the reference).
     """
 
-    def __init__(self, cols: int, rows: int, encoding: str = "utf-8",
-                 reply: Callable[[bytes], None] = lambda b: None, fast: bool = True) -> None:
+    def __init__(
+        self,
+        cols: int,
+        rows: int,
+        encoding: str = "utf-8",
+        reply: Callable[[bytes], None] = lambda b: None,
+        fast: bool = True,
+    ) -> None:
         self.cols = cols
         self.rows = rows
         self.encoding = encoding

@@ -97,7 +97,6 @@ _CLIP_NOTIFY = 1 << 27
 _CLIP_PROVIDE = 1 << 28
 
 
-
 class State(Enum):
     VERSION = "version"
     SECURITY = "security"
@@ -188,7 +187,9 @@ class RFBServerProtocol(Protocol):
         self._backlog = 0  # bytes written while the transport was paused
         # NORMAL state
         self.damage: Damage | None = None
-        self._held: Damage | None = None  # damage outside the requested area, older than self.damage
+        self._held: Damage | None = (
+            None  # damage outside the requested area, older than self.damage
+        )
         self.fmt: PixelFormat = NATIVE
         self._effective: PixelFormat = NATIVE
         self.encodings: tuple[int, ...] = ()
@@ -273,7 +274,9 @@ class RFBServerProtocol(Protocol):
     def _handshakeTimeout(self) -> None:
         self._handshake_timer = None
         if self.state not in (State.NORMAL, State.CLOSED):
-            self.close(f"handshake not finished in {self.factory.handshake_timeout:g} s", abort=True)
+            self.close(
+                f"handshake not finished in {self.factory.handshake_timeout:g} s", abort=True
+            )
 
     # -- flow control (IPushProducer: the transport tells us when its buffer is full) ---
 
@@ -541,7 +544,7 @@ class RFBServerProtocol(Protocol):
         blocked = self._blocked()
         if not blocked:
             self.factory.authFailed(self.transport.getPeer())
-        log.warn(  # noqa: G010
+        log.warn(
             "VNC {why} from {peer}{blocked}",
             why=why,
             peer=self.peer,
@@ -949,7 +952,9 @@ class RFBServerProtocol(Protocol):
                 rects.append(self._extDesktopSize(0, 0))
                 self._pending_eds = [e for e in self._pending_eds if e != (0, 0)]
             else:
-                rects.append(_RECT.pack(0, 0, self.fb_width, self.fb_height, encodings.DESKTOP_SIZE))
+                rects.append(
+                    _RECT.pack(0, 0, self.fb_width, self.fb_height, encodings.DESKTOP_SIZE)
+                )
             force = True
             full = (0, 0, self.fb_width, self.fb_height)
             self._region = full
@@ -992,7 +997,9 @@ class RFBServerProtocol(Protocol):
                 src_first, count = scroll.source_rows()
                 sx, sy, _sw, _sh = display.row_box(src_first, count)
                 dx, dy, dw, dh = display.row_box(scroll.dest_top(), count)
-                rects.append(_RECT.pack(dx, dy, dw, dh, encodings.COPYRECT) + copyrect_payload(sx, sy))
+                rects.append(
+                    _RECT.pack(dx, dy, dw, dh, encodings.COPYRECT) + copyrect_payload(sx, sy)
+                )
             else:
                 work.mark(range(scroll.top, scroll.bottom + 1))
         if contains(region, display.row_box(0, display.rows)):
@@ -1182,7 +1189,7 @@ class RFBFactory(Factory):
     def admit(self, proto: RFBServerProtocol) -> bool:
         """Count a new connection, or refuse it (closed, logged) past the limit."""
         if len(self.clients) >= self.connections:
-            log.warn(  # noqa: G010
+            log.warn(
                 "VNC connection from {peer} refused: limit of {n} connections reached",
                 peer=proto.peer,
                 n=self.connections,

@@ -103,7 +103,9 @@ def context_factory(settings: TLSSettings) -> Any:
         ca_pem = _read(settings.ca, "tls-ca")
         try:
             # Twisted adds CAs to an X509Store, which takes pyOpenSSL certificates only
-            authorities.append(crypto.X509.from_cryptography(x509.load_pem_x509_certificate(ca_pem)))
+            authorities.append(
+                crypto.X509.from_cryptography(x509.load_pem_x509_certificate(ca_pem))
+            )
         except ValueError:
             raise ConfigError(f"--vnc tls-ca={settings.ca}: not a PEM certificate") from None
     # cryptography objects, not pyOpenSSL's PKey/X509 (deprecated by pyOpenSSL; Twisted's

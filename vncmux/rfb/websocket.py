@@ -84,7 +84,7 @@ class _GuardedChannel(ProtocolWrapper):
             if self.ws is not None:
                 self.ws.tooBig(self.pending)
             else:
-                log.warn(  # noqa: G010
+                log.warn(
                     "HTTP client {peer}: {n} bytes in one request (limit {limit}); closing",
                     peer=peer_label(self.getPeer()),
                     n=self.pending,
@@ -191,7 +191,7 @@ class _WebSocketTransport:
 
     def tooBig(self, pending: int) -> None:
         """The guard's verdict: a message larger than the limit is on its way."""
-        log.warn(  # noqa: G010
+        log.warn(
             "WebSocket viewer {peer}: {n} bytes without a complete message; closing",
             peer=self.peer,
             n=pending,
@@ -313,7 +313,7 @@ class _Root(Resource):
         if upgrade == b"websocket":
             why = self._refusal(request)
             if why:
-                log.warn(  # noqa: G010
+                log.warn(
                     "WebSocket connection from {peer} refused: {why}",
                     peer=peer_label(request.getClientAddress()),
                     why=why,
@@ -337,9 +337,7 @@ class _Root(Resource):
         origin = (request.getHeader(b"origin") or b"").decode("latin-1").rstrip("/")
         if not origin:
             return ""
-        if self._origins is not None and (
-            "*" in self._origins or origin in self._origins
-        ):
+        if self._origins is not None and ("*" in self._origins or origin in self._origins):
             return ""
         if origin.lower() != f"{self._scheme}://{host}".lower():
             return f"origin {origin} is not this server ({self._scheme}://{host})"
