@@ -89,6 +89,9 @@ class VncmuxProcess:
         full_env["PYTHONPATH"] = str(REPO) + (
             os.pathsep + full_env["PYTHONPATH"] if full_env.get("PYTHONPATH") else ""
         )
+        # twistd logs to stdout, a file here: unbuffered, so a test waiting for a log line
+        # sees it when it is written, not when 8 KiB more have piled up behind it.
+        full_env["PYTHONUNBUFFERED"] = "1"
         full_env.update(env or {})
         with open(self.log_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.popen = subprocess.Popen(
