@@ -362,7 +362,7 @@ def test_viewers_that_never_read_are_dropped(srv: Server) -> None:
         assert got == written
         written = b""
     assert not hogs, "a viewer that never reads was never dropped"
-    srv.proc.wait_for_log(r"not reading (for|: over)")
+    srv.proc.wait_for_log(r"not reading( for|: over)")
     assert rss_kib(srv.proc.pid) - before < 64 * 1024
 
 
