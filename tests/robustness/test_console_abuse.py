@@ -13,12 +13,11 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from rfbkit import ZRLE, Viewer
-from support import Pty, VncmuxProcess, connect_unix, free_tcp_port, read_fd_until, start_vncmux
-from test_rfb_abuse import rss_kib
+from support import connect_unix, read_fd_until
+from test_rfb_abuse import Server, rss_kib
 
 MIB = 1 << 20
 
@@ -44,40 +43,10 @@ FLOODS: dict[str, bytes] = {
 }
 
 
-class Console:
-    def __init__(self, workdir: Path) -> None:
-        self.pty = Pty()
-        self.port = free_tcp_port()
-        self.sock_path = Path(f"/tmp/vmx-con-{os.getpid()}-{self.port}.sock")
-        self.proc: VncmuxProcess = start_vncmux(
-            [
-                "--device",
-                self.pty.path,
-                "--vnc",
-                f"127.0.0.1:{self.port - 5900}",
-                "--socket",
-                f"unix:{self.sock_path}",
-                "--stall-timeout",
-                "30",
-            ],
-            workdir,
-        )
-        self.proc.wait_for_log(r"VNC server listening", timeout=30)
-        self.proc.wait_for_log(r"Device .* opened", timeout=30)
-        self.viewer = Viewer(self.port).handshake()
-        self.viewer.set_encodings(ZRLE, 0)
-        self.viewer.alive()
-
-    def close(self) -> None:
-        self.viewer.close()
-        self.proc.stop()
-        self.pty.close()
-        self.sock_path.unlink(missing_ok=True)
-
-
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    c = Console(tmp_path_factory.mktemp("console"))
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    # A long stall timeout: the floods below are meant to hold the device up for a while.
+    c = Server(tmp_path_factory.mktemp("console"), stall=30, byte_client=False)
     try:
         yield c
     finally:
@@ -86,7 +55,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 
 
 @pytest.mark.parametrize("name", list(FLOODS))
-def test_hostile_output(console: Console, name: str) -> None:
+def test_hostile_output(console: Server, name: str) -> None:
     flood = FLOODS[name] + b"\x1b\\\x07\x1bc" + f"after {name}\r\n".encode()
     expected = hashlib.sha256(flood).hexdigest()
     client = connect_unix(console.sock_path)

@@ -46,9 +46,12 @@ def rss_kib(pid: int) -> int:
 
 
 class Server:
-    """The module's vncmux, its device, a survivor viewer and a survivor byte client."""
+    """A module's vncmux, its device, a survivor viewer and (unless ``byte_client`` is
+    False, for tests that open their own) a survivor byte client."""
 
-    def __init__(self, workdir: Path) -> None:
+    byte_client: socket.socket
+
+    def __init__(self, workdir: Path, stall: float = STALL, byte_client: bool = True) -> None:
         self.pty = Pty()
         self.port = free_tcp_port()
         self.sock_path = Path(f"/tmp/vmx-abuse-{os.getpid()}-{self.port}.sock")
@@ -61,13 +64,14 @@ class Server:
                 "--socket",
                 f"unix:{self.sock_path}",
                 "--stall-timeout",
-                str(STALL),
+                str(stall),
             ],
             workdir,
         )
         self.proc.wait_for_log(r"VNC server listening", timeout=30)
         self.proc.wait_for_log(r"Device .* opened", timeout=30)
-        self.byte_client = connect_unix(self.sock_path)
+        if byte_client:
+            self.byte_client = connect_unix(self.sock_path)
         self.viewer = Viewer(self.port).handshake()
         self.viewer.set_encodings(ZRLE, 0)
         self.viewer.alive()
@@ -100,7 +104,8 @@ class Server:
 
     def close(self) -> None:
         self.viewer.close()
-        self.byte_client.close()
+        if hasattr(self, "byte_client"):
+            self.byte_client.close()
         self.proc.stop()
         self.pty.close()
         self.sock_path.unlink(missing_ok=True)
