@@ -597,13 +597,7 @@ class RFBClient:
             got = [await self.next_update(first)]
         except TimeoutError:
             return []
-        self.request(incremental=True)
-        while True:
-            try:
-                got.append(await self.next_update(quiet))
-            except TimeoutError:
-                return got
-            self.request(incremental=True)
+        return got + await self.drain_updates(quiet)
 
     def close(self) -> None:
         if self.pump_task is not None:

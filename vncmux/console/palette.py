@@ -53,11 +53,11 @@ ANSI_NAMES: tuple[str, ...] = (
     "white",
 )
 
+#: The 16 colour names a terminal cell may carry, normal (0–7) then bright (8–15).
+COLOUR_NAMES: tuple[str, ...] = ANSI_NAMES + tuple("bright" + name for name in ANSI_NAMES)
+
 #: name → palette index, for the normal (0–7) and bright (8–15) names.
-NAME_INDEX: dict[str, int] = {
-    **{name: i for i, name in enumerate(ANSI_NAMES)},
-    **{"bright" + name: i + 8 for i, name in enumerate(ANSI_NAMES)},
-}
+NAME_INDEX: dict[str, int] = {name: i for i, name in enumerate(COLOUR_NAMES)}
 
 
 def _build_256() -> tuple[RGB, ...]:

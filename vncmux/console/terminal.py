@@ -40,6 +40,7 @@ from wcwidth import wcwidth as _wcwidth
 from vncmux.console.damage import Damage
 from vncmux.console.fastpath import FastPath
 from vncmux.console.modes import Modes
+from vncmux.console.palette import COLOUR_NAMES
 
 log = Logger()
 
@@ -76,26 +77,6 @@ class Cell(NamedTuple):
     reverse: bool = False
     blink: bool = False
     faint: bool = False
-
-
-COLOUR_NAMES = (
-    "black",
-    "red",
-    "green",
-    "brown",
-    "blue",
-    "magenta",
-    "cyan",
-    "white",
-    "brightblack",
-    "brightred",
-    "brightgreen",
-    "brightbrown",
-    "brightblue",
-    "brightmagenta",
-    "brightcyan",
-    "brightwhite",
-)
 
 
 def _palette256() -> tuple[str, ...]:
