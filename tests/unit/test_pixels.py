@@ -11,71 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from tests.support.pixel_reference import (
+    FORMATS,
+    decode_values,
+    mask,
+    random_image,
+    reference_convert,
+    reference_value,
+    sane_formats,
+)
 from vncmux.rfb.pixels import BGR233, NATIVE, PixelFormat, colour_map_entries
-
-
-def reference_value(fmt: PixelFormat, r: int, g: int, b: int) -> int:
-    """Per-pixel reference written straight from rfbproto (round to nearest)."""
-    f = fmt if fmt.true_colour else BGR233
-
-    def chan(v: int, m: int) -> int:
-        return round(v * m / 255)
-
-    return (
-        (chan(r, f.red_max) << f.red_shift)
-        | (chan(g, f.green_max) << f.green_shift)
-        | (chan(b, f.blue_max) << f.blue_shift)
-    )
-
-
-def mask(fmt: PixelFormat) -> int:
-    f = fmt.effective()
-    return (
-        (f.red_max << f.red_shift) | (f.green_max << f.green_shift) | (f.blue_max << f.blue_shift)
-    )
-
-
-def reference_convert(fmt: PixelFormat, image: Image.Image) -> list[int]:
-    data = image.tobytes()
-    return [reference_value(fmt, *data[i : i + 3]) for i in range(0, len(data), 3)]
-
-
-def decode_values(fmt: PixelFormat, data: bytes) -> list[int]:
-    n = fmt.bytes_per_pixel
-    order: Literal["big", "little"] = "big" if fmt.big_endian else "little"
-    return [int.from_bytes(data[i : i + n], order) & mask(fmt) for i in range(0, len(data), n)]
-
-
-def random_image(rng: random.Random, w: int, h: int, colours: int | None = None) -> Image.Image:
-    if colours is None:
-        data = bytes(rng.randrange(256) for _ in range(w * h * 3))
-    else:
-        palette = [bytes(rng.randrange(256) for _ in range(3)) for _ in range(colours)]
-        data = b"".join(rng.choice(palette) for _ in range(w * h))
-    return Image.frombytes("RGB", (w, h), data)
-
-
-FORMATS = [
-    NATIVE,
-    PixelFormat(32, 24, True, True, 255, 255, 255, 0, 8, 16),
-    PixelFormat(32, 24, False, True, 255, 255, 255, 16, 8, 0),
-    PixelFormat(32, 24, True, True, 255, 255, 255, 16, 8, 0),
-    PixelFormat(32, 24, False, True, 255, 255, 255, 24, 16, 8),
-    PixelFormat(32, 24, True, True, 255, 255, 255, 8, 16, 24),
-    PixelFormat(32, 24, False, True, 255, 255, 255, 8, 16, 24),
-    PixelFormat(32, 30, False, True, 1023, 1023, 1023, 20, 10, 0),
-    PixelFormat(32, 24, False, True, 255, 255, 255, 3, 11, 19),
-    PixelFormat(16, 16, False, True, 31, 63, 31, 11, 5, 0),
-    PixelFormat(16, 16, True, True, 31, 63, 31, 11, 5, 0),
-    PixelFormat(16, 15, False, True, 31, 31, 31, 10, 5, 0),
-    PixelFormat(16, 15, True, True, 31, 31, 31, 0, 5, 10),
-    PixelFormat(16, 12, False, True, 15, 15, 15, 8, 4, 0),
-    PixelFormat(8, 8, False, True, 7, 7, 3, 0, 3, 6),
-    PixelFormat(8, 8, False, True, 3, 3, 3, 4, 2, 0),
-    PixelFormat(8, 6, False, True, 1, 1, 1, 2, 1, 0),
-    PixelFormat(8, 8, False, False, 0, 0, 0, 0, 0, 0),  # colour map
-    PixelFormat(8, 3, True, True, 1, 1, 1, 7, 6, 5),
-]
 
 
 def test_pack_parse_round_trip() -> None:
@@ -171,7 +116,8 @@ def test_effective_and_colour_map() -> None:
 
 def test_value_and_pixel() -> None:
     assert NATIVE.value(1, 2, 3) == 0x030201
-    assert NATIVE.pixel(1, 2, 3) == b"\x01\x02\x03\x00"
+    # The spare byte is 0xff, as in every converted image (see test_spare_bits_*).
+    assert NATIVE.pixel(1, 2, 3) == b"\x01\x02\x03\xff"
     be565 = PixelFormat(16, 16, True, True, 31, 63, 31, 11, 5, 0)
     assert be565.pixel(255, 0, 0) == b"\xf8\x00"
     assert be565.pixel(0, 255, 0) == b"\x07\xe0"
@@ -198,7 +144,7 @@ def test_convert_matches_reference(fmt: PixelFormat) -> None:
     assert decode_values(fmt, fmt.convert(ramp)) == reference_convert(fmt, ramp)
 
 
-def test_convert_unused_bits_zero_except_native_pad() -> None:
+def test_convert_unused_bits_zero_below_32_bpp() -> None:
     rng = random.Random(1)
     image = random_image(rng, 5, 5)
     fmt = PixelFormat(16, 15, False, True, 31, 31, 31, 10, 5, 0)
@@ -206,6 +152,38 @@ def test_convert_unused_bits_zero_except_native_pad() -> None:
     assert all(
         int.from_bytes(data[i : i + 2], "little") & 0x8000 == 0 for i in range(0, len(data), 2)
     )
+
+
+SPARE_FORMATS = [f for f in FORMATS if f.bpp == 32] + [
+    PixelFormat(32, 16, True, True, 31, 63, 31, 19, 13, 8),  # colour in the middle bytes
+    PixelFormat(32, 24, True, True, 255, 255, 255, 24, 16, 8),  # RGBX byte order, big-endian
+]
+
+
+@pytest.mark.parametrize("fmt", SPARE_FORMATS, ids=lambda f: f.pack().hex())
+def test_spare_bits_are_ones_in_every_32_bpp_pixel(fmt: PixelFormat) -> None:
+    """Issue 13 item 12: the bits outside the colour masks are the same in every pixel we
+    produce, whatever the layout (Pillow's packers alone write 0xff for RGBX, 0 for the
+    other byte orders): all ones, which alpha-reading viewers show as opaque."""
+    spare = 0xFFFFFFFF & ~mask(fmt)
+    assert spare and fmt.spare_bits == spare
+    order: Literal["big", "little"] = "big" if fmt.big_endian else "little"
+    image = random_image(random.Random(7), 9, 5)
+    data = fmt.convert(image)
+    words = [int.from_bytes(data[i : i + 4], order) for i in range(0, len(data), 4)]
+    assert all(w & spare == spare for w in words)
+    assert [w & ~spare for w in words] == reference_convert(fmt, image)
+    for rgb in [(0, 0, 0), (255, 255, 255), (12, 130, 250)]:
+        assert int.from_bytes(fmt.pixel(*rgb), order) == fmt.value(*rgb) | spare
+        solid = fmt.convert(Image.new("RGB", (1, 1), rgb))
+        assert solid == fmt.pixel(*rgb), "a single colour and an image agree, spare included"
+
+
+def test_no_spare_bits_below_32_bpp() -> None:
+    for fmt in FORMATS:
+        if fmt.bpp < 32:
+            assert fmt.spare_bits == 0
+            assert fmt.pixel(255, 255, 255) == fmt.convert(Image.new("RGB", (1, 1), "white"))
 
 
 def test_convert_native_is_pillow_rgbx() -> None:
@@ -216,36 +194,6 @@ def test_convert_native_is_pillow_rgbx() -> None:
 def test_convert_accepts_other_modes() -> None:
     image = Image.new("L", (3, 3), 200)
     assert NATIVE.convert(image) == NATIVE.convert(image.convert("RGB"))
-
-
-@st.composite
-def sane_formats(draw: st.DrawFn) -> PixelFormat:
-    bpp = draw(st.sampled_from([8, 16, 32]))
-    bits = [draw(st.integers(1, min(8, bpp // 3 + (2 if bpp == 8 else 0)))) for _ in range(3)]
-    while sum(bits) > bpp:
-        bits = [max(1, b - 1) for b in bits]
-    order = draw(st.permutations([0, 1, 2]))
-    free = bpp - sum(bits)
-    shifts = [0, 0, 0]
-    pos = 0
-    for chan in order:
-        gap = draw(st.integers(0, free))
-        free -= gap
-        pos += gap
-        shifts[chan] = pos
-        pos += bits[chan]
-    fmt = PixelFormat(
-        bpp,
-        bpp,
-        draw(st.booleans()),
-        True,
-        (1 << bits[0]) - 1,
-        (1 << bits[1]) - 1,
-        (1 << bits[2]) - 1,
-        *shifts,
-    )
-    assert fmt.problem() is None, (fmt, fmt.problem())
-    return fmt
 
 
 @settings(max_examples=80, deadline=None)

@@ -9,7 +9,7 @@ import zlib
 from PIL import Image
 
 from vncmux.rfb.encodings import HEXTILE, RAW, ZLIB, ZRLE, make_encoder
-from vncmux.rfb.encodings.shared import SHARED, SharedWork
+from vncmux.rfb.encodings.shared import SharedWork
 from vncmux.rfb.pixels import NATIVE, PixelFormat
 
 RGB565 = PixelFormat(16, 16, False, True, 31, 63, 31, 11, 5, 0)
@@ -27,21 +27,31 @@ def test_viewers_share_results_and_get_the_same_bytes_as_a_fresh_encoder() -> No
     image = text_like(1)
     for number in (RAW, HEXTILE, ZRLE, ZLIB):
         for fmt in (NATIVE, RGB565):
-            SHARED.clear()
-            first, second = make_encoder(number), make_encoder(number)
+            work = SharedWork()
+            first, second = make_encoder(number, work), make_encoder(number, work)
             assert first is not None and second is not None
             a = first.encode(image, fmt)
-            hits = SHARED.hits
+            hits = work.hits
             b = second.encode(image, fmt)
-            assert SHARED.hits == hits + 1, "the second viewer reused the first one's work"
+            assert work.hits == hits + 1, "the second viewer reused the first one's work"
             assert a == b, "a fresh stream gives the same bytes from the shared tile data"
-            SHARED.clear()
-            assert make_encoder(number).encode(image, fmt) == a  # type: ignore[union-attr]
+            alone = make_encoder(number, SharedWork())
+            assert alone is not None and alone.encode(image, fmt) == a
+
+
+def test_consoles_do_not_share_work() -> None:
+    """Each console's SharedWork is its own: nothing leaks between two of them."""
+    image = text_like(3)
+    one, two = SharedWork(), SharedWork()
+    first, second = make_encoder(HEXTILE, one), make_encoder(HEXTILE, two)
+    assert first is not None and second is not None
+    assert first.encode(image, NATIVE) == second.encode(image, NATIVE)
+    assert (one.misses, one.hits, two.misses, two.hits) == (1, 0, 1, 0)
+    assert len(one) == len(two) == 1
 
 
 def test_different_pixels_or_formats_are_not_confused() -> None:
-    SHARED.clear()
-    raw = make_encoder(RAW)
+    raw = make_encoder(RAW, SharedWork())
     assert raw is not None
     one, two = text_like(1), text_like(2)
     assert raw.encode(one, NATIVE) != raw.encode(two, NATIVE)
@@ -73,15 +83,15 @@ def zrle_stream(payloads: list[bytes]) -> bytes:
 def test_zrle_stream_switches_between_own_and_shared_compression() -> None:
     from vncmux.rfb.encodings.zrle import ZRLEEncoder, zrle_tiles
 
-    SHARED.clear()
+    work = SharedWork()
     images = [text_like(seed) for seed in range(6)]
-    viewer, other = ZRLEEncoder(), ZRLEEncoder()
+    viewer, other = ZRLEEncoder(work), ZRLEEncoder(work)
     modes = [False, True, True, False, True, False]
     payloads = []
     for image, shared in zip(images, modes):
-        viewer.shared = shared
+        viewer.share_stream = shared
         payloads.append(viewer.encode(image, NATIVE))
     assert zrle_stream(payloads) == b"".join(zrle_tiles(i, NATIVE) for i in images)
-    other.shared = True
+    other.share_stream = True
     other.encode(images[0], NATIVE)  # its header went out with its first frame
     assert other.encode(images[2], NATIVE) == payloads[2], "shared frames: the same bytes"

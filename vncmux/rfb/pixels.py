@@ -162,9 +162,29 @@ class PixelFormat:
             | (_scale(b, f.blue_max) << f.blue_shift)
         )
 
+    @cached_property
+    def spare_bits(self) -> int:
+        """The bits outside the colour channels, set in every pixel we send at 32 bpp.
+
+        rfbproto leaves them unspecified; we make them the same in every path (Raw,
+        Hextile, ZRLE, Tight, solid fills and images alike): all ones at 32 bpp, because
+        viewers that keep 32-bit pixels as they arrive treat that byte as alpha (gtk-vnc,
+        hence gvnccapture's PNGs, copies it straight into its alpha channel), so ones
+        mean opaque.  Below 32 bpp no viewer reads them as alpha: they stay zero.
+        """
+        f = self.effective()
+        if f.bpp != 32:
+            return 0
+        colour = (
+            (f.red_max << f.red_shift)
+            | (f.green_max << f.green_shift)
+            | (f.blue_max << f.blue_shift)
+        )
+        return 0xFFFFFFFF & ~colour
+
     def pixel(self, r: int, g: int, b: int) -> bytes:
-        """The wire bytes of one 8-bit RGB colour."""
-        return self.value(r, g, b).to_bytes(
+        """The wire bytes of one 8-bit RGB colour (``value`` plus :attr:`spare_bits`)."""
+        return (self.value(r, g, b) | self.spare_bits).to_bytes(
             self.bytes_per_pixel, "big" if self.big_endian else "little"
         )
 
@@ -173,15 +193,22 @@ class PixelFormat:
     def convert(self, image: Image.Image) -> bytes:
         """The RGB ``image`` as pixels in this format, row-major, no row padding.
 
-        Bits outside the three channel masks are unspecified (Pillow writes 0xff into
-        the pad byte of the native format); clients ignore them.  Raises ValueError for a
-        format :meth:`problem` rejects.
+        Bits outside the three channel masks are :attr:`spare_bits`.  Raises ValueError
+        for a format :meth:`problem` rejects.
         """
         if image.mode != "RGB":
             image = image.convert("RGB")
         plan = self._plan
-        if isinstance(plan, str):
-            return image.tobytes("raw", plan)
+        if isinstance(plan[0], str):
+            mode, spare_at = plan
+            data = image.tobytes("raw", mode)
+            if spare_at is None:
+                return data
+            # Pillow's packers write 0 into the spare byte of these layouts (0xff only in
+            # RGBX's): set it, in one C-level slice assignment.
+            filled = bytearray(data)
+            filled[spare_at::4] = b"\xff" * (len(data) // 4)
+            return bytes(filled)
         luts, order, merge_mode = plan
         planes = []
         for k in order:
@@ -193,13 +220,15 @@ class PixelFormat:
         return Image.merge(merge_mode, planes).tobytes()
 
     @cached_property
-    def _plan(self) -> str | tuple[list[list[int]], list[int], str]:
+    def _plan(self) -> tuple[str, int | None] | tuple[list[list[int]], list[int], str]:
         """How :meth:`convert` works for this format, computed once per instance.
 
-        Either a Pillow raw mode (byte-aligned 32-bpp layouts), or per output byte a
+        Either a Pillow raw mode (byte-aligned 32-bpp layouts) and the index of the spare
+        byte Pillow leaves at 0 (None when it writes 0xff itself), or per output byte a
         768-entry LUT for ``Image.point`` (one 256-entry table per band giving that
-        channel's contribution to the byte), the byte order, and the merge mode.
-        The contributions never share bits, so adding the three bands is an OR.
+        channel's contribution to the byte; the red one also carries the spare bits),
+        the byte order, and the merge mode.  The contributions never share bits, so
+        adding the three bands is an OR.
         """
         reason = self.problem()
         if reason is not None:
@@ -215,7 +244,8 @@ class PixelFormat:
                     layout[pos] = letter
                 mode = "".join(layout)
                 if mode in ("RGBX", "BGRX", "XBGR", "XRGB"):
-                    return mode
+                    return mode, None if mode == "RGBX" else mode.index("X")
+        spare = self.spare_bits
         luts: list[list[int]] = []
         for k in range(nbytes):
             table: list[int] = []
@@ -225,6 +255,9 @@ class PixelFormat:
                 (f.blue_max, f.blue_shift),
             ):
                 table.extend(((_scale(v, maximum) << shift) >> (8 * k)) & 0xFF for v in range(256))
+            spare_byte = (spare >> (8 * k)) & 0xFF
+            if spare_byte:
+                table[:256] = [v | spare_byte for v in table[:256]]
             luts.append(table)
         order = list(range(nbytes))
         if f.big_endian:

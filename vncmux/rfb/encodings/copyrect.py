@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from vncmux.rfb.encodings import COPYRECT
+from vncmux.rfb.encodings.numbers import COPYRECT
 
 __all__ = ["COPYRECT", "copyrect_payload"]
 

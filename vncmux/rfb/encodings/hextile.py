@@ -22,11 +22,13 @@ from functools import lru_cache
 from PIL import Image
 from zope.interface import implementer
 
-from vncmux.rfb.encodings import HEXTILE, IEncoder, colour_bytes
-from vncmux.rfb.encodings.shared import SHARED
+from vncmux.rfb.encodings.common import colour_bytes, pixel_image
+from vncmux.rfb.encodings.interface import IEncoder
+from vncmux.rfb.encodings.numbers import HEXTILE
+from vncmux.rfb.encodings.shared import SharedWork
 from vncmux.rfb.pixels import PixelFormat
 
-__all__ = ["HextileEncoder", "pixel_image"]
+__all__ = ["HextileEncoder"]
 
 TILE = 16
 RAW = 1
@@ -35,8 +37,7 @@ FOREGROUND_SPECIFIED = 4
 ANY_SUBRECTS = 8
 SUBRECTS_COLOURED = 16
 
-_MODES = {1: "L", 2: "LA", 4: "RGBA"}
-_RUNS = {n: re.compile(b"(.{%d})\\1*" % n, re.DOTALL) for n in _MODES}
+_RUNS = {n: re.compile(b"(.{%d})\\1*" % n, re.DOTALL) for n in (1, 2, 4)}
 # A tile with more colours than this is always cheaper raw (each colour costs a subrect).
 _MAX_COLOURS = 128
 # Up to this many foreground colours, subrects come from per-colour bit masks (fast);
@@ -44,13 +45,6 @@ _MAX_COLOURS = 128
 _MASK_COLOURS = 16
 
 Rect = tuple[bytes, int, int, int, int]  # colour, x, y, w, h
-
-
-def pixel_image(image: Image.Image, fmt: PixelFormat) -> Image.Image:
-    """``image`` converted to ``fmt`` as an image whose bands are the pixel's wire bytes."""
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return Image.frombytes(_MODES[fmt.bytes_per_pixel], image.size, fmt.convert(image))
 
 
 @lru_cache(maxsize=65536)
@@ -151,14 +145,24 @@ def _run_subrects(
 
 @implementer(IEncoder)
 class HextileEncoder:
-    """Stateless between rectangles (Hextile carries colours only within one)."""
+    """Stateless between rectangles (Hextile carries colours only within one).
+
+    Its output depends only on the pixels and the format, so it comes from ``work``: with
+    no stream, there is nothing more to share (``stream_shareable`` is False).
+    """
 
     number = HEXTILE
+    max_width: int | None = None
+    max_pixels: int | None = None
+    stream_shareable = False
+
+    def __init__(self, work: SharedWork) -> None:
+        self.work = work
+        self.share_stream = False
 
     def encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
-        """The tiles, left to right, top to bottom, each subencoding byte + data; the
-        result depends only on the pixels and the format, so it is shared."""
-        return SHARED.get("hextile", image, fmt, lambda: self._encode(image, fmt))
+        """The tiles, left to right, top to bottom, each subencoding byte + data."""
+        return self.work.get("hextile", image, fmt, lambda: self._encode(image, fmt))
 
     def _encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
         pimg = pixel_image(image, fmt)

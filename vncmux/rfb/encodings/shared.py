@@ -6,7 +6,12 @@ compression come out identical for every viewer with the same pixel format.  Key
 work by the rectangle's pixels themselves (not by a frame number) needs no plumbing
 between viewers, cannot go stale, and also catches repeats within one viewer (blank rows,
 a redrawn status line).  Only the zlib step stays per viewer, since each viewer's zlib
-stream has its own history.
+stream has its own history (except for encoders that build a frame's stream once for
+all viewers, see ``IEncoder.share_stream``).
+
+There is no process-wide instance: whoever serves a console creates one ``SharedWork``
+for it and hands it to every encoder it makes (``make_encoder(number, work)``), so two
+consoles in one process, or two tests, never see each other's entries.
 """
 
 from __future__ import annotations
@@ -90,7 +95,3 @@ class SharedWork:
         self._recent.clear()
         self._recent_size = 0
         self._size = 0
-
-
-SHARED = SharedWork()
-"""The process-wide instance every encoder uses."""

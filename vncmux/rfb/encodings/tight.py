@@ -24,20 +24,22 @@ from typing import Any
 from PIL import Image
 from zope.interface import implementer
 
-from vncmux.rfb.encodings import TIGHT, IEncoder, colour_bytes
-from vncmux.rfb.encodings.hextile import pixel_image
-from vncmux.rfb.encodings.shared import SHARED
-from vncmux.rfb.encodings.zrle import index_bytes
+from vncmux.rfb.encodings.common import colour_bytes, index_bytes, pixel_image
+from vncmux.rfb.encodings.interface import IEncoder
+from vncmux.rfb.encodings.numbers import TIGHT
+from vncmux.rfb.encodings.shared import SharedWork
 from vncmux.rfb.pixels import PixelFormat
 
-__all__ = ["TightEncoder", "compact_length", "tpixel_image"]
+__all__ = ["MAX_PIXELS", "MAX_WIDTH", "TightEncoder", "compact_length", "tpixel_image"]
 
 FILL = 0x80
 EXPLICIT_FILTER = 0x40
 FILTER_PALETTE = 1
 MIN_TO_COMPRESS = 12
 STREAM_FULL, STREAM_MONO, STREAM_INDEXED = 0, 1, 2
-_MAX_PALETTE = 16  # palettes are indexed in C by zrle.index_bytes, which stops at 16
+MAX_WIDTH = 2048  # rfbproto's limit on a Tight rectangle
+MAX_PIXELS = 65536  # keeps every compact length under 4 MiB (TightVNC's own limit)
+_MAX_PALETTE = 16  # palettes are indexed in C by common.index_bytes, which stops at 16
 
 
 def compact_length(n: int) -> bytes:
@@ -76,30 +78,32 @@ class TightEncoder:
     """One per viewer: owns the connection's zlib streams.
 
     Like ZRLE (see ``ZRLEEncoder``), a frame is either compressed on this viewer's own
-    streams (history kept: fewer bytes) or, while several viewers watch (``shared``, set by
-    the server), built once for all of them: the rectangle then asks the client to reset
-    the zlib stream it uses (a bit of the compression-control byte) and carries a fresh
-    zlib stream, so its bytes do not depend on anything sent before.  A stream that a
-    shared rectangle reset is reset again, with a fresh compressor, the next time this
-    viewer's own compressor uses it."""
+    streams (history kept: fewer bytes) or, while several viewers watch (``share_stream``,
+    set by the caller), built once for all of them through ``work``: the rectangle then
+    asks the client to reset the zlib stream it uses (a bit of the compression-control
+    byte) and carries a fresh zlib stream, so its bytes do not depend on anything sent
+    before.  A stream that a shared rectangle reset is reset again, with a fresh
+    compressor, the next time this viewer's own compressor uses it."""
 
     number = TIGHT
-    max_width = 2048
-    max_pixels = 65536
+    max_width: int | None = MAX_WIDTH
+    max_pixels: int | None = MAX_PIXELS
+    stream_shareable = True
 
-    def __init__(self, level: int = 1) -> None:
+    def __init__(self, work: SharedWork, level: int = 1) -> None:
+        self.work = work
         self.level = level
-        self.shared = False
+        self.share_stream = False
         self._streams: list[Any] = [zlib.compressobj(level) for _ in range(3)]
         self._reset: set[int] = set()  # streams the client reset since we last used them
 
     def encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
         """Fill for one colour, palette filter for 2..16, else the copy filter."""
         w, h = image.size
-        if w > self.max_width or w * h > self.max_pixels:
+        if w > MAX_WIDTH or w * h > MAX_PIXELS:
             raise ValueError(f"Tight rectangle {w}x{h} too large: split it")
-        if self.shared:
-            payload = SHARED.get(
+        if self.share_stream:
+            payload = self.work.get(
                 f"tight-{self.level}", image, fmt, lambda: self._build(image, fmt, None)
             )
             if not payload[0] & FILL:

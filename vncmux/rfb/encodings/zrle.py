@@ -6,7 +6,7 @@ the connection, sync-flushed at the end of each rectangle) removes what repeats.
 
 Nothing loops over pixels in Python: the rectangle is converted once to an image whose
 bands are the CPIXEL bytes; per tile, colours are counted by ``getcolors``, palette
-indices come from ``bytes.translate`` on the byte lanes (:func:`index_bytes`), run
+indices come from ``bytes.translate`` on the byte lanes (``common.index_bytes``), run
 starts from XOR-ing the index bytes with themselves shifted by one pixel, and bit packing
 from Pillow's ``P;1/P;2/P;4`` packers (which pad each row to a byte exactly as ZRLE
 requires).  Only RLE output loops, once per run, and RLE is chosen only when runs are few.
@@ -22,8 +22,10 @@ from typing import Any
 from PIL import Image, ImageChops
 from zope.interface import implementer
 
-from vncmux.rfb.encodings import ZRLE, IEncoder, colour_bytes
-from vncmux.rfb.encodings.shared import SHARED
+from vncmux.rfb.encodings.common import colour_bytes, index_bytes
+from vncmux.rfb.encodings.interface import IEncoder
+from vncmux.rfb.encodings.numbers import ZRLE
+from vncmux.rfb.encodings.shared import SharedWork
 from vncmux.rfb.pixels import PixelFormat, apply_lut
 
 __all__ = [
@@ -32,7 +34,6 @@ __all__ = [
     "cpixel_image",
     "cpixel_size",
     "encode_tile",
-    "index_bytes",
     "zrle_tiles",
 ]
 
@@ -140,55 +141,6 @@ def _rle(data: bytes, cp: int, lengths: list[int], lookup: dict[bytes, int] | No
     )
 
 
-def _ordinals(values: set[int], scale: int = 1) -> tuple[dict[int, int], bytes]:
-    """Ordinal of each value (times ``scale``) and the translate table doing that mapping."""
-    mapping = {v: i * scale for i, v in enumerate(sorted(values))}
-    table = bytearray(256)
-    for v, o in mapping.items():
-        table[v] = o
-    return mapping, bytes(table)
-
-
-def index_bytes(data: bytes, cp: int, palette: list[bytes]) -> bytes:
-    """Palette index of every pixel (one byte each) for pixels with at most 16 colours.
-
-    ``data`` is pixel bytes, ``cp`` bytes per pixel, ``palette`` every colour occurring.
-    Pure C-level bytes operations: each byte lane (``data[b::cp]``) is mapped by
-    ``translate``.  One lane whose values differ for every colour is the index directly
-    (the usual case: text foreground and background differ in some channel).  Otherwise
-    lanes are combined: the running key, at most 16 distinct values, is renumbered to
-    ``ordinal * 16`` and the next lane's ordinal (< 16) is added as big integers; no byte
-    overflows into its neighbour, so the sum is a per-byte addition.
-    """
-    n = len(data) // cp
-    lanes = [b for b in range(cp) if len({px[b] for px in palette}) > 1]
-    if not lanes:
-        return bytes(n)
-    for b in lanes:
-        if len({px[b] for px in palette}) == len(palette):
-            direct = bytearray(256)
-            for i, px in enumerate(palette):
-                direct[px[b]] = i
-            return data[b::cp].translate(direct)
-    first = lanes[0]
-    mapping, table = _ordinals({px[first] for px in palette})
-    key = data[first::cp].translate(table)
-    keys = [mapping[px[first]] for px in palette]
-    for b in lanes[1:]:
-        kmap, ktable = _ordinals(set(keys), 16)
-        lmap, ltable = _ordinals({px[b] for px in palette})
-        high = int.from_bytes(key.translate(ktable), "big")
-        low = int.from_bytes(data[b::cp].translate(ltable), "big")
-        key = (high + low).to_bytes(n, "big")
-        keys = [kmap[k] + lmap[px[b]] for k, px in zip(keys, palette)]
-        if len(set(keys)) == len(palette):
-            break
-    final = bytearray(256)
-    for i, k in enumerate(keys):
-        final[k] = i
-    return key.translate(final)
-
-
 _MARK_TABLE = bytes([0] + [1] * 255)
 
 
@@ -278,33 +230,37 @@ class ZRLEEncoder:
 
     - *own* (the default): this viewer's compressor continues with its history, so a
       scrolled line that repeats earlier text costs a few dozen bytes;
-    - *shared* (``self.shared`` set by the server while several viewers watch): the
+    - *shared* (``share_stream`` set by the caller while several viewers watch): the
       frame is deflated from scratch, once, for every viewer showing that frame.  A fresh
       deflate run never refers to earlier data, so it is a valid continuation of any
       viewer's stream; it costs more bytes (~0.45 KB for a fresh text row) and saves one
       compression per viewer.  After a shared frame the own compressor is started afresh,
       since its history no longer matches what this viewer's decoder holds.
+
+    The tile data before compression always comes from ``work`` (the same for every
+    viewer with this format).
     """
 
     number = ZRLE
+    max_width: int | None = None
+    max_pixels: int | None = None
+    stream_shareable = True
 
-    def __init__(self, level: int = 1) -> None:
+    def __init__(self, work: SharedWork, level: int = 1) -> None:
         # Level 1: on terminal tiles it is 3x faster than 6 for ~25% more bytes
         # (4.4 KB vs 3.5 KB for a full 80x24 screen), far inside the 20 KB budget.
+        self.work = work
         self.level = level
-        self.shared = False
+        self.share_stream = False
         self._own: Any = None
         self._started = False
 
     def encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
-        """U32 length + zlib data of the tiles, left to right, top to bottom.
-
-        The tile data is the same for every viewer with this format (shared); the
-        compression is this viewer's own, or shared too (see the class)."""
-        tiles = SHARED.get("zrle-tiles", image, fmt, lambda: zrle_tiles(image, fmt))
-        if self.shared:
+        """U32 length + zlib data of the tiles, left to right, top to bottom."""
+        tiles = self.work.get("zrle-tiles", image, fmt, lambda: zrle_tiles(image, fmt))
+        if self.share_stream:
             kind = f"zrle-deflate-{self.level}"
-            data = SHARED.get(kind, image, fmt, lambda: deflate_fresh(tiles, self.level))
+            data = self.work.get(kind, image, fmt, lambda: deflate_fresh(tiles, self.level))
             self._own = None
         else:
             if self._own is None:
