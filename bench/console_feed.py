@@ -6,7 +6,7 @@ text, as htop or vim draw), and random bytes.  Prints MB/s of each and the ratio
 measured in the same run (budget: ≥ 20× on plain text, ≥ 5× on colour/TUI), medians over
 several repetitions, and whether the final screens' text agrees with pyte's.
 
-    /work/venv/bin/python bench/console_feed.py [--quick] [--size MB] [--reps N]
+    .venv/bin/python bench/console_feed.py [--quick] [--size MB] [--reps N]
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def chunks(data: bytes) -> list[bytes]:
 
 
 def feed_pyte(parts: list[bytes]) -> tuple[float, Any, int]:
-    """pyte's own path.  pyte raises on some inputs (see notes/pyte.md); a chunk that raises
+    """pyte's own path.  pyte raises on some malformed inputs; a chunk that raises
     loses its rest, as it would in a naive server that catches and goes on."""
     import pyte
 
@@ -117,14 +117,37 @@ def make_terminal() -> Any:
     except Exception as e:
         raise BenchError(f"vncmux.console.terminal.Terminal is not usable yet: "
                          f"{type(e).__name__}: {e}") from e
-    try:
-        return Terminal(80, 24, reply=lambda data: None)
-    except TypeError:
-        return Terminal(80, 24)
+    return Terminal(80, 24)
 
 
-def feed_vncmux(parts: list[bytes]) -> tuple[float, Any, int]:
-    term = make_terminal()
+class Listener:
+    """An events object that keeps what a scrollback would (so the rows that scroll off
+    are built and handed over, as in the server)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def reply(self, data: bytes) -> None:
+        pass
+
+    def bell(self) -> None:
+        pass
+
+    def title(self, title: str) -> None:
+        pass
+
+    def scrolledOff(self, rows: list[Any]) -> None:
+        self.rows += len(rows)
+
+
+def feed_vncmux(parts: list[bytes], **kw: Any) -> tuple[float, Any, int]:
+    """Our Terminal (``kw``: ``fast=False`` for the slow path, ``events=`` a listener)."""
+    if kw:
+        from vncmux.console.terminal import Terminal
+
+        term = Terminal(80, 24, **kw)
+    else:
+        term = make_terminal()
     errors = 0
     t0 = time.perf_counter()
     for p in parts:
@@ -192,7 +215,38 @@ def main() -> int:
     print(table(rows, ["kind", "vncmux MB/s", "pyte MB/s", "ratio", "budget", "verdict",
                        "same text", "raised ours/pyte"]))
     print("\n'same text': final screen text equal to pyte's (random bytes may differ where pyte raised).")
+    print()
+    print(paths(size, reps))
     return 0  # a missed budget is reported, not an error: this is a measurement
+
+
+def paths(size: int, reps: int) -> str:
+    """Our own paths against each other, the figures the unit tests no longer time:
+
+    - the fast path against the slow path (``fast=False``) on plain lines (budget ≥ 5×);
+    - the fast path with a listener for the rows scrolled off (a scrollback's cost);
+    - a run of BEL against plain text of the same size: a bell flood must cost about
+      what text costs (budget: BEL MB/s ≥ half of plain's).
+    """
+    plain = chunks(gen_plain(size, random.Random("vncmux-plain")))
+    bells = chunks(b"\x07" * size)
+    figures: dict[str, float] = {}
+    for name, parts, kw in (
+        ("plain, fast path", plain, {}),
+        ("plain, slow path", plain, {"fast": False}),
+        ("plain, fast path + scrolledOff listener", plain, {"events": Listener()}),
+        ("BEL run, fast path", bells, {}),
+    ):
+        figures[name] = size / median([feed_vncmux(parts, **kw)[0] for _ in range(reps)]) / 1e6
+    base = figures["plain, fast path"]
+    budgets = {"plain, slow path": (1 / 5, "fast >= 5x slow"), "BEL run, fast path": (0.5, ">= 0.5x plain")}
+    rows = []
+    for name, mb in figures.items():
+        budget = budgets.get(name)
+        ratio = mb / base
+        verdict = "-" if budget is None else ("ok" if (ratio <= budget[0] if "slow" in name else ratio >= budget[0]) else "MISS")
+        rows.append([name, f"{mb:.2f}", f"{ratio:.2f}x", budget[1] if budget else "-", verdict])
+    return table(rows, ["vncmux path", "MB/s", "vs plain fast", "budget", "verdict"])
 
 
 if __name__ == "__main__":

@@ -15,9 +15,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from rfbkit import ZRLE, Viewer
-from support import connect_unix, read_fd_until
-from test_rfb_abuse import Server, rss_kib
+
+from tests.support.abuse_server import Server, rss_kib
+from tests.support.net import connect_unix
+from tests.support.pty_device import read_fd_until
+from tests.support.rfbkit import ZRLE, Viewer
 
 MIB = 1 << 20
 
@@ -40,6 +42,9 @@ FLOODS: dict[str, bytes] = {
     "unterminated-dcs-10MiB": b"\x1bP1$r" + b"q" * (10 * MIB),
     "combining-100k": b"e" + "\u0301".encode() * 100_000 + b"\r\n",
     "random-2MiB": _random(2 * MIB),
+    "bell-1MiB": b"\x07" * MIB,  # issue 13: a bell flood costs what text costs
+    # Issue 13: queries whose answers go to the device (which may echo them back).
+    "device-queries": b"\x1b[>c\x1b[c\x1b[5n\x1b[6n" * 2000,
 }
 
 

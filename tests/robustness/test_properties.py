@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.test_rfb_server import Client, FakeDisplay, make_factory
+from tests.unit.test_terminal import Events
 from vncmux.console.damage import Damage
 from vncmux.console.keys import KeyMapper
 from vncmux.console.modes import Modes
@@ -106,7 +107,7 @@ def test_rfb_parser_never_raises_and_bounds_its_buffer(data: bytes, cuts: list[i
         # Only an incomplete message may wait, and the longest one is SetEncodings
         # (4 + 4 * 65535 bytes) -- never more than what was sent.
         assert len(c.proto._buf) <= min(len(data), 4 + 4 * 65535)
-        assert len(c.proto._cut_buf) <= c.proto.factory.max_cut_text
+        assert c.proto.reader.cut_held <= c.proto.factory.max_cut_text
 
 
 @given(_stream, _cuts)
@@ -116,8 +117,8 @@ def test_rfb_parser_same_result_however_the_bytes_are_split(data: bytes, cuts: l
     assert out_whole == out_split
     assert whole.closed == split.closed
     assert whole.proto.state == split.proto.state
-    assert whole.proto.display.inputs == split.proto.display.inputs
-    assert whole.proto.paste_buffer == split.proto.paste_buffer
+    assert whole.proto.console.inputs == split.proto.console.inputs
+    assert whole.proto.session.paste_buffer == split.proto.session.paste_buffer
 
 
 @given(st.binary(max_size=300), _cuts)
@@ -130,7 +131,7 @@ def test_rfb_handshake_with_arbitrary_bytes(data: bytes, cuts: list[int]) -> Non
         c.send(data[start:point])
         start = point
     # No authentication was possible without the challenge answer: never past VNC auth
-    assert c.proto.state in (State.VERSION, State.SECURITY, State.VNCAUTH, State.CLOSED)
+    assert c.proto.state in (State.VERSION, State.SECURITY, State.CLOSED)
     assert c.proto.damage is None
 
 
@@ -200,8 +201,9 @@ _output = st.lists(st.one_of(_escapes, st.binary(max_size=20)), max_size=60).map
 
 @given(_output, st.integers(1, 40), st.integers(1, 12))
 def test_terminal_and_renderer_total(data: bytes, cols: int, rows: int) -> None:
-    replies: list[bytes] = []
-    term = Terminal(cols, rows, reply=replies.append)
+    events = Events()
+    replies = events.replies
+    term = Terminal(cols, rows, events=events)
     renderer = Renderer(cols, rows)
     size = renderer.image.size
     for piece in (data[: len(data) // 2], data[len(data) // 2 :]):

@@ -12,7 +12,6 @@ itself interprets correctly (plain and coloured text) the cells must equal plain
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_terminal import catch_up, picture
+from tests.support.screen_picture import catch_up, picture
+from tests.unit.test_terminal import Events
 from vncmux.console.terminal import Terminal
 
 WORDS = [
@@ -277,12 +277,9 @@ class Pair:
     """A fast and a slow terminal fed alike, each with a shadow picture for its damage."""
 
     def __init__(self, cols: int, rows: int) -> None:
-        self.replies: tuple[list[bytes], list[bytes]] = ([], [])
-        self.fast = Terminal(cols, rows, reply=self.replies[0].append, fast=True)
-        self.slow = Terminal(cols, rows, reply=self.replies[1].append, fast=False)
-        self.titles: tuple[list[str], list[str]] = ([], [])
-        self.fast.on_title = self.titles[0].append
-        self.slow.on_title = self.titles[1].append
+        self.events = (Events(), Events())
+        self.fast = Terminal(cols, rows, events=self.events[0], fast=True)
+        self.slow = Terminal(cols, rows, events=self.events[1], fast=False)
         self.shadows = [picture(self.fast), picture(self.slow)]
         self.fast.take_damage()
         self.slow.take_damage()
@@ -291,6 +288,9 @@ class Pair:
         self.fast.feed(chunk)
         self.slow.feed(chunk)
         assert state(self.fast) == state(self.slow), chunk
+        fast, slow = self.events
+        assert fast.bells == slow.bells, chunk
+        assert fast.gone == slow.gone, chunk  # every row scrolled off, at every feed
 
     def damage(self) -> None:
         for i, t in enumerate((self.fast, self.slow)):
@@ -310,8 +310,11 @@ class Pair:
                 self.fast.set_status(status)
                 self.slow.set_status(status)
         self.damage()
-        assert self.replies[0] == self.replies[1]
-        assert self.titles[0] == self.titles[1]
+        fast, slow = self.events
+        assert fast.replies == slow.replies
+        assert fast.titles == slow.titles
+        assert fast.bells == slow.bells
+        assert fast.gone == slow.gone
 
 
 # -- the differential tests --------------------------------------------------------------
@@ -428,7 +431,7 @@ def test_same_cells_as_pyte(kind: str) -> None:
             data = data.replace(f"\x1b[{params}m".encode(), b"\x1b[1m")
     else:
         data = STREAMS[kind](rng, cols, rows)
-    for mark in ("\u0301", "\u200d"):  # pyte mishandles these (see notes/pyte.md)
+    for mark in ("\u0301", "\u200d"):  # pyte mishandles these marks
         data = data.replace(mark.encode(), b"")
     t = Terminal(cols, rows, fast=True)
     screen = pyte.Screen(cols, rows)
@@ -441,26 +444,7 @@ def test_same_cells_as_pyte(kind: str) -> None:
     assert (screen.cursor.x, screen.cursor.y) == (t._screen.cursor.x, t._screen.cursor.y)
 
 
-# -- the point of it all -------------------------------------------------------------------
-
-
-def test_fast_path_is_much_faster_on_plain_lines() -> None:
-    """A sanity bound, not the benchmark (bench/console_feed.py): best of three runs, and a
-    margin far below the measured ratio so a busy machine does not decide."""
-    rng = random.Random(1)
-    data = b"".join(
-        b"%05d " % i + " ".join(rng.choice(WORDS[:10]) for _ in range(9)).encode() + b"\r\n"
-        for i in range(1500)
-    )
-    times: dict[bool, list[float]] = {True: [], False: []}
-    for _ in range(3):
-        for fast in (True, False):
-            t = Terminal(80, 24, fast=fast)
-            start = time.perf_counter()
-            for i in range(0, len(data), 4096):
-                t.feed(data[i : i + 4096])
-            times[fast].append(time.perf_counter() - start)
-    assert min(times[True]) * 5 < min(times[False])
+# -- behaviour at the edges (the speed figures are in bench/console_feed.py) ---------------
 
 
 @pytest.mark.parametrize("size", [(10, 4), (3, 2), (1, 1)])

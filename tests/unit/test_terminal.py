@@ -5,24 +5,60 @@ from __future__ import annotations
 
 import time
 import tracemalloc
-from collections.abc import Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from twisted.logger import capturedLogs
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
-from vncmux.console import terminal as term_mod
-from vncmux.console.damage import Damage, Scroll
+from tests.support.screen_picture import catch_up, picture
+from vncmux.console import parser as parser_mod
+from vncmux.console import screen as screen_mod
+from vncmux.console.damage import Scroll
+from vncmux.console.interfaces import ITerminalEvents
 from vncmux.console.modes import Modes
-from vncmux.console.terminal import COLOUR_NAMES, MAX_COMBINING, Cell, Terminal
+from vncmux.console.terminal import COLOUR_NAMES, MAX_COMBINING, Cell, NoEvents, Terminal
 
 VALID_NAMED = {"default", *COLOUR_NAMES}
 
 
+@implementer(ITerminalEvents)
+class Events:
+    """Records every event a terminal emits."""
+
+    def __init__(self) -> None:
+        self.replies: list[bytes] = []
+        self.bells = 0
+        self.titles: list[str] = []
+        self.gone: list[list[Cell]] = []  # every row scrolled off, oldest first
+
+    def reply(self, data: bytes) -> None:
+        self.replies.append(data)
+
+    def bell(self) -> None:
+        self.bells += 1
+
+    def title(self, title: str) -> None:
+        self.titles.append(title)
+
+    def scrolledOff(self, rows: list[Cell]) -> None:  # type: ignore[override]
+        self.gone.extend(rows)  # type: ignore[arg-type]
+
+    def gone_text(self) -> list[str]:
+        return ["".join(c.data for c in row).rstrip() for row in self.gone]
+
+
 def make(cols: int = 20, rows: int = 5, **kw: object) -> tuple[Terminal, list[bytes]]:
-    replies: list[bytes] = []
-    t = Terminal(cols, rows, reply=replies.append, **kw)  # type: ignore[arg-type]
-    return t, replies
+    events = Events()
+    t = Terminal(cols, rows, events=events, **kw)  # type: ignore[arg-type]
+    return t, events.replies
+
+
+def recorded(t: Terminal) -> Events:
+    assert isinstance(t.events, Events)
+    return t.events
 
 
 def text(t: Terminal) -> list[str]:
@@ -81,7 +117,7 @@ def test_parameter_flood_split_into_chunks() -> None:
     t.feed(b"mafter")
     assert time.perf_counter() - start < 2.0
     assert text(t)[0].startswith("beforeafter")
-    assert len(t._parser.buf) <= term_mod.MAX_PARAM_CHARS
+    assert len(t._parser.buf) <= parser_mod.MAX_PARAM_CHARS
     assert not t.line(0)[7].bold  # the over-long SGR was dropped, not applied
 
 
@@ -157,7 +193,7 @@ def test_decaln_flood_is_fast_and_fills_with_e() -> None:
 
 def test_unterminated_osc_is_abandoned_and_output_resumes() -> None:
     t, _ = make(40, 5)
-    t.feed(b"\x1b]0;" + b"x" * (term_mod.MAX_STRING - 10))
+    t.feed(b"\x1b]0;" + b"x" * (parser_mod.MAX_STRING - 10))
     t.feed(b"y" * 20 + b"\r\nafter")  # crosses the limit in a later chunk
     assert "after" in screen_text(t)
     assert t.title == ""
@@ -165,7 +201,7 @@ def test_unterminated_osc_is_abandoned_and_output_resumes() -> None:
 
 def test_unterminated_dcs_is_abandoned_and_output_resumes() -> None:
     t, _ = make(40, 5)
-    timed_feed(t, b"\x1bP" + b"q" * (term_mod.MAX_STRING + 1) + b"\r\nafter")
+    timed_feed(t, b"\x1bP" + b"q" * (parser_mod.MAX_STRING + 1) + b"\r\nafter")
     assert "after" in screen_text(t)
 
 
@@ -522,16 +558,203 @@ def test_reply_split_across_feeds() -> None:
 
 def test_bell_and_title() -> None:
     t, _ = make()
-    bells: list[int] = []
-    titles: list[str] = []
-    t.on_bell = lambda: bells.append(1)
-    t.on_title = titles.append
+    events = recorded(t)
     t.feed(b"\x1b]0;first\x07\x07\x1b]2;sec\x01ond\x1b\\x")
-    assert titles == ["first", "second"]  # control characters removed
+    assert events.titles == ["first", "second"]  # control characters removed
     assert t.title == "second"
-    assert len(bells) == 1  # the BEL that ended the OSC is not a bell
+    assert events.bells == 1  # the BEL that ended the OSC is not a bell
+    t.feed(b"\x1bc")
+    assert t.title == "second"  # RIS keeps the title, as xterm does
     t.feed(b"\x1b]2;" + b"T" * 5000 + b"\x07")
-    assert len(t.title) <= term_mod.MAX_TITLE
+    assert len(t.title) <= screen_mod.MAX_TITLE
+
+
+# -- the events object ------------------------------------------------------------------
+
+
+def test_every_events_object_provides_the_interface() -> None:
+    t = Terminal(4, 2)
+    assert isinstance(t.events, NoEvents)
+    for events in (Events(), NoEvents(), t._screen.events):
+        assert verifyObject(ITerminalEvents, events)
+
+
+def test_a_failing_handler_is_logged_and_parsing_goes_on() -> None:
+    class Broken(Events):
+        def reply(self, data: bytes) -> None:
+            raise RuntimeError("reply")
+
+        def bell(self) -> None:
+            raise RuntimeError("bell")
+
+        def title(self, title: str) -> None:
+            raise RuntimeError("title")
+
+        def scrolledOff(self, rows: list[Cell]) -> None:  # type: ignore[override]
+            raise RuntimeError("scrolledOff")
+
+    for fast in (True, False):
+        t = Terminal(10, 2, events=Broken(), fast=fast)
+        with capturedLogs() as logged:
+            t.feed(b"\x1b[6n\x07\x1b]0;t\x07a\r\nb\r\nc")
+        assert [row.rstrip() for row in text(t)] == ["b", "c"]
+        assert t.title == "t"
+        failures = {str(e["log_failure"].value) for e in logged if "log_failure" in e}
+        assert failures == {"reply", "bell", "title", "scrolledOff"}
+
+
+# -- rows scrolled off the top --------------------------------------------------------------
+
+HUNDRED_LINES = b"".join(b"line %d\r\n" % i for i in range(100))
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "slow"])
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_every_row_scrolled_off_the_top_is_reported_in_order(fast: bool, chunk: int) -> None:
+    t, _ = make(80, 24, fast=fast)
+    events = recorded(t)
+    for i in range(0, len(HUNDRED_LINES), chunk):
+        t.feed(HUNDRED_LINES[i : i + chunk])
+    assert events.gone_text() == [f"line {i}" for i in range(77)]  # 23 still on screen
+    assert all(len(row) == 80 and all(isinstance(c, Cell) for c in row) for row in events.gone)
+    assert text(t)[0].rstrip() == "line 77"
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "slow"])
+def test_scrolled_off_rows_keep_their_attributes_and_wide_characters(fast: bool) -> None:
+    t, _ = make(6, 2, fast=fast)
+    events = recorded(t)
+    t.feed("\x1b[31mred\x1b[0m\r\n中文\r\nx\r\n".encode())
+    red, wide = events.gone
+    assert [c.fg for c in red[:4]] == ["red", "red", "red", "default"]
+    assert [c.data for c in wide[:5]] == ["中", "", "文", "", " "]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "slow"])
+def test_rows_scrolled_on_the_alternate_screen_are_not_reported(fast: bool) -> None:
+    t, _ = make(10, 3, fast=fast)
+    events = recorded(t)
+    t.feed(b"a\r\nb\r\n\x1b[?1049h")
+    t.feed(b"".join(b"alt %d\r\n" % i for i in range(50)) + b"\x1b[?1049l")
+    assert events.gone == []
+    t.feed(b"c\r\nd\r\ne")
+    assert events.gone_text() == ["a", "b"]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "slow"])
+def test_only_scrolls_from_the_top_row_are_reported(fast: bool) -> None:
+    t, _ = make(10, 5, fast=fast)
+    events = recorded(t)
+    t.feed(b"r0\r\nr1\r\nr2\r\nr3\r\nr4")
+    t.feed(b"\x1b[2;4r\x1b[4;1H" + b"x\n" * 5)  # a region below the top row: not off screen
+    assert events.gone == []
+    t.feed(b"\x1b[r\x1b[H\x1b[M")  # DL deletes the top row: not a scroll off the screen
+    assert events.gone == []
+    t.feed(b"\x1b[1;3r\x1b[3;1H\n")  # a region from the top row: its top row leaves
+    assert len(events.gone) == 1
+    t.feed(b"\x1b[r\x1b[2S")  # SU: two rows leave
+    assert len(events.gone) == 3
+
+
+def test_rows_dropped_by_a_shrinking_resize_are_reported() -> None:
+    t, _ = make(10, 5)
+    events = recorded(t)
+    t.feed(b"0\r\n1\r\n2\r\n3\r\n4")
+    t.resize(10, 3)
+    assert events.gone_text() == ["0", "1"]
+    assert [row.rstrip() for row in text(t)] == ["2", "3", "4"]
+
+
+def test_nobody_listening_costs_nothing() -> None:
+    """Without an events object the rows that scroll off are not even built."""
+    t = Terminal(10, 3)
+    assert not t._screen.reports_scrolled_off
+    t.feed(HUNDRED_LINES)
+    assert text(t)[0].rstrip() == "line 98"
+
+
+# -- bells -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "slow"])
+def test_a_run_of_bells_rings_once_per_feed(fast: bool) -> None:
+    t, _ = make(fast=fast)
+    events = recorded(t)
+    t.feed(b"\x07" * ((1 << 20) if fast else (1 << 16)))
+    assert events.bells == 1
+    t.feed(b"a\x07b\x07\x07c")
+    assert events.bells == 2
+    t.feed(b"xyz")
+    assert events.bells == 2
+    assert text(t)[0].rstrip() == "abcxyz"
+
+
+def test_the_fast_path_takes_a_run_of_bells_whole() -> None:
+    """1 MiB of BEL costs what 1 MiB of text costs: one token, no slow path (the figure
+    is in bench/console_feed.py)."""
+    t, _ = make()
+    fast = t._parser.fast
+    assert fast is not None
+    data = "\x07" * (1 << 20) + "a"
+    assert fast.run(data, 0) == len(data)
+
+
+# -- replies can never be read back as queries ---------------------------------------------
+
+
+def all_replies() -> set[bytes]:
+    """Every reply the terminal gives to any CSI or ESC sequence with a few parameters,
+    from a few cursor positions and modes."""
+    replies: set[bytes] = set()
+    for setup in (b"", b"\x1b[3;7H", b"\x1b[2;4r\x1b[?6h\x1b[2;3H", b"\x1b[99;99H"):
+        for prefix in ("", "?", ">", "=", "<"):
+            for params in ("", "0", "1", "5", "6", "0;0", "15", "26"):
+                for final in map(chr, range(0x40, 0x7F)):
+                    t, got = make(20, 5)
+                    t.feed(setup + f"\x1b[{prefix}{params}{final}".encode())
+                    replies.update(got)
+        for final in map(chr, range(0x30, 0x7F)):
+            t, got = make(20, 5)
+            t.feed(setup + b"\x1b" + final.encode())
+            replies.update(got)
+    return replies
+
+
+def test_no_reply_reads_back_as_a_query() -> None:
+    replies = all_replies()
+    # DA, secondary DA, DSR, CPR, DECXCPR (at several positions)
+    assert {b"\x1b[?62;22c", b"\x1b[>1;10;0c", b"\x1b[0n", b"\x1b[1;1R", b"\x1b[?1;1R"} <= replies
+    assert len(replies) >= 8
+    for reply in replies:
+        for split in (False, True):
+            t, got = make(20, 5)
+            for piece in [bytes([b]) for b in reply] if split else [reply]:
+                t.feed(piece)
+            assert got == [], reply
+    t, got = make(20, 5)
+    t.feed(b"".join(sorted(replies)))
+    assert got == []
+
+
+def test_secondary_da_answers_as_xterm_does() -> None:
+    t, replies = make()
+    t.feed(b"\x1b[>c\x1b[>0c\x1b[>1c")
+    assert replies == [b"\x1b[>1;10;0c"] * 2  # the third one is an answer, not a query
+
+
+def test_an_echoing_device_does_not_talk_forever() -> None:
+    """Issue 13: with a device that echoes, each reply comes back as output.  The
+    conversation must die out (bounded rounds, so a regression fails instead of hanging)."""
+    t, replies = make()
+    output = b"\x1b[>c\x1b[c\x1b[0c\x1b[5n\x1b[6n\x1b[?6n"
+    rounds = 0
+    while output and rounds < 10:
+        before = len(replies)
+        t.feed(output)
+        output = b"".join(replies[before:])  # echoed straight back
+        rounds += 1
+    assert output == b""
+    assert rounds == 2  # the queries, then their echoed answers (which answer nothing)
 
 
 # -- encodings -------------------------------------------------------------------------
@@ -648,30 +871,6 @@ def test_resize_keeps_the_top_when_the_cursor_allows() -> None:
     assert all(row.strip() == "" for row in text(t)[1:])  # nothing stale comes back
 
 
-def picture(t: Terminal) -> list[tuple[object, ...]]:
-    """What a viewer sees: the lines plus the cursor when it is visible."""
-    rows: list[tuple[object, ...]] = [tuple(t.line(y)) for y in range(t.rows)]
-    if t.cursor_visible:
-        x, y = t.cursor
-        row = list(rows[y])
-        row[x] = ("CURSOR", row[x])
-        rows[y] = tuple(row)
-    return rows
-
-
-def catch_up(
-    old: Sequence[tuple[object, ...]], new: Sequence[tuple[object, ...]], d: Damage
-) -> list[tuple[object, ...]]:
-    pic = list(old)
-    if d.scroll is not None:
-        src, n = d.scroll.source_rows()
-        dest = d.scroll.dest_top()
-        pic[dest : dest + n] = old[src : src + n]
-    for r in d.rows:
-        pic[r] = new[r]
-    return pic
-
-
 ROWS, COLS = 6, 8
 _pieces = st.one_of(
     st.text(alphabet="ab中\u0301", min_size=1, max_size=12).map(str.encode),
@@ -753,24 +952,15 @@ def test_old_picture_plus_damage_is_the_new_picture(
         assert not t.has_damage
 
 
-def test_plain_text_is_not_slower_than_pyte() -> None:
-    """A sanity bound, not a benchmark: our parser adds no per-byte cost over pyte's
-    (best of three runs each, so a busy machine does not decide)."""
+def test_plain_text_gives_the_same_screen_as_pyte() -> None:
+    """(How much faster than pyte: bench/console_feed.py.)"""
     import pyte
 
     data = b"".join(b"line %d: " % i + b"x" * 60 + b"\r\n" for i in range(800))
-    ours, theirs = [], []
-    for _ in range(3):
-        t, _ = make(80, 24)
-        start = time.perf_counter()
-        t.feed(data)
-        ours.append(time.perf_counter() - start)
-        screen = pyte.Screen(80, 24)
-        stream = pyte.ByteStream(screen)
-        start = time.perf_counter()
-        stream.feed(data)
-        theirs.append(time.perf_counter() - start)
-    assert min(ours) < min(theirs) * 1.5 + 0.05
+    t, _ = make(80, 24)
+    t.feed(data)
+    screen = pyte.Screen(80, 24)
+    pyte.ByteStream(screen).feed(data)
     assert text(t) == list(screen.display)
 
 

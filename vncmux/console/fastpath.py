@@ -4,7 +4,8 @@ pyte's ``Screen.draw`` costs a width lookup, a translate and a namedtuple ``_rep
 character, and every line feed at the bottom moves 24 rows; that caps the console near
 1 MB/s.  Most console output is plain or coloured text lines and full-screen redraws, made
 of a handful of tokens: text of one- and two-cell characters, CR, LF, BS, TAB, SGR, CUP,
-EL, ED, REP, cursor show/hide and the C0 controls that do nothing.  :class:`FastPath`
+EL, ED, REP, cursor show/hide, BEL (a run of them is one token) and the C0 controls that
+do nothing.  :class:`FastPath`
 consumes a maximal run of exactly those tokens in one call
 and gives the *same* screen as the slow path (cells with their attributes, cursor
 including the pending-wrap column, modes, last character for REP, and damage with the
@@ -14,12 +15,17 @@ same effect), only faster:
     row instead of moving 24, and writes are recorded as (column, text, cell cache)
     operations.  They are turned into cells only when someone needs the screen
     (:meth:`FastPath.settle`: the slow path, a read of the lines, the damage, a resize),
-    and only for the rows still on screen, so a burst of 1000 lines builds the cells of
-    the last 24 only;
+    and only for the rows still on screen, so a burst of 1000 lines builds the line dicts
+    of the last 24 only (the rows that scrolled off become plain lists of cells, and only
+    when the screen reports them: :meth:`FastPath.report_scrolled_off`);
   - cells come from a cache per attribute set, and SGR moves between attribute sets
     through a per-set transition table keyed by the parameter string;
   - the scrolls are recorded as one scroll of their total (a scroll of at least the
     screen height marks every row), which has the same effect as one scroll per line.
+
+The fast path never writes the screen's rows or damage itself: it reads rows with
+``TermScreen.stored_line`` and hands over what it ran with ``TermScreen.apply_run`` and
+``TermScreen.scrolled_off``; the cursor, attributes and last character it keeps current.
 
 Anything else (zero-width characters, other controls and sequences, sequences split across
 chunks) ends the run and is left to the slow path (which settles first), and so is every
@@ -29,6 +35,7 @@ non-ASCII character set.
 
 from __future__ import annotations
 
+import itertools
 import re
 from bisect import bisect_right
 from collections.abc import Callable
@@ -40,8 +47,11 @@ from pyte.screens import StaticDefaultDict
 from pyte.screens import wcwidth as _wcwidth
 from twisted.logger import Logger
 
+from vncmux.console.cells import well_formed
+
 if TYPE_CHECKING:
-    from vncmux.console.terminal import Cell, _Screen
+    from vncmux.console.cells import Cell
+    from vncmux.console.screen import TermScreen
 
 # One token per match; ``lastindex`` tells which.  Only complete sequences: a sequence split
 # across chunks does not match and goes to the slow path's state machine.
@@ -57,6 +67,7 @@ _TOKEN = re.compile(
     "|\x1b\\[\\?25([hl])"  # 12: cursor shown / hidden (DECTCEM)
     "|\x1b\\[([0-9;:]*)b"  # 13: REP (repeat the last character)
     "|([\x00-\x06\x10-\x1a\x1c-\x1f\x7f]+)"  # 14: C0 controls that do nothing here
+    "|(\x07+)"  # 15: BEL (a run of them rings once)
 )
 
 # Text is taken as far as its characters are one cell wide (all printable ASCII is); a
@@ -98,7 +109,7 @@ class _Attrs(dict[str, "Cell"]):
 
 
 class FastPath:
-    """Interprets runs of common tokens directly on a :class:`~vncmux.console.terminal._Screen`.
+    """Interprets runs of common tokens for a :class:`~vncmux.console.screen.TermScreen`.
 
     ``apply_sgr`` and ``parse_params`` are the slow path's own (pure, cached) functions, so
     both paths agree on every parameter by construction.  Between :meth:`run` and
@@ -108,7 +119,7 @@ class FastPath:
 
     def __init__(
         self,
-        screen: _Screen,
+        screen: TermScreen,
         apply_sgr: Callable[[Cell, tuple[Any, ...]], Cell],
         parse_params: Callable[[str], tuple[str, tuple[Any, ...]] | None],
     ) -> None:
@@ -120,6 +131,7 @@ class FastPath:
         self._rows: list[_Row | None] | None = None  # pending rows, None: none pending
         self._off = 0  # pending scrolls: screen row y is self._rows[self._off + y]
         self._since = 0  # characters run since the last settle (bounds pending operations)
+        self._reported = 0  # pending rows below this were reported as scrolled off
         self._narrow: set[str] = set(_ASCII)  # characters known to be one cell wide
         self._wide: set[str] = set()  # characters known to be two cells wide
 
@@ -221,7 +233,7 @@ class FastPath:
         mode = s.mode
         wrap = mo.DECAWM in mode
         lnm = mo.LNM in mode
-        buf = s.buffer
+        stored = s.stored_line
         default = s.default_char
         rows = self._rows
         if rows is None:
@@ -270,7 +282,7 @@ class FastPath:
                             row = rows[a]
                             if row is None:
                                 if a < lines:
-                                    line = buf.get(a)
+                                    line = stored(a)
                                     row = rows[a] = [default if line is None else line]
                                 else:
                                     row = rows[a] = [default]
@@ -294,7 +306,7 @@ class FastPath:
                                 row = rows[a]
                                 if row is None:
                                     if a < lines:
-                                        line = buf.get(a)
+                                        line = stored(a)
                                         row = rows[a] = [default if line is None else line]
                                     else:
                                         row = rows[a] = [default]
@@ -351,11 +363,11 @@ class FastPath:
                         off = self._erase(final, ints[0] if ints else 0, x, y, st, rows, off)
                 elif k == 12:  # DECTCEM
                     if m.group(12) == "h":
-                        mode.add(mo.DECTCEM)
-                        cursor.hidden = False
+                        s.set_mode(25, private=True)
                     else:
-                        mode.discard(mo.DECTCEM)
-                        cursor.hidden = True
+                        s.reset_mode(25, private=True)
+                elif k == 15:
+                    s.bell()
                 # k == 14: ignored controls (CAN and SUB only abort sequences: none here)
                 m = match()
         except Exception:  # noqa: BLE001 -- as the slow path: drop that token alone
@@ -459,7 +471,7 @@ class FastPath:
     def _base(self, a: int) -> Any:
         """What pending row ``a`` starts from: the original line, or a fresh one."""
         if a < self.screen.lines:
-            line = self.screen.buffer.get(a)
+            line = self.screen.stored_line(a)
             if line is not None:
                 return line
         return self.screen.default_char
@@ -467,10 +479,11 @@ class FastPath:
     # -- settling --------------------------------------------------------------------
 
     def settle(self) -> None:
-        """Bring the screen's buffer and damage up to date with everything run so far.
+        """Hand everything run so far to the screen (:meth:`TermScreen.apply_run`).
 
-        Every pending row still on screen becomes a line dict; every row that has a
-        pending row object was written and is marked dirty; the scrolls are recorded as one.
+        Every pending row still on screen becomes a line dict, and the scrolls are one
+        scroll of their total.  The rows that scrolled off become lists of cells only when
+        the screen reports them (the main screen, with a listener).
         """
         rows = self._rows
         if rows is None:
@@ -479,39 +492,51 @@ class FastPath:
         self._rows = None
         self._off = 0
         self._since = 0
-        s = self.screen
-        buf = s.buffer
-        lines = s.lines
+        self._report(rows, off)
+        self._reported = 0
         build = self._build
-        if off == 0:
-            for r, written in [(r, row) for r, row in enumerate(rows) if row is not None]:
-                buf[r] = build(written)
-                s.dirty.add(r)
-            return
-        kept: list[Any] = []
-        dirty: list[int] = []
-        for r in range(lines):
-            a = off + r
-            row = rows[a]
-            if row is None:
-                kept.append(buf.get(a) if a < lines else None)
-            else:
-                kept.append(build(row))
-                dirty.append(r)
-        for r, line in enumerate(kept):
-            if line is None:
-                buf.pop(r, None)
-            else:
-                buf[r] = line
-        d = s.damage
-        last = lines - 1
-        if s.dirty:
-            d.mark(s.dirty)
-            s.dirty.clear()
-        d.scrolled(0, last, off)
-        s.cursor_ref = s._shift_ref(s.cursor_ref, 0, last, off)
-        s.banner_ref = s._shift_ref(s.banner_ref, 0, last, off)
-        s.dirty.update(dirty)
+        lines = {r: build(row) for r, row in enumerate(rows[off:]) if row is not None}
+        self.screen.apply_run(off, lines)
+
+    def report_scrolled_off(self) -> None:
+        """Report the rows run so far scrolled off the top, without settling the rest (the
+        terminal calls this after each feed, so a scrollback is never behind)."""
+        if self._rows is not None:
+            self._report(self._rows, self._off)
+
+    def _report(self, rows: list[_Row | None], off: int) -> None:
+        start = self._reported
+        if off > start and self.screen.reports_scrolled_off:
+            cells = self._cells
+            self.screen.scrolled_off([cells(rows[a], a) for a in range(start, off)])
+            rows[start:off] = [None] * (off - start)  # (never read again: free the memory)
+        self._reported = off
+
+    def _cells(self, row: _Row | None, a: int) -> list[Any]:
+        """The well-formed cells of a pending row that scrolled off (never stored as a
+        line); tidied (``well_formed``) only where a wide character may have been cut."""
+        cols = self.screen.columns
+        base = self._base(a) if row is None else row[0]
+        cells: list[Any]
+        if base.__class__ is StaticDefaultDict:
+            cells = list(map(base.get, range(cols), itertools.repeat(base.default, cols)))
+            tidy = True
+        elif row is not None and len(row) == 2 and row[1][0] == 0:
+            # The common case: a fresh row written once from its start (a log line).
+            _, text, attrs = row[1]
+            cells = list(map(attrs.__getitem__, text))
+            cells += [base] * (cols - len(cells))
+            tidy = not text.isascii() or not base.data.isascii()
+            return well_formed(cells) if tidy else cells
+        else:
+            cells = [base] * cols
+            tidy = not base.data.isascii()
+        if row is not None:
+            for i in range(1, len(row)):
+                x, text, attrs = row[i]
+                cells[x : x + len(text)] = map(attrs.__getitem__, text)
+                tidy = tidy or not text.isascii()
+        return well_formed(cells) if tidy else cells
 
     def _build(self, row: _Row) -> Any:
         """The line dict of a pending row: its base with the live operations applied.

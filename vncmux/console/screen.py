@@ -1,0 +1,606 @@
+"""The emulated screen: pyte's ``Screen`` with xterm's missing pieces and exact damage.
+
+It holds the cells, the cursor, the modes and the damage; it answers the program's queries
+(DA, DSR) and announces bells, titles and rows scrolled off the top through the terminal's
+events object.  The parser (:mod:`vncmux.console.parser`) calls its methods; the fast path
+(:mod:`vncmux.console.fastpath`) reads lines with :meth:`TermScreen.stored_line` and hands
+back what it ran with :meth:`TermScreen.apply_run`.
+"""
+
+from __future__ import annotations
+
+import copy
+import unicodedata
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pyte import modes as mo
+from pyte.screens import Margins, Savepoint, Screen, StaticDefaultDict
+
+from vncmux.console.cells import (
+    DEFAULT_CELL,
+    ZERO_WIDTH_RUN,
+    ZW_DROP,
+    Cell,
+    Line,
+    Param,
+    apply_sgr,
+    line_cells,
+    well_formed,
+)
+from vncmux.console.damage import Damage
+from vncmux.console.interfaces import ITerminalEvents
+from vncmux.console.modes import Modes
+
+if TYPE_CHECKING:
+    from pyte.screens import Cursor
+
+    from vncmux.console.fastpath import FastPath
+
+    class _CellCursor(Cursor):
+        attrs: Cell  # type: ignore[assignment]
+
+
+MAX_COMBINING = 8  # combining marks kept per cell; more are dropped
+MAX_TITLE = 256  # characters of a window title kept
+
+# What we answer to DA and secondary DA.  Neither can be read back as a query (a device
+# that echoes must not start an endless conversation): primary DA answers carry the "?"
+# prefix, and the secondary answer's first parameter is not 0 (xterm's form, with 1 for
+# the VT220 the primary answer claims to be).
+PRIMARY_DA = "\x1b[?62;22c"  # VT220 with ANSI colour
+SECONDARY_DA = "\x1b[>1;10;0c"  # VT220, version 10, no ROM cartridge
+
+
+def sanitize_title(title: str) -> str:
+    """A title without control characters, at most ``MAX_TITLE`` characters."""
+    clean = "".join(ch for ch in title[: MAX_TITLE * 4] if unicodedata.category(ch)[0] != "C")
+    return clean[:MAX_TITLE]
+
+
+# -- the screen ------------------------------------------------------------------------
+
+
+class TermScreen(Screen):
+    """pyte's screen with xterm's missing pieces and exact damage recording.
+
+    Damage is kept in two parts: pyte's own ``dirty`` set (rows its methods touch) and
+    ``damage``; every scroll first folds ``dirty`` into ``damage`` and then records the
+    scroll, so marks made before a scroll are shifted with it.
+    """
+
+    # pyte types its cells as Char; ours are Cell (Char plus faint), made the same way.
+    buffer: defaultdict[int, StaticDefaultDict[int, Cell]]  # type: ignore[assignment]
+    cursor: _CellCursor  # type: ignore[assignment]
+
+    def __init__(self, columns: int, lines: int, modes: Modes, events: ITerminalEvents) -> None:
+        self.modes = modes
+        self.events = events
+        self.scrollback = True  # False: nobody wants the rows scrolled off (saves the work)
+        self.rang = False  # BEL seen since the terminal last reported a bell
+        self.title = ""
+        self.damage = Damage(lines)
+        self.in_alt = False
+        self._main_buffer: defaultdict[int, StaticDefaultDict[int, Cell]] | None = None
+        self._alt_saved: Savepoint | None = None
+        self.reverse_screen = False
+        self.last_char = " "
+        # Where the cursor / status banner drawn in the last taken picture now sits.
+        self.cursor_ref: int | None = None
+        self.banner_ref: int | None = None
+        self.fast: FastPath | None = None  # set by the parser when it has one
+        super().__init__(columns, lines)
+
+    # -- attributes ----------------------------------------------------------------
+
+    @property
+    def default_char(self) -> Cell:  # type: ignore[override]
+        return DEFAULT_CELL
+
+    def reset(self) -> None:
+        """RIS: also leaves the alternate screen and resets the input modes; the title
+        stays (as in xterm)."""
+        if getattr(self, "in_alt", False) and self._main_buffer is not None:
+            self.buffer = self._main_buffer
+            self.in_alt = False
+        title = self.title
+        super().reset()
+        self.title = title
+        self.g1_charset = self.g0_charset  # as xterm: G1 is ASCII until designated
+        self.cursor.attrs = DEFAULT_CELL
+        self.savepoints = []
+        self._alt_saved = None
+        self.reverse_screen = False
+        modes = self.modes
+        for name, value in vars(Modes()).items():
+            setattr(modes, name, value)
+
+    def _new_line(self, fill: Cell = DEFAULT_CELL) -> StaticDefaultDict[int, Cell]:
+        return StaticDefaultDict(fill)
+
+    def _erase_cell(self) -> Cell:
+        """Erased cells take the current colours and reverse, not the other attributes."""
+        a = self.cursor.attrs
+        if a.fg == "default" and a.bg == "default" and not a.reverse:
+            return DEFAULT_CELL
+        return Cell(" ", a.fg, a.bg, reverse=a.reverse)
+
+    # -- text ----------------------------------------------------------------------
+
+    def draw(self, data: str) -> None:
+        """pyte's draw for ordinary text; zero-width characters go through ``_mark``."""
+        if data.isascii() or ZERO_WIDTH_RUN.search(data) is None:
+            super().draw(data)
+            self.last_char = data[-1]
+            return
+        pos = 0
+        for m in ZERO_WIDTH_RUN.finditer(data):
+            if m.start() > pos:
+                super().draw(data[pos : m.start()])
+                self.last_char = data[m.start() - 1]
+            for ch in m.group():
+                if ch not in ZW_DROP:
+                    self._mark(ch)
+            pos = m.end()
+        if pos < len(data):
+            super().draw(data[pos:])
+            self.last_char = data[-1]
+
+    def _mark(self, ch: str) -> None:
+        """Attach a zero-width mark to the previous cell, at most ``MAX_COMBINING`` each."""
+        x, y = self.cursor.x, self.cursor.y
+        if x > 0:
+            row, px = y, x - 1
+        elif y > 0:
+            row, px = y - 1, self.columns - 1
+        else:
+            return
+        line = self.buffer[row]
+        if px > 0 and line[px].data == "":
+            px -= 1  # right half of a wide character: the mark belongs to its left half
+        cell = line[px]
+        if len(cell.data) > MAX_COMBINING:
+            return
+        line[px] = cell._replace(data=unicodedata.normalize("NFC", cell.data + ch))
+        self.dirty.add(row)
+
+    def repair(self) -> None:
+        """After a handler failed half-way: put the cursor back inside the screen."""
+        c = self.cursor
+        c.x = min(max(0, c.x), self.columns)
+        c.y = min(max(0, c.y), self.lines - 1)
+
+    def cursor_to_line(self, line: int | None = None) -> None:
+        """VPA; pyte's version asserts (leaving the cursor off-screen) under DECOM
+        without margins."""
+        y = (line or 1) - 1
+        if mo.DECOM in self.mode:
+            top, bottom = self._region()
+            y = min(y + top, bottom)
+        self.cursor.y = y
+        self.ensure_vbounds()
+
+    def repeat_last(self, count: int = 0) -> None:
+        """REP (CSI n b): draw the last graphic character again, bounded by the screen."""
+        n = min(count or 1, self.columns * self.lines)
+        text = self.last_char * n
+        if self.fast is not None:  # up to 1920 cells from 6 bytes: worth the fast path
+            done = self.fast.run(text, 0)
+            if done == n:
+                return
+            self.fast.settle()
+            text = text[done:]
+        self.draw(text)
+
+    def alignment_display(self) -> None:
+        """DECALN in O(rows): every row becomes a line whose default cell is 'E'."""
+        e = DEFAULT_CELL._replace(data="E")
+        for y in range(self.lines):
+            self.buffer[y] = self._new_line(e)
+        self.margins = None
+        self.cursor.x = self.cursor.y = 0
+        self.dirty.update(range(self.lines))
+
+    # -- scrolling -----------------------------------------------------------------
+
+    def scroll_region(self, top: int, bottom: int, count: int, scrolls_off: bool = False) -> None:
+        """Move rows ``top..bottom`` by ``count`` (positive: up) and record it as a scroll.
+
+        ``scrolls_off``: the rows leaving the top leave the screen (LF, IND, SU: not DL),
+        and are reported to ``events.scrolledOff`` when they are the main screen's top rows.
+        """
+        height = bottom - top + 1
+        if count == 0 or height <= 0:
+            return
+        n = min(abs(count), height)
+        buf = self.buffer
+        if count > 0:
+            if scrolls_off and top == 0 and self.reports_scrolled_off:
+                cols = self.columns
+                self.scrolled_off([well_formed(line_cells(buf.get(y), cols)) for y in range(n)])
+            for y in range(top, bottom - n + 1):
+                moved = buf.pop(y + n, None)
+                if moved is None:
+                    buf.pop(y, None)
+                else:
+                    buf[y] = moved
+            for y in range(bottom - n + 1, bottom + 1):
+                buf.pop(y, None)
+        else:
+            for y in range(bottom, top + n - 1, -1):
+                moved = buf.pop(y - n, None)
+                if moved is None:
+                    buf.pop(y, None)
+                else:
+                    buf[y] = moved
+            for y in range(top, top + n):
+                buf.pop(y, None)
+        signed = n if count > 0 else -n
+        d = self.damage
+        if self.dirty:
+            d.mark(self.dirty)
+            self.dirty.clear()
+        d.scrolled(top, bottom, signed)
+        self.cursor_ref = self._shift_ref(self.cursor_ref, top, bottom, signed)
+        self.banner_ref = self._shift_ref(self.banner_ref, top, bottom, signed)
+
+    @property
+    def reports_scrolled_off(self) -> bool:
+        """True when rows leaving the top are to be reported (main screen, a listener)."""
+        return self.scrollback and not self.in_alt
+
+    def scrolled_off(self, rows: list[list[Cell]]) -> None:
+        """Report ``rows`` (well-formed, oldest first) as gone from the top of the main
+        screen; nothing when :attr:`reports_scrolled_off` is False."""
+        if rows and self.reports_scrolled_off:
+            self.events.scrolledOff(rows)
+
+    def stored_line(self, y: int) -> Line | None:
+        """Row ``y`` as stored (None: never written, blank), without creating it."""
+        return self.buffer.get(y)
+
+    def apply_run(self, scrolled: int, lines: dict[int, Line]) -> None:
+        """Take in what a fast-path run did: the whole screen scrolled up by ``scrolled``
+        rows (any number; no margins; the rows that left were given to
+        :meth:`scrolled_off`), then ``lines`` (row -> line) replaced rows.  Damage is
+        recorded as the slow path would have recorded it."""
+        if scrolled:
+            self.scroll_region(0, self.lines - 1, scrolled)
+        buf = self.buffer
+        for y, line in lines.items():
+            buf[y] = line
+        self.dirty.update(lines)
+
+    def change_size(self, cols: int, rows: int) -> None:
+        """New size, everything marked dirty.  When rows shrink, lines leave at the top
+        only as far as needed to keep the cursor on screen (as xterm does); those of the
+        main screen are reported as scrolled off."""
+        delta = max(0, self.cursor.y - (rows - 1))
+        main = self._main_buffer if self.in_alt else self.buffer
+        if delta and self.scrollback and main is not None:
+            cols = self.columns
+            self.scrolled_off([well_formed(line_cells(main.get(y), cols)) for y in range(delta)])
+        buffers = [b for b in (self.buffer, self._main_buffer) if b is not None]
+        if delta:
+            for buf in buffers:
+                for y in range(self.lines):
+                    moved = buf.pop(y + delta, None) if y + delta < self.lines else None
+                    if moved is None:
+                        buf.pop(y, None)
+                    else:
+                        buf[y] = moved
+            self.cursor.y = max(0, self.cursor.y - delta)
+        for buf in buffers:
+            for y in [y for y in buf if y >= rows]:
+                del buf[y]
+        if cols < self.columns:
+            for buf in buffers:
+                for line in buf.values():
+                    for x in range(cols, self.columns):
+                        line.pop(x, None)
+        self.lines, self.columns = rows, cols
+        self.margins = None
+        self.tabstops = set(range(8, cols, 8))
+        self.cursor.x = min(self.cursor.x, cols - 1)
+        self.cursor.y = min(self.cursor.y, rows - 1)
+        self.dirty.clear()
+        self.damage = Damage(rows)
+        self.damage.mark_all()
+        self.cursor_ref = None
+        self.banner_ref = None
+
+    @staticmethod
+    def _shift_ref(ref: int | None, top: int, bottom: int, count: int) -> int | None:
+        if ref is None or not top <= ref <= bottom:
+            return ref
+        ref -= count
+        return ref if top <= ref <= bottom else None
+
+    def _region(self) -> tuple[int, int]:
+        return self.margins or Margins(0, self.lines - 1)
+
+    def index(self) -> None:
+        top, bottom = self._region()
+        if self.cursor.y == bottom:
+            self.scroll_region(top, bottom, 1, scrolls_off=True)
+        else:
+            self.cursor_down()
+
+    def reverse_index(self) -> None:
+        top, bottom = self._region()
+        if self.cursor.y == top:
+            self.scroll_region(top, bottom, -1)
+        else:
+            self.cursor_up()
+
+    def scroll_up(self, count: int = 0) -> None:
+        """SU (CSI n S): scroll the region up, cursor stays."""
+        top, bottom = self._region()
+        self.scroll_region(top, bottom, min(count or 1, self.lines), scrolls_off=True)
+
+    def scroll_down(self, count: int = 0) -> None:
+        """SD (CSI n T): scroll the region down, cursor stays."""
+        top, bottom = self._region()
+        self.scroll_region(top, bottom, -min(count or 1, self.lines))
+
+    def insert_lines(self, count: int | None = None) -> None:
+        """IL: a downward scroll of the region from the cursor row to the bottom margin."""
+        top, bottom = self._region()
+        if top <= self.cursor.y <= bottom:
+            self.scroll_region(self.cursor.y, bottom, -min(count or 1, self.lines))
+            self.carriage_return()
+
+    def delete_lines(self, count: int | None = None) -> None:
+        """DL: an upward scroll of the region from the cursor row to the bottom margin.
+
+        (pyte's own version leaves stale rows behind when the source rows were never
+        written; this one does not.)
+        """
+        top, bottom = self._region()
+        if top <= self.cursor.y <= bottom:
+            self.scroll_region(self.cursor.y, bottom, min(count or 1, self.lines))
+            self.carriage_return()
+
+    # -- erasing (with the background colour, as xterm does) ------------------------
+
+    def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
+        fill = self._erase_cell()
+        y = self.cursor.y
+        if how == 0:
+            rows = range(y + 1, self.lines)
+        elif how == 1:
+            rows = range(y)
+        elif how in (2, 3):
+            rows = range(self.lines)
+        else:
+            return
+        for r in rows:
+            self.buffer[r] = self._new_line(fill)
+        self.dirty.update(rows)
+        if how in (0, 1):
+            self.erase_in_line(how)
+
+    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
+        x = min(self.cursor.x, self.columns - 1)
+        fill = self._erase_cell()
+        if how == 0:
+            cols = range(x, self.columns)
+        elif how == 1:
+            cols = range(x + 1)
+        elif how == 2:
+            self.buffer[self.cursor.y] = self._new_line(fill)
+            self.dirty.add(self.cursor.y)
+            return
+        else:
+            return
+        line = self.buffer[self.cursor.y]
+        for c in cols:
+            line[c] = fill
+        self.dirty.add(self.cursor.y)
+
+    def erase_characters(self, count: int | None = None) -> None:
+        fill = self._erase_cell()
+        line = self.buffer[self.cursor.y]
+        for c in range(self.cursor.x, min(self.cursor.x + (count or 1), self.columns)):
+            line[c] = fill
+        self.dirty.add(self.cursor.y)
+
+    # -- tabs ----------------------------------------------------------------------
+
+    def tab_forward(self, count: int = 0) -> None:
+        """CHT (CSI n I)."""
+        for _ in range(min(count or 1, self.columns)):
+            self.tab()
+
+    def tab_backward(self, count: int = 0) -> None:
+        """CBT (CSI n Z)."""
+        for _ in range(min(count or 1, self.columns)):
+            stops = [s for s in self.tabstops if s < self.cursor.x]
+            self.cursor.x = max(stops) if stops else 0
+
+    # -- cursor save/restore: one slot, as in xterm (pyte's stack grows without bound) ----
+
+    def _savepoint(self) -> Savepoint:
+        return Savepoint(
+            copy.copy(self.cursor),
+            self.g0_charset,
+            self.g1_charset,
+            self.charset,
+            mo.DECOM in self.mode,
+            mo.DECAWM in self.mode,
+        )
+
+    def _restore(self, sp: Savepoint) -> None:
+        self.g0_charset, self.g1_charset, self.charset = sp.g0_charset, sp.g1_charset, sp.charset
+        for flag, mode in ((sp.origin, mo.DECOM), (sp.wrap, mo.DECAWM)):
+            if flag:
+                self.mode.add(mode)
+            else:
+                self.mode.discard(mode)
+        hidden = self.cursor.hidden
+        self.cursor = copy.copy(sp.cursor)  # type: ignore[assignment]
+        self.cursor.hidden = hidden
+        self.ensure_hbounds()
+        self.ensure_vbounds(use_margins=True)
+
+    def save_cursor(self) -> None:
+        self.savepoints = [self._savepoint()]
+
+    def restore_cursor(self) -> None:
+        if self.savepoints:
+            self._restore(self.savepoints[-1])
+        else:
+            self.mode.discard(mo.DECOM)
+            self.cursor.attrs = DEFAULT_CELL
+            self.cursor_position()
+
+    def set_margins(self, top: int | None = None, bottom: int | None = None) -> None:
+        """DECSTBM; 0 means "default" for either margin, and the cursor always goes home."""
+        super().set_margins(top or None, bottom or None)
+        if not top and not bottom:
+            self.cursor_position()
+
+    def scosc(self, *params: int) -> None:
+        """CSI s: save cursor (only without parameters: with them it is DECSLRM)."""
+        if not any(params):
+            self.save_cursor()
+
+    # -- modes -----------------------------------------------------------------------
+
+    def set_mode(self, *modes: int, **kwargs: Any) -> None:
+        self._modes(modes, bool(kwargs.get("private")), True)
+
+    def reset_mode(self, *modes: int, **kwargs: Any) -> None:
+        self._modes(modes, bool(kwargs.get("private")), False)
+
+    def _modes(self, modes: Sequence[int], private: bool, on: bool) -> None:
+        m = self.modes
+        rest: list[int] = []
+        if not private:
+            for mode in modes:
+                if mode == 20:
+                    m.newline_mode = on
+                    rest.append(mode)
+                elif mode == 4:
+                    rest.append(mode)
+        else:
+            for mode in modes:
+                if mode == 1:
+                    m.app_cursor = on
+                elif mode in (9, 1000, 1002, 1003):
+                    m.mouse_tracking = mode if on else 0  # xterm: any reset turns it off
+                elif mode == 1006:
+                    m.mouse_sgr = on
+                elif mode == 2004:
+                    m.bracketed_paste = on
+                elif mode == 5:
+                    if self.reverse_screen != on:
+                        self.reverse_screen = on
+                        self.dirty.update(range(self.lines))
+                elif mode in (47, 1047, 1049):
+                    self._alternate(mode, on)
+                elif mode == 1048:
+                    if on:
+                        self.save_cursor()
+                    else:
+                        self.restore_cursor()
+                elif mode in (6, 7, 25):
+                    rest.append(mode)
+                # DECCOLM (3) is ignored on purpose, as xterm does by default: a remote
+                # program must not resize every viewer's screen.
+        if rest:
+            if on:
+                super().set_mode(*rest, private=private)
+            else:
+                super().reset_mode(*rest, private=private)
+
+    def _alternate(self, mode: int, on: bool) -> None:
+        """Modes 47, 1047, 1049: the alternate screen (1049 also saves/restores the cursor)."""
+        if on:
+            if mode == 1049:
+                self._alt_saved = self._savepoint()
+            if not self.in_alt:
+                self._main_buffer = self.buffer
+                self.buffer = defaultdict(lambda: StaticDefaultDict(DEFAULT_CELL))
+                self.in_alt = True
+            elif mode == 1049:
+                self.buffer.clear()
+        else:
+            if self.in_alt and self._main_buffer is not None:
+                self.buffer = self._main_buffer
+                self._main_buffer = None
+                self.in_alt = False
+            if mode == 1049 and self._alt_saved is not None:
+                self._restore(self._alt_saved)
+        self.dirty.update(range(self.lines))
+
+    # -- replies -------------------------------------------------------------------
+
+    def write_process_input(self, data: str) -> None:
+        self.events.reply(data.encode("ascii", "replace"))
+
+    def report_device_attributes(self, mode: int = 0, **kwargs: Any) -> None:
+        """Primary DA (CSI c)."""
+        if mode == 0:
+            self.write_process_input(PRIMARY_DA)
+
+    def report_secondary_attributes(self, mode: int = 0) -> None:
+        """Secondary DA (CSI > c); a non-zero parameter is an answer, not a query."""
+        if mode == 0:
+            self.write_process_input(SECONDARY_DA)
+
+    def _cursor_report(self) -> tuple[int, int]:
+        x = min(self.cursor.x, self.columns - 1) + 1
+        y = self.cursor.y + 1
+        if mo.DECOM in self.mode and self.margins is not None:
+            y -= self.margins.top
+        return y, x
+
+    def report_device_status(self, mode: int = 0, **kwargs: Any) -> None:
+        if kwargs.get("private"):
+            if mode == 6:  # DECXCPR
+                row, col = self._cursor_report()
+                self.write_process_input(f"\x1b[?{row};{col}R")
+            return
+        if mode == 5:
+            self.write_process_input("\x1b[0n")
+        elif mode == 6:
+            row, col = self._cursor_report()
+            self.write_process_input(f"\x1b[{row};{col}R")
+
+    # -- bell and title ------------------------------------------------------------
+
+    def bell(self, *args: Any) -> None:
+        """Only noted: the terminal reports a run of bells once (see ``Terminal.feed``)."""
+        self.rang = True
+
+    def set_title(self, param: str) -> None:
+        title = sanitize_title(param)
+        if title != self.title:
+            self.title = title
+            self.events.title(title)
+
+    def set_keypad(self, application: bool) -> None:
+        """DECKPAM (ESC =) / DECKPNM (ESC >)."""
+        self.modes.app_keypad = application
+
+    def set_icon_name(self, param: str) -> None:
+        pass
+
+    # -- SGR -----------------------------------------------------------------------
+
+    def sgr(self, params: Sequence[Param]) -> None:
+        """SGR with colon sub-parameters, faint, and well-formed colour names only."""
+        self.cursor.attrs = apply_sgr(self.cursor.attrs, tuple(params))
+
+    def select_graphic_rendition(self, *attrs: int) -> None:
+        self.sgr(attrs)
+
+
+__all__ = [
+    "MAX_COMBINING",
+    "MAX_TITLE",
+    "TermScreen",
+    "sanitize_title",
+]
