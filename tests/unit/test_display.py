@@ -1,4 +1,5 @@
-"""The display: render once, fold damage into every viewer, answer pulled requests."""
+"""The display: render once, fold damage into every viewer, answer pulled requests, ring
+bells at most once per frame interval, keep a bounded cache of shared crops."""
 
 from __future__ import annotations
 
@@ -9,17 +10,14 @@ from twisted.internet.testing import Clock
 from zope.interface import implementer
 
 from vncmux.console.damage import Damage
-from vncmux.console.display import Display, IViewer
-from vncmux.console.modes import Modes
+from vncmux.console.display import Display
+from vncmux.console.interfaces import IViewer
 
 
 class FakeTerminal:
     def __init__(self, cols: int = 4, rows: int = 3) -> None:
         self.cols, self.rows = cols, rows
-        self.modes = Modes()
         self.title = ""
-        self.on_bell: Callable[[], None] = lambda: None
-        self.on_title: Callable[[str], None] = lambda t: None
         self.pending = Damage(rows)
 
     def take_damage(self) -> Damage:
@@ -32,12 +30,11 @@ class FakeTerminal:
 
 
 class FakeRenderer:
-    cell_width, cell_height = 2, 3
-
-    def __init__(self) -> None:
+    def __init__(self, cols: int = 4, rows: int = 3, cell: tuple[int, int] = (2, 3)) -> None:
+        self.cell_width, self.cell_height = cell
         self.rendered: list[Damage] = []
         self.full = 0
-        self.resize(4, 3)
+        self.resize(cols, rows)
 
     def render(self, term: FakeTerminal, damage: Damage) -> None:
         self.rendered.append(damage.copy())
@@ -46,11 +43,11 @@ class FakeRenderer:
         self.full += 1
 
     def resize(self, cols: int, rows: int) -> None:
-        self.width, self.height = cols * 2, rows * 3
+        self.width, self.height = cols * self.cell_width, rows * self.cell_height
         self.image = Image.new("RGB", (self.width, self.height))
 
     def row_box(self, first_row: int, count: int) -> tuple[int, int, int, int]:
-        return (0, first_row * 3, self.width, count * 3)
+        return (0, first_row * self.cell_height, self.width, count * self.cell_height)
 
 
 @implementer(IViewer)
@@ -76,18 +73,20 @@ CLOCK = Clock()
 
 def make(
     timer: Callable[[], float] | None = None,
-) -> tuple[Display, FakeTerminal, FakeRenderer, list[bytes]]:
+    renderer: FakeRenderer | None = None,
+) -> tuple[Display, FakeTerminal, FakeRenderer]:
     """A display on a fresh fake clock (``CLOCK`` is rebound for the test to advance)."""
     global CLOCK
     CLOCK = Clock()
-    term, rend, sent = FakeTerminal(), FakeRenderer(), []
+    rend = renderer or FakeRenderer()
+    term = FakeTerminal(rend.width // rend.cell_width, rend.height // rend.cell_height)
     extra = {"timer": timer} if timer is not None else {}
-    display = Display(term, rend, sent.append, CLOCK, default_name="vncmux: test", **extra)
-    return display, term, rend, sent
+    display = Display(term, rend, CLOCK, default_name="vncmux: test", **extra)
+    return display, term, rend
 
 
 def test_new_viewer_starts_all_dirty_and_is_answered_at_once() -> None:
-    display, term, rend, _ = make()
+    display, term, rend = make()
     viewer = FakeViewer()
     acc = display.attach(viewer)
     assert acc.rows == {0, 1, 2}
@@ -96,7 +95,7 @@ def test_new_viewer_starts_all_dirty_and_is_answered_at_once() -> None:
 
 
 def test_incremental_request_waits_for_damage_then_fires_once() -> None:
-    display, term, rend, _ = make()
+    display, term, rend = make()
     viewer = FakeViewer()
     acc = display.attach(viewer)
     acc.clear()
@@ -116,7 +115,7 @@ def test_incremental_request_waits_for_damage_then_fires_once() -> None:
 
 
 def test_nothing_is_rendered_while_nobody_waits() -> None:
-    display, term, rend, _ = make()
+    display, term, rend = make()
     viewer = FakeViewer()
     display.attach(viewer).clear()
     term.pending.mark([0])
@@ -128,7 +127,7 @@ def test_nothing_is_rendered_while_nobody_waits() -> None:
 
 
 def test_damage_is_rendered_once_for_many_viewers() -> None:
-    display, term, rend, _ = make()
+    display, term, rend = make()
     viewers = [FakeViewer() for _ in range(5)]
     accs = [display.attach(v) for v in viewers]
     for acc in accs:
@@ -145,32 +144,96 @@ def test_damage_is_rendered_once_for_many_viewers() -> None:
 
 
 def test_detached_viewer_hears_nothing() -> None:
-    display, term, rend, _ = make()
+    display, term, rend = make()
     viewer = FakeViewer()
     display.attach(viewer).clear()
     display.requestUpdate(viewer)
     display.detach(viewer)
     term.pending.mark([0])
-    term.on_bell()
+    display.bell()
     display.changed()
     assert viewer.events == []
 
 
-def test_bell_title_and_input() -> None:
-    display, term, rend, sent = make()
+def test_bell_and_title() -> None:
+    display, term, rend = make()
     viewer = FakeViewer()
     display.attach(viewer)
     assert display.name == "vncmux: test"
     term.title = "vim"
-    term.on_title("vim")
-    term.on_bell()
-    display.input(b"ls\r", viewer)
+    display.titleChanged()
+    display.bell()
     assert viewer.events == [("name", "vim"), "bell"]
-    assert sent == [b"ls\r"]
+    term.title = ""
+    display.titleChanged()
+    assert viewer.events[-1] == ("name", "vncmux: test"), "no title: the default name"
+
+
+def test_a_run_of_bells_rings_at_most_once_per_frame_interval() -> None:
+    """Issue 13 item 9: a flood of BEL with ten viewers cost one Bell message per BEL per
+    viewer.  Now each viewer hears one at once and one more when the interval ends."""
+    display, term, rend = make()
+    viewers = [FakeViewer() for _ in range(10)]
+    for v in viewers:
+        display.attach(v)
+    for _ in range(10_000):
+        display.bell()
+    assert all(v.events == ["bell"] for v in viewers), "the first rings at once"
+    CLOCK.advance(display.min_interval / 2)
+    display.bell()
+    assert all(v.events == ["bell"] for v in viewers)
+    CLOCK.advance(display.min_interval / 2)
+    assert all(v.events == ["bell", "bell"] for v in viewers), "the rest: one more, later"
+    CLOCK.advance(1)
+    assert all(v.events == ["bell", "bell"] for v in viewers), "nothing more without a BEL"
+    display.bell()
+    assert all(v.events == ["bell"] * 3 for v in viewers), "a lone later BEL rings at once"
+
+
+def test_bells_follow_the_paced_frame_interval() -> None:
+    """While frames are paced apart (the device floods), bells are not more frequent than
+    frames."""
+    now = [0.0]
+    display, term, rend = make(timer=lambda: now[0])
+    slow_render = rend.render
+
+    def render(t: FakeTerminal, damage: Damage) -> None:
+        now[0] += 0.5
+        slow_render(t, damage)
+
+    rend.render = render  # type: ignore[method-assign]
+    viewer = FakeViewer()
+    display.attach(viewer).clear()
+    display.requestUpdate(viewer)
+    term.pending.mark([0])
+    display.changed()  # a frame that took 0.5 s: the next one is 0.5 s away
+    display.bell()
+    display.bell()
+    CLOCK.advance(0.4)
+    assert viewer.events.count("bell") == 1
+    CLOCK.advance(0.1)
+    assert viewer.events.count("bell") == 2
+
+
+def test_close_cancels_pending_bells_and_frames() -> None:
+    display, term, rend = make()
+    viewer = FakeViewer()
+    display.attach(viewer).clear()
+    display.bell()
+    display.bell()  # due later
+    display.requestUpdate(viewer)
+    term.pending.mark([0])
+    display.changed()  # a frame goes at once: the next must wait
+    display.requestUpdate(viewer)
+    term.pending.mark([1])
+    display.changed()
+    assert CLOCK.getDelayedCalls()
+    display.close()
+    assert CLOCK.getDelayedCalls() == []
 
 
 def test_resize_keeps_the_accumulator_object_and_marks_it_all() -> None:
-    display, term, rend, _ = make()
+    display, term, rend = make()
     viewer = FakeViewer()
     acc = display.attach(viewer)
     acc.clear()
@@ -181,7 +244,7 @@ def test_resize_keeps_the_accumulator_object_and_marks_it_all() -> None:
 
 
 def test_refreshes_are_paced_while_output_streams() -> None:
-    display, term, rend, _ = make()
+    display, term, rend = make()
     viewer = FakeViewer()
     acc = display.attach(viewer)
     acc.clear()
@@ -203,7 +266,7 @@ def test_refreshes_are_paced_while_output_streams() -> None:
 
 def test_a_costly_refresh_stretches_the_interval() -> None:
     now = [0.0]
-    display, term, rend, _ = make(timer=lambda: now[0])
+    display, term, rend = make(timer=lambda: now[0])
     slow_render = rend.render
 
     def render(t: FakeTerminal, damage: Damage) -> None:
@@ -228,8 +291,32 @@ def test_a_costly_refresh_stretches_the_interval() -> None:
     assert viewer.events == ["update", "update"]
 
 
+def test_the_crop_cache_is_bounded_by_bytes_not_entries() -> None:
+    """Issue 13 item 5: a viewer asking for many different small areas grew the cache to
+    256 crops whatever their size (+116 MB at 80×24).  The cache now holds at most
+    ``crop_frames`` frames' worth of pixels, and the newest crop is always kept."""
+    import gc
+    import weakref
+
+    display, term, rend = make(renderer=FakeRenderer(80, 24, cell=(8, 16)))
+    frame = rend.width * rend.height * 4
+    assert display.crop_budget == display.crop_frames * frame
+    alive: list[weakref.ref[Image.Image]] = []
+    for top in range(0, rend.height - 160):  # 224 different bands, each 160 pixels high
+        crop = display.crop((0, top, rend.width, top + 160))
+        alive.append(weakref.ref(crop))
+        del crop
+    gc.collect()
+    kept = [r() for r in alive if r() is not None]
+    held = sum(image.width * image.height * 4 for image in kept if image is not None)
+    assert held <= display.crop_budget <= 8 * frame
+    assert alive[-1]() is not None, "the newest crop stays cached"
+    newest = (0, rend.height - 161, rend.width, rend.height - 1)
+    assert display.crop(newest) is alive[-1]()
+
+
 def test_viewers_share_one_crop_per_frame() -> None:
-    display, term, rend, _ = make()
+    display, term, rend = make()
     box = (0, 3, 8, 6)
     first = display.crop(box)
     assert display.crop(box) is first, "same rows of the same frame: the same object"
@@ -249,7 +336,7 @@ def test_many_viewers_send_in_slices_and_all_get_their_frame() -> None:
         now[0] += 0.004  # every look at the clock: 4 ms of "work"
         return now[0]
 
-    display, term, rend, _ = make(timer=timer)
+    display, term, rend = make(timer=timer)
     viewers = [FakeViewer() for _ in range(10)]
     for v in viewers:
         display.attach(v).clear()
@@ -271,7 +358,7 @@ def test_a_request_arriving_during_slices_is_not_forgotten() -> None:
         now[0] += 0.004
         return now[0]
 
-    display, term, rend, _ = make(timer=timer)
+    display, term, rend = make(timer=timer)
     viewers = [FakeViewer() for _ in range(6)]
     for v in viewers:
         display.attach(v).clear()
@@ -290,7 +377,7 @@ def test_a_request_arriving_during_slices_is_not_forgotten() -> None:
 
 
 def test_a_new_viewer_gets_output_that_arrived_while_nobody_watched() -> None:
-    display, term, rend, _ = make()
+    display, term, rend = make()
     term.pending.mark([2])
     display.changed()  # nobody waits: nothing rendered yet
     assert rend.rendered == []

@@ -15,18 +15,10 @@ from PIL import Image, ImageChops, ImageDraw
 
 from vncmux import fonts
 from vncmux.console import palette
+from vncmux.console.boxdraw import BOX_TABLE, DOWN, HEAVY, LEFT, LIGHT, RIGHT, UP
+from vncmux.console.boxdraw import parse_arms as _parse_arms
 from vncmux.console.damage import Damage
-from vncmux.console.render import (
-    BOX_TABLE,
-    DOWN,
-    HEAVY,
-    LEFT,
-    LIGHT,
-    RIGHT,
-    UP,
-    Renderer,
-    _parse_arms,
-)
+from vncmux.console.render import Renderer
 
 
 class Cell(NamedTuple):

@@ -6,18 +6,41 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.testing import Clock
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from tests.unit.test_hub import FakeDevice
+from tests.support.fakes import FakeDevice
+from vncmux.console.interfaces import ITerminalEvents
 from vncmux.console.terminal import Terminal
 from vncmux.console.vc import VirtualConsole
 from vncmux.hub import Hub
 from vncmux.interfaces import IBackend
 
 
+@implementer(ITerminalEvents)
+class RepliesToBackend:
+    """Terminal events that send replies back through the backend (as the Console does)."""
+
+    def __init__(self) -> None:
+        self.vc: VirtualConsole | None = None
+
+    def reply(self, data: bytes) -> None:
+        assert self.vc is not None
+        self.vc.input(data)
+
+    def bell(self) -> None:
+        pass
+
+    def title(self, title: str) -> None:
+        pass
+
+    def scrolledOff(self, rows: list[Any]) -> None:
+        pass
+
+
 class RecordingTerminal(Terminal):
-    def __init__(self, cols: int = 60, rows: int = 4) -> None:
-        super().__init__(cols, rows)
+    def __init__(self, cols: int = 60, rows: int = 4, events: Any = None) -> None:
+        super().__init__(cols, rows, events=events)
         self.feeds: list[bytes] = []
 
     def feed(self, data: bytes) -> None:
@@ -64,10 +87,11 @@ class StepTimer:
 
 
 def make(**kw: Any) -> tuple[VirtualConsole, RecordingTerminal, FakeHub, TurnClock, list[int]]:
-    term, hub, clock = RecordingTerminal(), FakeHub(), TurnClock()
-    vc = VirtualConsole(hub, term, clock, **kw)  # type: ignore[arg-type]
+    events = RepliesToBackend()
+    term, hub, clock = RecordingTerminal(events=events), FakeHub(), TurnClock()
     changes: list[int] = []
-    vc.on_change = lambda: changes.append(1)
+    vc = VirtualConsole(hub, term, clock, lambda: changes.append(1), **kw)  # type: ignore[arg-type]
+    events.vc = vc
     term.take_damage()
     return vc, term, hub, clock, changes
 
@@ -161,6 +185,12 @@ def test_writes_during_draining_are_kept_in_order() -> None:
     assert text(term)[0] == "abcdefghi"
 
 
+def test_input_goes_to_the_hub_as_input_from_the_console() -> None:
+    vc, term, hub, clock, _ = make()
+    vc.input(b"ls\r")
+    assert hub.events == [("input", (b"ls\r", vc))]
+
+
 def test_terminal_replies_go_to_the_hub_as_input_from_the_console() -> None:
     vc, term, hub, clock, _ = make()
     vc.write(b"\x1b[2;7H\x1b[6n")
@@ -198,8 +228,9 @@ def test_close_cancels_pending_work_and_releases_the_device() -> None:
 def test_with_the_real_hub() -> None:
     clock = TurnClock()
     hub = Hub(clock)
-    term = Terminal(40, 3)
-    vc = VirtualConsole(hub, term, clock, backlog_limit=64)
+    events = RepliesToBackend()
+    term = Terminal(40, 3, events=events)
+    vc = events.vc = VirtualConsole(hub, term, clock, backlog_limit=64)
     hub.attach(vc)
     assert "reconnecting" in "".join(c.data for c in term.line(2))  # no device yet
     device = FakeDevice()

@@ -19,39 +19,24 @@ from typing import Protocol
 from PIL import Image
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
-from zope.interface import Interface
 
 from vncmux.console.damage import Damage
-from vncmux.console.modes import Modes
+from vncmux.console.interfaces import IViewer
 from vncmux.console.render import TerminalView
-
-
-class IViewer(Interface):
-    """What the display calls back on a viewer (an RFB session)."""
-
-    def updateAvailable() -> None:
-        """Your accumulator holds damage; called once per ``Display.requestUpdate``."""
-
-    def bell() -> None:
-        """The console rang its bell."""
-
-    def nameChanged(name: str) -> None:
-        """The desktop name (the terminal title) changed."""
-
-    def sizeChanged(width: int, height: int) -> None:
-        """The console was resized: announce it and send a full frame when asked."""
 
 
 class TerminalLike(TerminalView, Protocol):
     """The part of ``vncmux.console.terminal.Terminal`` the display relies on (beyond
     what the renderer reads)."""
 
-    cols: int
-    rows: int
-    modes: Modes
-    title: str
-    on_bell: Callable[[], None]
-    on_title: Callable[[str], None]
+    @property
+    def cols(self) -> int: ...
+
+    @property
+    def rows(self) -> int: ...
+
+    @property
+    def title(self) -> str: ...
 
     def take_damage(self) -> Damage: ...
 
@@ -82,7 +67,9 @@ class Display:
     Promises: ``image`` equals the terminal's screen after ``refresh()``; each viewer's
     accumulator, applied to the picture that viewer last received, yields ``image``; a
     viewer that asked (``requestUpdate``) hears ``updateAvailable`` exactly once, as soon as
-    there is something for it.
+    there is something for it; bells reach the viewers at most once per frame interval
+    (a run of them coalesces into one ring now and one when the interval ends); the crops
+    kept for sharing never hold more than ``crop_frames`` frames' worth of pixels.
     """
 
     log = Logger()
@@ -91,21 +78,18 @@ class Display:
         self,
         terminal: TerminalLike,
         renderer: RendererLike,
-        send_input: Callable[[bytes], None],
         clock: IReactorTime,
         default_name: str = "vncmux",
-        encoding: str = "utf-8",
         min_interval: float = 0.005,
         timer: Callable[[], float] = time.perf_counter,
         busy: Callable[[], bool] = lambda: True,
         time_slice: float = 0.01,
+        crop_frames: int = 4,
     ) -> None:
         self.terminal = terminal
         self.renderer = renderer
-        self._send_input = send_input
         self._clock = clock
         self._default_name = default_name
-        self.encoding = encoding
         self._viewers: dict[IViewer, Damage] = {}
         self._waiting: set[IViewer] = set()
         self.min_interval = min_interval
@@ -116,9 +100,11 @@ class Display:
         self._ready: deque[IViewer] = deque()
         self._cost = 0.0
         self.time_slice = time_slice
+        self.crop_frames = crop_frames
         self._crops: dict[tuple[int, int, int, int], Image.Image] = {}
-        terminal.on_bell = self._bell
-        terminal.on_title = self._title
+        self._crop_bytes = 0
+        self._bell_call: IDelayedCall | None = None
+        self._next_bell = 0.0
         renderer.render_all(terminal)
         terminal.take_damage()
 
@@ -153,10 +139,6 @@ class Display:
         return self.renderer.image
 
     @property
-    def modes(self) -> Modes:
-        return self.terminal.modes
-
-    @property
     def name(self) -> str:
         return self.terminal.title or self._default_name
 
@@ -173,10 +155,26 @@ class Display:
         the encoders' shared work (``rfb.encodings.shared``) recognises it by identity."""
         found = self._crops.get(box)
         if found is None:
-            if len(self._crops) >= 256:
-                self._crops.clear()
-            found = self._crops[box] = self.renderer.image.crop(box)
+            found = self.renderer.image.crop(box)
+            size = _pixel_bytes(found)
+            budget = self.crop_budget
+            # Oldest first out: many small requests (a viewer asking for every row apart)
+            # cost a bounded amount of memory, whatever the console size.
+            while self._crops and self._crop_bytes + size > budget:
+                oldest = next(iter(self._crops))
+                self._crop_bytes -= _pixel_bytes(self._crops.pop(oldest))
+            self._crops[box] = found
+            self._crop_bytes += size
         return found
+
+    @property
+    def crop_budget(self) -> int:
+        """Bytes of pixels the crop cache may hold: ``crop_frames`` whole frames."""
+        return self.crop_frames * _pixel_bytes(self.renderer.image)
+
+    def _forget_crops(self) -> None:
+        self._crops = {}
+        self._crop_bytes = 0
 
     # -- viewers ---------------------------------------------------------------------------
 
@@ -240,7 +238,7 @@ class Display:
         if not damage:
             return False
         self.renderer.render(self.terminal, damage)
-        self._crops = {}
+        self._forget_crops()
         for acc in self._viewers.values():
             acc.merge(damage)
         return True
@@ -302,20 +300,47 @@ class Display:
         self.renderer.resize(cols, rows)
         self.renderer.render_all(self.terminal)
         self.terminal.take_damage()
-        self._crops = {}
+        self._forget_crops()
         for viewer, acc in list(self._viewers.items()):
             acc.lines = rows  # mutated, not replaced: the viewer holds this object
             acc.mark_all()
             viewer.sizeChanged(self.width, self.height)
 
-    def input(self, data: bytes, viewer: IViewer | None = None) -> None:
-        """Bytes a viewer typed (keys, paste, mouse reports): to the device."""
-        self._send_input(data)
+    def bell(self) -> None:
+        """The terminal rang: every viewer hears it now, unless a bell went out less than
+        a frame interval ago; then one more ring follows when the interval ends, however
+        many came meanwhile (1 MiB of BEL is two rings per interval, not a million)."""
+        if self._bell_call is not None:
+            return
+        delay = self._next_bell - self._clock.seconds()
+        if delay > 0:
+            self._bell_call = self._clock.callLater(delay, self._ring)
+        else:
+            self._ring()
 
-    def _bell(self) -> None:
+    def _ring(self) -> None:
+        self._bell_call = None
+        now = self._clock.seconds()
+        # The frame interval: the minimum, or longer while frames are paced apart.
+        self._next_bell = now + max(self.min_interval, self._next_flush - now)
         for viewer in list(self._viewers):
             viewer.bell()
 
-    def _title(self, title: str) -> None:
+    def titleChanged(self) -> None:
+        """The terminal's title changed: every viewer hears the new desktop name."""
         for viewer in list(self._viewers):
             viewer.nameChanged(self.name)
+
+    def close(self) -> None:
+        """Cancel pending frames and bells (the console is going away)."""
+        for call in (self._flush_call, self._bell_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._flush_call = self._bell_call = None
+        self._ready.clear()
+        self._waiting.clear()
+
+
+def _pixel_bytes(image: Image.Image) -> int:
+    """What an image's pixels cost in memory (Pillow keeps RGB in 4 bytes a pixel)."""
+    return image.width * image.height * 4

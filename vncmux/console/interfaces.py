@@ -93,7 +93,7 @@ class IConsole(Interface):
 
     def text() -> list[str]:
         """The screen as one string per row (wide characters once, combining marks
-        joined to their base)."""
+        joined to their base, trailing blanks removed)."""
 
     def resize(cols: int, rows: int) -> None:
         """Change the terminal's size; every viewer hears ``sizeChanged``."""

@@ -27,7 +27,8 @@ from vncmux.interfaces import IBackend
 
 @implementer(IBackend)
 class VirtualConsole:
-    """The ``vc`` backend: a :class:`Terminal` fed from the hub, replies sent back to it.
+    """The ``vc`` backend: a :class:`Terminal` fed from the hub; ``input`` sends bytes (the
+    terminal's replies, what viewers typed) back to the device through the hub.
 
     Promises: every byte from the hub is fed to the terminal exactly once and in order;
     bytes arriving in one reactor turn are fed together on a later turn (never from
@@ -47,6 +48,8 @@ class VirtualConsole:
         hub: Hub,
         terminal: Terminal,
         clock: IReactorTime,
+        on_change: Callable[[], None] = lambda: None,
+        *,
         backlog_limit: int = 256 * 1024,
         slice_size: int = 16 * 1024,
         time_budget: float = 0.02,
@@ -59,13 +62,12 @@ class VirtualConsole:
         self.slice_size = slice_size
         self.time_budget = time_budget
         self._timer = timer
-        self.on_change: Callable[[], None] = lambda: None
+        self.on_change = on_change
         self._backlog = bytearray()
         # Adapted to the measured feed rate; modest at first, as the rate is not known.
         self._slice = min(slice_size, 4096)
         self._call: IDelayedCall | None = None
         self._blocked = False
-        terminal.reply = self._reply
 
     # -- IBackend --------------------------------------------------------------------
 
@@ -136,8 +138,8 @@ class VirtualConsole:
         floor = min(256, self.slice_size)
         self._slice = max(floor, min(self.slice_size, int(rate * self.time_budget / 2)))
 
-    def _reply(self, data: bytes) -> None:
-        """Answers the terminal owes the program (DA, DSR) go back to the device."""
+    def input(self, data: bytes) -> None:
+        """Bytes for the device (terminal replies, keys, pastes) as input from this console."""
         self.hub.input(data, self)
 
     def close(self) -> None:

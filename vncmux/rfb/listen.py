@@ -23,7 +23,8 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from vncmux.config import ConfigError, VncSpec
+from vncmux.errors import ConfigError
+from vncmux.specs import VncSpec
 
 log = Logger()
 
