@@ -1,9 +1,10 @@
 """The twistd face of vncmux: the command-line ``Options`` and ``makeService``.
 
-Nothing is decided here: values go to ``vncmux.config.build_config`` (parsing, validation)
-and the result to ``vncmux.service.makeService`` (wiring).  What this module adds is the
-contract for mistakes: one line ``vncmux: error: ...`` on stderr and exit status 2, before
-anything listens.  It deliberately does not raise ``UsageError``, because twistd answers that
+Nothing is decided here: values go to ``vncmux.config.build_config`` (parsing, validation),
+the result to ``vncmux.preflight.check`` (the files and devices it names) and then to
+``vncmux.service.makeService`` (wiring).  What this module adds is the contract for
+mistakes: one line ``vncmux: error: ...`` on stderr and exit status 2, before anything
+listens; and warnings (log and stderr) for what runs but is unsafe.  It deliberately does not raise ``UsageError``, because twistd answers that
 by printing the whole usage text, which buries the one line that matters.
 """
 
@@ -17,7 +18,9 @@ from typing import Any, ClassVar, NoReturn
 from twisted.application.service import MultiService
 from twisted.python import usage
 
-from vncmux.config import Config, ConfigError, build_config
+from vncmux import preflight
+from vncmux.config import Config, build_config, exposure_warnings
+from vncmux.errors import ConfigError
 
 
 def fail(error: ConfigError) -> NoReturn:
@@ -135,6 +138,14 @@ class Options(usage.Options):
     optFlags: ClassVar[list[list[Any]]] = [
         ["rtscts", None, "Serial hardware flow control (RTS/CTS)."],
         ["xonxoff", None, "Serial software flow control (XON/XOFF)."],
+        [
+            "wait-device",
+            None,
+            (
+                "The device may appear later (a USB adapter not plugged in yet, a VM not "
+                "started): start anyway and keep retrying instead of failing at start."
+            ),
+        ],
     ]
 
     def __init__(self) -> None:
@@ -172,7 +183,8 @@ class Options(usage.Options):
         self["chardev"].append(value)
 
     def postOptions(self) -> None:
-        """Build and validate the Config; a mistake ends the process with one line."""
+        """Build and validate the Config, then check what it names on this machine; a
+        mistake ends the process with one line."""
         try:
             self.config = build_config(
                 device=self["device"],
@@ -197,7 +209,9 @@ class Options(usage.Options):
                 sockets_ro=self["socket-ro"],
                 view_password_file=self["view-password-file"],
                 users_file=self["users-file"],
+                wait_device=bool(self["wait-device"]),
             )
+            preflight.check(self.config)
         except ConfigError as e:
             fail(e)
 
@@ -216,18 +230,17 @@ def makeService(options: Options) -> MultiService:
         top = service.makeService(options.config, reactor)
     except ConfigError as e:
         fail(e)
-    warnExposure(options.config)
+    warn(exposure_warnings(options.config) + preflight.warnings(options.config))
     return top
 
 
-def warnExposure(config: Config) -> None:
-    """Say loudly, in the log and on stderr, when anyone on the network gets the console."""
+def warn(lines: Sequence[str]) -> None:
+    """Say loudly, in the log and on stderr, what runs but is unsafe (anyone on the network
+    gets the console; a password file other users can read)."""
     from twisted.logger import Logger
 
-    from vncmux.config import exposure_warnings
-
     log = Logger()
-    for line in exposure_warnings(config):
+    for line in lines:
         log.warn("WARNING: {line}", line=line)
         sys.stderr.write(f"vncmux: WARNING: {line}\n")
         sys.stderr.flush()

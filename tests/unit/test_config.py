@@ -1,4 +1,5 @@
-"""vncmux.config: every --device, --vnc, --socket and --chardev form, and every error."""
+"""vncmux.config and vncmux.qemu_opts: every --device, --vnc, --socket and --chardev form,
+and every error; vncmux.preflight: what the options name on this machine."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.endpoints import clientFromString, serverFromString
 
+from vncmux import preflight
 from vncmux.config import (
     ByteClient,
     ByteServer,
-    ConfigError,
+    Config,
     ConsoleSpec,
     LogFile,
     PtyBackend,
     SerialSettings,
+    TlsSettings,
     build_config,
     parse_chardevs,
     parse_device,
@@ -26,6 +29,7 @@ from vncmux.config import (
     parse_socket,
     parse_vnc,
 )
+from vncmux.errors import ConfigError
 
 SERIAL = SerialSettings()
 
@@ -48,6 +52,13 @@ def error(fn, *args, **kwargs) -> str:  # type: ignore[no-untyped-def]
     message = str(info.value)
     assert "\n" not in message
     return message
+
+
+def checked(**kwargs: object) -> Config:
+    """What tap does: parse every option, then check what they name on this machine."""
+    config = build_config(**kwargs)  # type: ignore[arg-type]
+    preflight.check(config)
+    return config
 
 
 # -- --device -----------------------------------------------------------------------------
@@ -73,6 +84,7 @@ def test_device_tty_path_must_be_a_character_device() -> None:
         path = os.ttyname(slave)
         serial = SerialSettings(baud=9600)
         spec = parse_device(path, serial, None)
+        preflight.check_device(spec)  # a character device: accepted
         assert (spec.kind, spec.path, spec.serial, spec.default_shell) == (
             "tty",
             path,
@@ -86,13 +98,28 @@ def test_device_tty_path_must_be_a_character_device() -> None:
 
 
 def test_device_missing_tty() -> None:
-    assert error(parse_device, "/dev/ttyUSB9", SERIAL, None) == "device /dev/ttyUSB9 does not exist"
+    spec = parse_device("/dev/ttyUSB9", SERIAL, None)  # parsing looks at nothing
+    assert (spec.kind, spec.path, spec.wait) == ("tty", "/dev/ttyUSB9", False)
+    message = error(preflight.check_device, spec)
+    assert message.startswith("device /dev/ttyUSB9 does not exist")
+    assert "--wait-device" in message
+
+
+def test_wait_device_accepts_a_tty_that_is_not_there_yet() -> None:
+    spec = parse_device("/dev/ttyUSB9", SERIAL, None, wait=True)
+    assert spec.wait
+    preflight.check_device(spec)  # no error: it may be plugged in later
+    assert build_config(device="/dev/ttyUSB9", wait_device=True).device.wait
+    assert build_config(device="unix:/x", wait_device=True).device.wait
+    assert not build_config(device="/dev/ttyUSB9").device.wait
 
 
 def test_device_regular_file_is_not_a_tty(tmp_path: Path) -> None:
     regular = tmp_path / "notatty"
     regular.write_text("x")
-    assert "not a character device" in error(parse_device, str(regular), SERIAL, None)
+    for wait in (False, True):  # waiting does not turn a file into a tty
+        spec = parse_device(str(regular), SERIAL, None, wait=wait)
+        assert "not a character device" in error(preflight.check_device, spec)
 
 
 def test_device_unix() -> None:
@@ -202,11 +229,12 @@ def test_vnc_none() -> None:
 def test_vnc_tcp_displays(value: str, host: str, port: int) -> None:
     spec = parse_vnc(value)
     assert (spec.kind, spec.host, spec.port) == ("tcp", host, port)
-    assert (spec.share, spec.connections, spec.websocket, spec.options) == (
+    assert (spec.share, spec.connections, spec.websocket, spec.tls, spec.cleartext) == (
         "force-shared",
         64,
         None,
-        (),
+        None,
+        False,
     )
 
 
@@ -228,24 +256,46 @@ def test_vnc_unix() -> None:
 
 def test_vnc_options() -> None:
     spec = parse_vnc(
-        ":3,share=allow-exclusive,connections=5,websocket=5800,password=on,"
-        "tls-cert=/c.pem,tls-key=/k.pem,tls-ca=/ca.pem,x509verify=/d"
+        ":3,share=allow-exclusive,connections=5,websocket=5800,password=off,"
+        "tls-cert=/c.pem,tls-key=/k.pem,tls-ca=/ca.pem,x509verify=/d,cleartext=on"
     )
     assert (spec.share, spec.connections, spec.websocket) == (
         "allow-exclusive",
         5,
         5800,
     )
-    assert spec.options == (
-        ("password", "on"),
-        ("tls-cert", "/c.pem"),
-        ("tls-key", "/k.pem"),
-        ("tls-ca", "/ca.pem"),
-        ("x509verify", "/d"),
-    )
+    assert spec.tls == TlsSettings(cert="/c.pem", key="/k.pem", ca="/ca.pem", verify=True)
+    assert spec.cleartext
     assert parse_vnc(":3,websocket=on").websocket == 5703
     assert parse_vnc(":0,share=ignore").share == "ignore"
-    assert parse_vnc(":0,password").options == (("password", "on"),)  # bare key = on
+    assert parse_vnc("unix:/v,tls-cert=/c,cleartext").cleartext  # bare key = on
+
+
+def test_vnc_tls_settings() -> None:
+    assert parse_vnc(":0").tls is None
+    assert parse_vnc(":0,tls-cert=/c").tls == TlsSettings("/c", "/c")  # key in the cert file
+    assert parse_vnc(":0,tls-cert=/c,tls-key=/k,tls-ca=/a,x509verify=on").tls == (
+        TlsSettings("/c", "/k", "/a", True)
+    )
+    assert parse_vnc(":0,tls-cert=/c,tls-ca=/a,x509verify=off").tls == TlsSettings(
+        "/c", "/c", "/a", False
+    )
+    assert parse_vnc(":0,x509verify=/etc/pki/vnc/").tls == TlsSettings(  # QEMU's old form
+        "/etc/pki/vnc/server-cert.pem",
+        "/etc/pki/vnc/server-key.pem",
+        "/etc/pki/vnc/ca-cert.pem",
+        True,
+    )
+
+
+def test_vnc_password_on_is_refused() -> None:
+    """QEMU's password=on means 'set later through the monitor'; vncmux has no monitor, so
+    accepting it would leave the server open while the user believes it is protected."""
+    for value in (":0,password=on", ":0,password", "unix:/v,password=yes"):
+        message = error(parse_vnc, value)
+        assert "password=on" in message and "--password-file" in message
+    assert "password=on" in error(build_config, vnc="0.0.0.0:0,password=on")
+    assert parse_vnc(":0,password=off").tls is None  # QEMU's default: accepted
 
 
 @pytest.mark.parametrize(
@@ -266,6 +316,13 @@ def test_vnc_options() -> None:
         (":0,share=ignore,share=ignore", "twice"),
         (":0,password=maybe", "password"),
         (":0,tls-cert=", "needs a value"),
+        (":0,tls-key=/k", "tls-key= needs tls-cert="),
+        (":0,tls-ca=/a", "tls-ca= needs tls-cert="),
+        (":0,x509verify=on", "x509verify= needs tls-cert="),
+        (":0,tls-cert=/c,x509verify=on", "needs tls-ca=FILE"),
+        (":0,tls-cert=/c,x509verify=", "needs a value"),
+        (":0,cleartext=on", "cleartext=on only makes sense with tls-cert="),
+        (":0,tls-cert=/c,cleartext=sometimes", "cleartext"),
     ],
 )
 def test_vnc_errors(value: str, needle: str) -> None:
@@ -304,11 +361,32 @@ def test_socket_tcp_forms_are_kept_verbatim() -> None:
         ("tcp:http", "not a whole number"),
         ("unix:/x:mode=999", "--socket unix:/x:mode=999"),
         ("tcp:80:nonsense=1", "--socket"),
-        ("ssl:4443:privateKey=/nonexistent.pem", "--socket ssl"),
+        ("tcp:80:nonsense=1", "unknown key 'nonsense'"),
+        ("unix:/x:port=4", "unknown key 'port'"),
     ],
 )
 def test_socket_errors(value: str, needle: str) -> None:
     assert needle in error(parse_socket, value)
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("ssl:4443:privateKey=/nonexistent.pem", "--socket ssl"),
+        ("ssl:4443:privateKey=/nonexistent.pem", "No such file"),
+        ("tcp:80:backlog=many", "--socket tcp:80:backlog=many"),
+        ("tcp:80:127.0.0.1:5:6", "positional"),
+    ],
+)
+def test_socket_errors_found_at_start(value: str, needle: str) -> None:
+    """Parsing reads no key file: the endpoint is built (not listened on) by preflight."""
+    spec = parse_socket(value)
+    assert needle in error(preflight.check_endpoint, spec)
+
+
+def test_socket_endpoint_error_names_the_chardev() -> None:
+    server = ByteServer(endpoint="tcp:80:backlog=x", label="sock0")
+    assert error(preflight.check_endpoint, server).startswith("chardev sock0 (tcp:80:backlog=x)")
 
 
 # -- --chardev: the two QEMU examples ------------------------------------------------------------
@@ -577,17 +655,17 @@ def test_build_config_serial_goes_to_the_device() -> None:
     ],
 )
 def test_build_config_errors(kwargs: dict[str, object], needle: str) -> None:
-    assert needle in error(build_config, **kwargs)
+    assert needle in error(checked, **kwargs)
 
 
 def test_password_file_must_be_readable(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("secret\n")
-    assert build_config(password_file=str(pw)).password_file == str(pw)
-    assert "does not exist" in error(build_config, password_file=str(tmp_path))  # a directory
+    assert checked(password_file=str(pw)).password_file == str(pw)
+    assert "does not exist" in error(checked, password_file=str(tmp_path))  # a directory
     if os.geteuid() != 0:  # root reads anything
         pw.chmod(0)
-        assert "not readable" in error(build_config, password_file=str(pw))
+        assert "not readable" in error(checked, password_file=str(pw))
 
 
 def test_encodings() -> None:

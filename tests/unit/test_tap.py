@@ -1,7 +1,8 @@
 """vncmux.tap and vncmux.service: option handling, the one-line error contract, and wiring.
 
-The wiring tests replace the worker modules (devices, sockets, console.setup) with recording
-fakes, so they check exactly which factory gets which arguments, without opening anything.
+The wiring tests replace the worker modules (devices, sockets, the console's services) with
+recording fakes, so they check exactly which factory gets which arguments, without opening
+anything.
 The subprocess tests run the real ``twistd`` with the plugin, as a user would.
 """
 
@@ -20,7 +21,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 
 from vncmux import service, tap
-from vncmux.config import ConfigError, build_config
+from vncmux.config import build_config
+from vncmux.errors import ConfigError
 from vncmux.hub import Hub
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,6 +118,35 @@ def test_options_error_is_one_line_and_exit_2(
     assert err.count("\n") == 1
 
 
+def test_wait_device_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    options = tap.Options()
+    options.parseOptions(["--device", "/dev/ttyUSB9", "--wait-device", "--vnc", "none"])
+    assert options.config is not None
+    assert (options.config.device.path, options.config.device.wait) == ("/dev/ttyUSB9", True)
+    with pytest.raises(SystemExit) as info:  # without the flag: refused at start
+        tap.Options().parseOptions(["--device", "/dev/ttyUSB9", "--vnc", "none"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.startswith("vncmux: error: device /dev/ttyUSB9 does not exist")
+
+
+def test_options_check_the_files_they_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Parsing is pure; the Options run the start-up checks (preflight) right after it."""
+    full = tmp_path / "full"
+    full.write_text("same\n")
+    view = tmp_path / "view"
+    view.write_text("same\n")
+    with pytest.raises(SystemExit) as info:
+        tap.Options().parseOptions(
+            ["--password-file", str(full), "--view-password-file", str(view)]
+        )
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vncmux: error: --view-password-file") and err.count("\n") == 1
+    assert "same password" in err
+
+
 # -- service wiring with recording fakes ------------------------------------------------------------
 
 
@@ -151,12 +182,12 @@ class Recorder:
         monkeypatch.setitem(sys.modules, "vncmux.devices", devices)
         monkeypatch.setitem(sys.modules, "vncmux.sockets", sockets)
         if console:
-            setup = types.ModuleType("vncmux.console.setup")
-            setup.makeConsoleService = self.factory("console")  # type: ignore[attr-defined]
-            monkeypatch.setitem(sys.modules, "vncmux.console.setup", setup)
+            make = self.factory("console")
+            monkeypatch.setattr(service, "makeConsoleServices", lambda *a: [make(*a)])
         else:
             # Importing the console stack in byte-only mode would now raise ImportError.
-            monkeypatch.setitem(sys.modules, "vncmux.console.setup", None)
+            for name in ("vncmux.console.console", "vncmux.rfb.service"):
+                monkeypatch.setitem(sys.modules, name, None)
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
@@ -201,7 +232,7 @@ def test_console_wiring_and_summary_log(monkeypatch: pytest.MonkeyPatch) -> None
     assert recorder.names() == ["device", "console"]
     calls = dict(recorder.calls)
     assert calls["device"][3:] == (132, 43)
-    assert calls["console"] == (config, calls["device"][1], reactor)
+    assert calls["console"][:4] == (config, config.console, calls["device"][1], reactor)
     assert len(list(top)) == 2
     text = "\n".join(formatEvent(e) for e in events)
     assert "unix:/tmp/g.sock" in text
@@ -221,6 +252,31 @@ def test_tap_makeService_turns_a_busy_port_into_one_line(
     assert capsys.readouterr().err == (
         "vncmux: error: cannot listen on tcp:4555: address already in use\n"
     )
+
+
+def test_tap_makeService_warns_about_readable_password_files(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    recorder.install(monkeypatch, console=False)
+    pw = tmp_path / "pw"
+    pw.write_text("pw\n")
+    pw.chmod(0o644)
+    args = ["--device", "tcp:h:1", "--vnc", "none", "--password-file", str(pw)]
+    options = tap.Options()
+    options.parseOptions(args)
+    with capturedLogs() as events:
+        tap.makeService(options)
+    err = capsys.readouterr().err
+    assert err == (
+        f"vncmux: WARNING: --password-file {pw} is readable by its group and every user "
+        f"(mode 0644): whoever reads it can use it to reach the console (chmod 600 {pw})\n"
+    )
+    assert any("WARNING: --password-file" in formatEvent(e) for e in events)
+    pw.chmod(0o600)
+    options.parseOptions(args)
+    tap.makeService(options)
+    assert capsys.readouterr().err == ""
 
 
 def test_describe_vnc() -> None:
@@ -263,6 +319,8 @@ def twistd(*args: str) -> subprocess.CompletedProcess[str]:
         (["--vnc", "bogus"], "--vnc 'bogus'"),
         (["--baud", "fast"], "--baud: 'fast' is not a whole number"),
         (["--devise", "/dev/ttyS0"], "option --devise not recognized"),
+        (["--vnc", ":0,password=on"], "vncmux has no monitor"),
+        (["--socket", "ssl:4443:privateKey=/nonexistent.pem"], "No such file"),
     ],
 )
 def test_twistd_reports_one_line_and_fails(args: list[str], message: str) -> None:
@@ -298,6 +356,7 @@ def test_twistd_help_lists_every_option() -> None:
         "max-clients",
         "encoding",
         "password-file",
+        "wait-device",
     ]:
         assert f"--{option}" in result.stdout, option
     assert "[default: 127.0.0.1:0]" in result.stdout

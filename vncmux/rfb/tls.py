@@ -1,63 +1,19 @@
-"""The TLS server context for VeNCrypt, built once at start from the ``--vnc`` options.
+"""The TLS server context for VeNCrypt, built once at start from the typed ``TlsSettings``.
 
-``tls-cert=FILE,tls-key=FILE`` (PEM; the key may also sit in the cert file), optionally
-``tls-ca=FILE`` and ``x509verify=on`` to require a client certificate signed by that CA, as
-QEMU's ``tls-creds-x509,verify-peer=on``.  Files are read and checked here, while the
-service is built, so a missing file or a key that does not match its certificate is a
-one-line ``ConfigError`` before anything listens.  The protocol is TLS 1.2 (ECDHE, AEAD
-ciphers): ``context_factory`` says why not 1.3.
+``vncmux.qemu_opts.parse_tls`` reads ``tls-cert=FILE,tls-key=FILE`` (PEM; the key may also
+sit in the cert file), ``tls-ca=FILE`` and ``x509verify=on`` (a client certificate signed by
+that CA is required, as QEMU's ``tls-creds-x509,verify-peer=on``) into ``config.vnc.tls``.
+The files are read and checked here, while the service is built, so a key that does not
+match its certificate is a one-line ``ConfigError`` before anything listens.  The protocol
+is TLS 1.2 (ECDHE, AEAD ciphers): ``context_factory`` says why not 1.3.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from vncmux.config import ConfigError
-
-
-@dataclass(frozen=True)
-class TLSSettings:
-    """What the ``--vnc`` TLS options say (file paths, not yet read)."""
-
-    cert: str
-    key: str
-    ca: str | None = None
-    verify: bool = False
-
-
-def settings_from_options(options: tuple[tuple[str, str], ...]) -> TLSSettings | None:
-    """The TLS settings among ``VncSpec.options``; None when TLS is not asked for.
-
-    ``tls-cert=FILE[,tls-key=FILE][,tls-ca=FILE][,x509verify=on]``: ``tls-key`` defaults to
-    the cert file (one PEM holding both); ``x509verify=on`` needs ``tls-ca``.  QEMU's older
-    ``x509verify=DIR`` also works: DIR holds ``server-cert.pem``, ``server-key.pem`` and
-    ``ca-cert.pem``, and client certificates are verified.  ``tls-ca``/``tls-key`` without a
-    certificate is an error."""
-    opts = dict(options)
-    cert = opts.get("tls-cert")
-    key = opts.get("tls-key")
-    ca = opts.get("tls-ca")
-    verify_text = opts.get("x509verify", "off")
-    lowered = verify_text.lower()
-    if lowered in ("on", "yes", "true", "y"):
-        verify = True
-    elif lowered in ("off", "no", "false", "n"):
-        verify = False
-    else:  # QEMU's x509verify=DIR
-        directory = verify_text.rstrip("/")
-        verify = True
-        cert = cert or f"{directory}/server-cert.pem"
-        key = key or f"{directory}/server-key.pem"
-        ca = ca or f"{directory}/ca-cert.pem"
-    if cert is None:
-        for name in ("tls-key", "tls-ca", "x509verify"):
-            if name in opts:
-                raise ConfigError(f"--vnc {name}= needs tls-cert= as well")
-        return None
-    if verify and ca is None:
-        raise ConfigError("--vnc x509verify=on needs tls-ca=FILE (the CA that signs clients)")
-    return TLSSettings(cert=cert, key=key or cert, ca=ca, verify=verify)
+from vncmux.errors import ConfigError
+from vncmux.specs import TlsSettings
 
 
 def _read(path: str, what: str) -> bytes:
@@ -68,7 +24,7 @@ def _read(path: str, what: str) -> bytes:
         raise ConfigError(f"--vnc {what}={path}: {e.strerror or e}") from None
 
 
-def context_factory(settings: TLSSettings) -> Any:
+def context_factory(settings: TlsSettings) -> Any:
     """A Twisted ``CertificateOptions`` (an IOpenSSLServerConnectionCreator) for ``settings``.
 
     Raises ConfigError when a file cannot be read or parsed or the key does not match."""

@@ -1,0 +1,135 @@
+"""The start-up look at the machine: what the parsed ``Config`` names must exist.
+
+``vncmux.config`` only reads strings.  Before anything is built or listens, ``check`` looks
+at what those strings name — password, users and TLS files (there and readable), the tty
+(there and a character device, unless ``--wait-device``), the socket endpoints (Twisted
+can build them; an ``ssl:`` one reads its key here) — and refuses a view-only password that
+is the full password.  Each problem is a one-line ``ConfigError`` (``vncmux.tap``: exit
+status 2).  ``warnings`` lists what is allowed but unwise: secrets other users can read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from vncmux.errors import ConfigError
+from vncmux.specs import ByteServer, Config, DeviceSpec
+
+_OTHERS_READ = 0o044  # group- or world-readable
+
+
+def check(config: Config) -> None:
+    """Raise ``ConfigError`` for the first thing ``config`` names that cannot work."""
+    check_device(config.device)
+    for where, path, _secret in _files(config):
+        check_readable(where, path)
+    for server in config.servers:
+        check_endpoint(server)
+    check_view_password(config)
+
+
+def _files(config: Config) -> list[tuple[str, str, bool]]:
+    """(the option as typed, path, holds a secret) for each file vncmux reads at start.
+    A secret is what lets its reader in: passwords and the TLS private key (which may sit in
+    the certificate file); certificates are public."""
+    files = [
+        ("--password-file ", config.password_file, True),
+        ("--view-password-file ", config.view_password_file, True),
+        ("--users-file ", config.users_file, True),
+    ]
+    tls = config.vnc.tls
+    if tls is not None:
+        if tls.key == tls.cert:
+            files.append(("--vnc tls-cert=", tls.cert, True))
+        else:
+            files += [("--vnc tls-cert=", tls.cert, False), ("--vnc tls-key=", tls.key, True)]
+        files.append(("--vnc tls-ca=", tls.ca, False))
+    return [(where, path, secret) for where, path, secret in files if path is not None]
+
+
+def check_readable(where: str, path: str) -> None:
+    """``path`` is a regular file this process can read; ``where`` names the option."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"{where}{path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{where}{path} is not readable")
+
+
+def check_device(spec: DeviceSpec) -> None:
+    """A tty path must name a character device, so a typo fails now rather than as an endless
+    reopen loop.  With ``--wait-device`` a path that is not there yet is fine (a USB adapter
+    plugged in later); something there that is not a tty never is."""
+    if spec.kind != "tty":
+        return
+    try:
+        mode = os.stat(spec.path).st_mode
+    except FileNotFoundError:
+        if spec.wait:
+            return
+        raise ConfigError(
+            f"device {spec.path} does not exist (--wait-device starts anyway and waits for it)"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"device {spec.path}: {e.strerror}") from None
+    if not stat.S_ISCHR(mode):
+        raise ConfigError(f"device {spec.path} is not a character device (a tty)")
+
+
+def check_endpoint(server: ByteServer) -> None:
+    """Twisted can build ``server``'s endpoint (nothing listens yet).  For ``ssl:`` this reads
+    the key and certificate, so a missing or bad key file is reported here."""
+    from twisted.internet.endpoints import serverFromString
+
+    if server.endpoint in (server.label, server.label + ":mode=600"):
+        where = f"--socket {server.label}"  # as the user typed it
+    else:
+        where = f"chardev {server.label} ({server.endpoint})"
+    try:
+        serverFromString(object(), server.endpoint)  # builds the endpoint object only
+    except (ValueError, TypeError, KeyError, OSError, ImportError) as e:
+        raise ConfigError(f"{where}: {e}".replace("\n", " ")) from None
+    except Exception as e:  # noqa: BLE001 - pyOpenSSL's errors for a bad ssl: key
+        raise ConfigError(f"{where}: {type(e).__name__}: {e}".replace("\n", " ")) from None
+
+
+def check_view_password(config: Config) -> None:
+    """A view-only password that opens the full-control door too is a lie to whoever hands it
+    out: refuse it.  Compared as VNC authentication compares them (the DES key), so two
+    spellings of the same key count as the same password."""
+    if config.view_password_file is None or config.password_file is None:
+        return
+    from vncmux.rfb import auth
+
+    full = auth.read_password_file(config.password_file)
+    view = auth.read_password_file(config.view_password_file)
+    probe = bytes(16)  # any challenge: the same key gives the same answer
+    if auth.vnc_auth_response(probe, full) == auth.vnc_auth_response(probe, view):
+        raise ConfigError(
+            f"--view-password-file {config.view_password_file} holds the same password as "
+            f"--password-file {config.password_file}: a view-only viewer would get full "
+            "control; choose a different view-only password"
+        )
+
+
+def warnings(config: Config) -> list[str]:
+    """One line per secret file other users can read (mode & 0o044): password files, the
+    users file, the TLS private key.  Allowed (the owner may want a group to share it), but
+    said loudly, since whoever reads it gets the console."""
+    lines: list[str] = []
+    for where, path, secret in _files(config):
+        if not secret:
+            continue
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        if mode & _OTHERS_READ:
+            who = {0o040: "its group", 0o004: "every user"}.get(
+                mode & _OTHERS_READ, "its group and every user"
+            )
+            lines.append(
+                f"{where}{path} is readable by {who} (mode {stat.S_IMODE(mode):04o}): whoever "
+                f"reads it can use it to reach the console (chmod 600 {path})"
+            )
+    return lines

@@ -1,0 +1,168 @@
+"""What a vncmux configuration is: the frozen dataclasses the parsers produce.
+
+Plain data, no behaviour beyond a label: ``vncmux.qemu_opts`` and ``vncmux.config`` build
+them from the command line, ``vncmux.preflight`` looks at the files they name, and the
+services (``devices``, ``sockets``, ``rfb.service``) are built from them.  Nothing here reads
+a file or knows about Twisted, so every layer may import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ShareMode = Literal["allow-exclusive", "force-shared", "ignore"]
+
+
+@dataclass(frozen=True)
+class SerialSettings:
+    """pyserial settings for a tty device; dtr/rts None means 'leave as the driver has it'."""
+
+    baud: int = 115200
+    bytesize: int = 8
+    parity: Literal["N", "E", "O", "M", "S"] = "N"
+    stopbits: float = 1
+    rtscts: bool = False
+    xonxoff: bool = False
+    dtr: bool | None = None
+    rts: bool | None = None
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """The one frontend.  ``kind`` decides which fields matter:
+    tty → path + serial; unix → path; tcp → host + port; exec → command (argv list).
+
+    ``wait`` (``--wait-device``): the device may appear later (a USB adapter not plugged in
+    yet, a VM not started), so start anyway and keep retrying instead of refusing to start.
+    """
+
+    kind: Literal["tty", "unix", "tcp", "exec"]
+    path: str = ""
+    host: str = ""
+    port: int = 0
+    command: tuple[str, ...] = ()
+    serial: SerialSettings = field(default_factory=SerialSettings)
+    default_shell: bool = False  # True when no --device was given (the embedded default)
+    wait: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.kind == "tty":
+            return self.path
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        if self.kind == "tcp":
+            return f"tcp:{self.host}:{self.port}"
+        return "exec:" + " ".join(self.command)
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """VeNCrypt's TLS, as the ``--vnc`` options name it: file paths, not yet read.
+
+    ``key`` is the cert file when ``tls-key=`` is not given (one PEM holding both).
+    ``verify``: a client certificate signed by ``ca`` is required (``x509verify=on``);
+    ``ca`` is then always set."""
+
+    cert: str
+    key: str
+    ca: str | None = None
+    verify: bool = False
+
+
+@dataclass(frozen=True)
+class VncSpec:
+    """``--vnc``: where the RFB server listens and how.  kind 'none' = no VNC server.
+
+    ``tls`` None: no VeNCrypt.  ``cleartext``: with TLS, also offer the unencrypted security
+    types (only ever True together with ``tls``)."""
+
+    kind: Literal["tcp", "unix", "none"]
+    host: str = "127.0.0.1"  # '' = all interfaces
+    port: int = 5900
+    path: str = ""
+    share: ShareMode = "force-shared"
+    connections: int = 64
+    websocket: int | None = None
+    tls: TlsSettings | None = None
+    cleartext: bool = False
+
+
+@dataclass(frozen=True)
+class ConsoleSpec:
+    """The virtual console (a ``vc`` chardev, or implied by ``--vnc``)."""
+
+    cols: int = 80
+    rows: int = 24
+    width: int | None = None  # pixels, from vc,width= (QEMU semantics); cols derived from the font
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class ByteServer:
+    """A listening raw byte endpoint (``--socket`` or ``-chardev socket,server=on``):
+    a Twisted server endpoint string, e.g. 'tcp:4555:interface=127.0.0.1', 'unix:/x:mode=600'."""
+
+    endpoint: str
+    label: str = ""
+    readonly: bool = False  # --socket-ro: clients see the output, their input is dropped
+
+
+@dataclass(frozen=True)
+class ByteClient:
+    """``-chardev socket,server=off``: vncmux connects out and reconnects with backoff.
+    A Twisted client endpoint string, e.g. 'tcp:host=127.0.0.1:port=4555', 'unix:path=/x'."""
+
+    endpoint: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """``-chardev file,path=``: every device byte appended to ``path``."""
+
+    path: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class PtyBackend:
+    """``-chardev pty``: a new pty whose slave path is logged for screen/tio/minicom."""
+
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class ChardevPlan:
+    """What a list of ``--chardev`` options asks for, sorted into the backends we build.
+
+    ``mux`` is the id of the declared ``mux-be``/``hub`` (None when there is none: then every
+    chardev is simply a backend of the hub).  ``console`` is set when a ``vc`` was declared.
+    """
+
+    servers: tuple[ByteServer, ...] = ()
+    clients: tuple[ByteClient, ...] = ()
+    logfiles: tuple[LogFile, ...] = ()
+    ptys: tuple[PtyBackend, ...] = ()
+    console: ConsoleSpec | None = None
+    mux: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything makeService needs, validated."""
+
+    device: DeviceSpec
+    vnc: VncSpec
+    console: ConsoleSpec | None  # None: pure byte multiplexer, no terminal emulator
+    servers: tuple[ByteServer, ...] = ()
+    clients: tuple[ByteClient, ...] = ()
+    logfiles: tuple[LogFile, ...] = ()
+    ptys: tuple[PtyBackend, ...] = ()
+    max_clients: int = 64
+    stall_timeout: float = 10.0
+    encoding: str = "utf-8"
+    password_file: str | None = None
+    view_password_file: str | None = None  # a second VNC password: view-only viewers
+    users_file: str | None = None  # user:password[:view] lines for VeNCrypt X509Plain
