@@ -334,3 +334,17 @@ def test_row_text() -> None:
             self.data = data
 
     assert row_text([Cell("a"), Cell("世"), Cell(""), Cell(" ")]) == "a世"
+
+
+def test_rows_scrolled_off_are_built_only_while_someone_listens() -> None:
+    """Turning scrolled rows into cells halves the fast path's speed, so the console asks
+    the terminal for them only while a listener is subscribed."""
+    s = Setup(cols=20, rows=5)
+    assert s.console.terminal.report_scrolled_off is False
+    listener = Listener()
+    s.console.subscribe(listener)
+    assert s.console.terminal.report_scrolled_off is True
+    s.feed(b"".join(b"row %d\r\n" % i for i in range(7)))
+    assert listener.lines == ["row 0", "row 1", "row 2"]
+    s.console.unsubscribe(listener)
+    assert s.console.terminal.report_scrolled_off is False

@@ -95,7 +95,9 @@ class Console:
         self._on_resize = on_resize
         self._listeners: list[IConsoleListener] = []
         self._sessions: list[ViewerSession] = []
-        self.terminal = Terminal(cols, rows, encoding=encoding, events=self)
+        self.terminal = Terminal(
+            cols, rows, encoding=encoding, events=self, report_scrolled_off=False
+        )
         self.vc = VirtualConsole(hub, self.terminal, clock, on_change=self._changed)
         self.display = Display(
             self.terminal,
@@ -183,10 +185,12 @@ class Console:
     def subscribe(self, listener: IConsoleListener) -> None:
         if listener not in self._listeners:
             self._listeners.append(listener)
+        self.terminal.report_scrolled_off = True
 
     def unsubscribe(self, listener: IConsoleListener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
+        self.terminal.report_scrolled_off = bool(self._listeners)
 
     def _tell(self, event: str, *args: Any) -> None:
         for listener in list(self._listeners):

@@ -137,6 +137,7 @@ class Terminal:
         encoding: str = "utf-8",
         events: ITerminalEvents | None = None,
         fast: bool = True,
+        report_scrolled_off: bool | None = None,
     ) -> None:
         self.cols = cols
         self.rows = rows
@@ -146,11 +147,26 @@ class Terminal:
         self._status: str | None = None
         self._decoder = codecs.getincrementaldecoder(encoding)("replace")
         self._screen = TermScreen(cols, rows, self.modes, _Guarded(self.events))
-        self._screen.scrollback = events is not None and not isinstance(events, NoEvents)
+        # None: on when an events object is given (see the report_scrolled_off property)
+        if report_scrolled_off is None:
+            report_scrolled_off = events is not None and not isinstance(events, NoEvents)
+        self._screen.scrollback = report_scrolled_off
         self._parser = Parser(self._screen, fast)
         self._screen.dirty.clear()
         self._screen.damage.mark_all()
         self._last_cursor: tuple[int, int, bool] | None = None
+
+    @property
+    def report_scrolled_off(self) -> bool:
+        """Whether rows leaving the top go to ``events.scrolledOff``.  Off by default:
+        turning each scrolled row into cells costs the fast path about half its speed, so
+        the owner switches it on only while something (a scrollback, a listener) wants
+        the rows."""
+        return self._screen.scrollback
+
+    @report_scrolled_off.setter
+    def report_scrolled_off(self, on: bool) -> None:
+        self._screen.scrollback = on
 
     # -- input ---------------------------------------------------------------------
 
