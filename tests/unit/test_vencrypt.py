@@ -13,10 +13,12 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import Clock, StringTransport
 
 from tests.unit.test_rfb_server import Client, FakeDisplay, server_init
+from vncmux import preflight
 from vncmux.config import ConfigError, build_config, exposure_warnings
 from vncmux.rfb import auth, vencrypt
 from vncmux.rfb.server import RFBFactory, State
-from vncmux.rfb.tls import TLSSettings, context_factory, settings_from_options
+from vncmux.rfb.tls import context_factory
+from vncmux.specs import TlsSettings
 
 
 class TLSTransport(StringTransport):
@@ -274,6 +276,7 @@ def test_view_password_makes_viewer_view_only() -> None:
     watcher.send(b"\x01")
     watcher.take()
     assert watcher.proto.view_only
+    assert watcher.proto.session is not None and watcher.proto.session.view_only  # told
     watcher.send(struct.pack("!BBxxI", 4, 1, ord("a")))  # key
     watcher.send(struct.pack("!BBHH", 5, 2, 10, 10))  # middle click
     watcher.send(struct.pack("!BxxxI", 6, 3) + b"abc")  # paste buffer
@@ -284,7 +287,7 @@ def test_view_password_makes_viewer_view_only() -> None:
     assert driver.take() == b"\0\0\0\0"
     driver.send(b"\x01" + struct.pack("!BBxxI", 4, 1, ord("a")))
     assert not driver.proto.view_only
-    assert display.inputs == [b"a"]
+    assert display.inputs == [("key", ord("a"), True)]
 
 
 def test_view_only_password_alone() -> None:
@@ -403,44 +406,23 @@ def test_output_backlog_resets_on_resume() -> None:
 # -- config / TLS settings --------------------------------------------------------------------
 
 
-def test_tls_settings_from_options() -> None:
-    assert settings_from_options(()) is None
-    assert settings_from_options((("tls-cert", "/c"),)) == TLSSettings("/c", "/c")
-    assert settings_from_options(
-        (("tls-cert", "/c"), ("tls-key", "/k"), ("tls-ca", "/a"), ("x509verify", "on"))
-    ) == TLSSettings("/c", "/k", "/a", True)
-    assert settings_from_options((("x509verify", "/etc/pki/vnc"),)) == TLSSettings(
-        "/etc/pki/vnc/server-cert.pem",
-        "/etc/pki/vnc/server-key.pem",
-        "/etc/pki/vnc/ca-cert.pem",
-        True,
-    )
-    for bad in ((("tls-key", "/k"),), (("tls-cert", "/c"), ("x509verify", "on"))):
-        with pytest.raises(ConfigError):
-            settings_from_options(bad)
-
-
 def tls_files(directory: Path) -> Any:
-    """Throwaway CA/server/client certificates (tests/robustness/rfbkit.py makes them)."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "robustness"))
-    from rfbkit import TLSFiles
+    """Throwaway CA/server/client certificates (tests.support.tls_files makes them)."""
+    from tests.support.tls_files import TLSFiles
 
     return TLSFiles(directory)
 
 
 def test_context_factory_checks_files(tmp_path: Path) -> None:
     files = tls_files(tmp_path)
-    assert context_factory(TLSSettings(str(files.cert), str(files.key))) is not None
-    assert context_factory(TLSSettings(str(files.cert), str(files.key), str(files.ca), True))
+    assert context_factory(TlsSettings(str(files.cert), str(files.key))) is not None
+    assert context_factory(TlsSettings(str(files.cert), str(files.key), str(files.ca), True))
     with pytest.raises(ConfigError, match="does not match"):
-        context_factory(TLSSettings(str(files.cert), str(files.client_key)))
+        context_factory(TlsSettings(str(files.cert), str(files.client_key)))
     with pytest.raises(ConfigError, match="not a PEM certificate"):
-        context_factory(TLSSettings(str(files.key), str(files.key)))
+        context_factory(TlsSettings(str(files.key), str(files.key)))
     with pytest.raises(ConfigError, match="No such file"):
-        context_factory(TLSSettings(str(tmp_path / "nope"), str(files.key)))
+        context_factory(TlsSettings(str(tmp_path / "nope"), str(files.key)))
 
 
 def test_users_file(tmp_path: Path) -> None:
@@ -468,7 +450,9 @@ def test_build_config_security_options(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cleartext"):
         build_config(device=None, vnc="127.0.0.1:0,cleartext=on", shell="/bin/sh")
     with pytest.raises(ConfigError, match="view-password-file"):
-        build_config(device=None, view_password_file=str(tmp_path / "nope"), shell="/bin/sh")
+        preflight.check(
+            build_config(device=None, view_password_file=str(tmp_path / "nope"), shell="/bin/sh")
+        )
     config = build_config(
         device=None,
         vnc="127.0.0.1:0,tls-cert=/c",
@@ -519,12 +503,12 @@ def test_viewer_clipboard_caps_are_not_read_as_provide() -> None:
     bits; that message must not be inflated as clipboard data."""
     from twisted.logger import capturedLogs
 
-    from tests.unit.test_rfb_server import ext_clipboard_client, ext_cut
+    from tests.unit.test_rfb_server import ext_clipboard_client, ext_cut, paste_buffer
 
     c, display, _factory = ext_clipboard_client()
     flags = (1 << 0) | (1 << 24) | (1 << 25) | (1 << 26) | (1 << 27) | (1 << 28)
     with capturedLogs() as events:
         c.send(ext_cut(flags, struct.pack("!I", 20 << 20)))
     assert not [e for e in events if "bad clipboard data" in e.get("log_format", "")]
-    assert c.proto.paste_buffer == "" and not c.closed
+    assert paste_buffer(c) == "" and not c.closed
     assert c.take() == b""  # caps need no answer

@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
-from vncmux.config import ConfigError
+from vncmux.errors import ConfigError
 
 try:  # cryptography >= 43 moved the old ciphers to "decrepit"
     from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES as _TripleDES

@@ -9,8 +9,8 @@ connection and the inner authentication runs inside it: nothing (X509None), VNC
 authentication (X509Vnc) or a user name and password in clear text inside TLS (X509Plain).
 
 This module is pure (no I/O): what to offer for a given configuration, and the parsing of the
-Plain credentials message and of the users file.  The state machine lives in
-``vncmux.rfb.server``; the TLS context in ``vncmux.rfb.tls``.
+Plain credentials message and of the users file.  The exchange itself runs in
+``vncmux.rfb.security.vencrypt``; the TLS context comes from ``vncmux.rfb.tls``.
 
 Anonymous TLS (TLSNone/TLSVnc/TLSPlain, 257-259) is not offered: it needs anonymous
 Diffie-Hellman cipher suites, which OpenSSL 3 only enables at security level 0 and which
@@ -23,7 +23,7 @@ import hmac
 import struct
 from dataclasses import dataclass
 
-from vncmux.config import ConfigError
+from vncmux.errors import ConfigError
 
 SEC_VENCRYPT = 19
 VERSION = (0, 2)
