@@ -1,8 +1,8 @@
 """A stock noVNC in headless Chromium against a real ``twistd -n vncmux`` (issue 6).
 
 The device is a pty this test owns.  The browser opens the page vncmux serves on its
-WebSocket port (``--vnc ...,websocket=PORT``), answers the VNC password prompt, types a
-command through noVNC's keyboard handling, and the test checks that the command's bytes
+WebSocket port (``--vnc ...,websocket=PORT``), types the VNC password into the page's
+form (no ``prompt()``: a JavaScript dialog would fail the test), types a command through noVNC's keyboard handling, and the test checks that the command's bytes
 arrived at the device; the test then plays the device's echo and output, and checks that
 the noVNC canvas shows exactly the screen a TCP viewer (vncdotool) gets, with the text
 on it.  The browser's screenshot is kept under tests/e2e/artifacts/.
@@ -37,9 +37,13 @@ from typing import Any
 
 import pytest
 from PIL import Image, ImageChops
-from support import VncmuxProcess, free_tcp_port, fresh_pty, read_fd_until, wait_until
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
+
+from tests.support.net import free_tcp_port
+from tests.support.pty_device import fresh_pty, read_fd_until
+from tests.support.vncmux_process import VncmuxProcess
+from tests.support.waiting import wait_until
 
 # Where vncmux looks for noVNC (vncmux.rfb.novnc_page.find_novnc); not imported, so that
 # this file runs from a checkout without `pip install -e .`: vncmux runs as a subprocess.
@@ -65,7 +69,7 @@ pytestmark = [
 
 
 def wait_for(probe: Callable[[], Any], what: str, timeout: float = 45.0) -> Any:
-    """``support.wait_until`` with a generous deadline: a loaded CI box starts Chromium slowly."""
+    """``wait_until`` with a generous deadline: a loaded CI box starts Chromium slowly."""
     return wait_until(probe, timeout, f"waiting for {what}", interval=0.05)
 
 
@@ -277,38 +281,73 @@ def ink(image: Image.Image, line: int, rows: int = 24) -> tuple[int, int, int, i
     return ImageChops.difference(band, plain).convert("L").getbbox()
 
 
+def open_page(cdp: CDP, ws_port: int) -> list[str]:
+    """Navigate to vncmux's page; the JavaScript dialogs it opens are recorded (and
+    dismissed, so a prompt cannot hang the test)."""
+    dialogs: list[str] = []
+
+    def dismiss_dialogs(event: dict[str, Any]) -> None:
+        if event.get("method") == "Page.javascriptDialogOpening":
+            dialogs.append(event["params"].get("message", ""))
+            payload = json.dumps(
+                {
+                    "id": next(cdp.ids),
+                    "method": "Page.handleJavaScriptDialog",
+                    "params": {"accept": False},
+                }
+            )
+            cdp.sock.sendall(cdp.ws.send(TextMessage(data=payload)))
+
+    cdp.on_event = dismiss_dialogs
+    cdp.call("Page.enable")
+    cdp.call("Runtime.enable")
+    cdp.call("Page.navigate", url=f"http://127.0.0.1:{ws_port}/")
+    return dialogs
+
+
+def status(cdp: CDP) -> str:
+    return str(
+        cdp.evaluate(
+            "document.getElementById('status') && document.getElementById('status').textContent"
+        )
+    )
+
+
+def log_in(cdp: CDP, password: str, screenshot: Path | None = None) -> None:
+    """Wait for the page's password form, type ``password`` into it and press Enter, as a
+    user would (DevTools input events, not a script setting values); ``screenshot`` keeps
+    a picture of the form with the password typed."""
+    shown = "(form => !!form && !form.hidden)(document.getElementById('login'))"
+    wait_for(lambda: cdp.evaluate(shown), "the password form")
+    assert cdp.evaluate("document.getElementById('username').hidden")  # VNC auth: no user
+    assert cdp.evaluate("document.activeElement.id") == "password"
+    cdp.call("Input.insertText", text=password)
+    if screenshot is not None:
+        shot = cdp.call("Page.captureScreenshot", format="png")
+        screenshot.parent.mkdir(exist_ok=True)
+        screenshot.write_bytes(base64.b64decode(shot["data"]))
+    enter = key_event("\n")
+    cdp.call("Input.dispatchKeyEvent", type="keyDown", **enter)
+    cdp.call(
+        "Input.dispatchKeyEvent", type="keyUp", **{k: v for k, v in enter.items() if k != "text"}
+    )
+    assert not cdp.evaluate(shown)  # the form hides once the credentials are sent
+
+
 def test_novnc_types_into_the_device_and_shows_its_output(
     console: tuple[int, int, int, VncmuxProcess], browser: CDP, tmp_path: Path
 ) -> None:
     tcp_port, ws_port, device, proc = console
     cdp = browser
-    prompts: list[str] = []
+    dialogs = open_page(cdp, ws_port)
+    log_in(cdp, PASSWORD)
 
-    def answer_dialogs(event: dict[str, Any]) -> None:
-        if event.get("method") == "Page.javascriptDialogOpening":
-            prompts.append(event["params"].get("message", ""))
-            payload = json.dumps(
-                {
-                    "id": next(cdp.ids),
-                    "method": "Page.handleJavaScriptDialog",
-                    "params": {"accept": True, "promptText": PASSWORD},
-                }
-            )
-            cdp.sock.sendall(cdp.ws.send(TextMessage(data=payload)))
-
-    cdp.on_event = answer_dialogs
-    cdp.call("Page.enable")
-    cdp.call("Runtime.enable")
-    cdp.call("Page.navigate", url=f"http://127.0.0.1:{ws_port}/")
-
-    def status() -> str | None:
-        text = cdp.evaluate(
-            "document.getElementById('status') && document.getElementById('status').textContent"
-        )
+    def connected() -> str | None:
+        text = status(cdp)
         return text if text in ("connected", "disconnected", "connection lost") else None
 
-    assert wait_for(status, "noVNC to connect") == "connected", proc.describe()
-    assert prompts == ["VNC password"]  # the password went through noVNC's VNC auth
+    assert wait_for(connected, "noVNC to connect") == "connected", proc.describe()
+    assert dialogs == []  # the password went through the form and noVNC's VNC auth
     blank = wait_for(lambda: (img := canvas(cdp)).width > 1 and img or None, "the first frame")
     cw = blank.width // 80
     assert all(ink(blank, line) is None for line in range(1, 24))  # nothing yet (line 0: cursor)
@@ -357,3 +396,20 @@ def test_novnc_types_into_the_device_and_shows_its_output(
     peer = re.search(r"WebSocket connection from (127\.0\.0\.1:\d+)", proc.log)
     assert peer is not None, proc.log
     assert f"VNC viewer {peer.group(1)} authenticated" in proc.log
+
+
+def test_a_wrong_password_in_the_form_is_refused_and_said_so(
+    console: tuple[int, int, int, VncmuxProcess], browser: CDP
+) -> None:
+    _, ws_port, _, proc = console
+    cdp = browser
+    dialogs = open_page(cdp, ws_port)
+    log_in(cdp, "wrong", screenshot=ARTIFACTS / "novnc-vncmux-password-form.png")
+    failed = wait_for(
+        lambda: (text := status(cdp)).startswith("authentication failed") and text or None,
+        "the page to say the password was wrong",
+    )
+    assert "authentication failed" in failed
+    proc.wait_for_log(r"VNC viewer 127\.0\.0\.1:\d+: authentication failed; closing")
+    assert "authenticated" not in proc.log
+    assert dialogs == []

@@ -3,13 +3,14 @@
 The server runs on the global reactor, which the test iterates while it polls a
 non-blocking client socket, so everything happens in one thread and every wait is on a
 condition with a deadline.  The RFB side is the real RFBFactory with the fake display of
-the RFB server tests, so what arrives is what a TCP viewer would get.
+the RFB server tests, so what arrives is what a TCP viewer would get.  The limits of the
+port (rfb/http_limits.py) are tested here too: timing with a test clock and an in-memory
+transport, the connection cap and the close grace on a real port.
 """
 
 from __future__ import annotations
 
 import socket
-import ssl
 import struct
 import time
 from collections.abc import Callable
@@ -18,12 +19,16 @@ from typing import Any
 
 import pytest
 from twisted.internet import reactor as globalReactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
     CloseConnection,
+    Ping,
     RejectConnection,
     RejectData,
     Request,
@@ -31,10 +36,12 @@ from wsproto.events import (
 )
 
 from tests.unit.test_rfb_server import FakeDisplay, server_init
-from vncmux.config import ConfigError, VncSpec
-from vncmux.rfb import novnc_page
+from vncmux.errors import ConfigError
+from vncmux.rfb import http_limits, novnc_page
+from vncmux.rfb.http_limits import MAX_MESSAGE, GuardedFactory, RefusalLog
 from vncmux.rfb.server import RFBFactory
-from vncmux.rfb.websocket import MAX_MESSAGE, listenWebSocket
+from vncmux.rfb.websocket import listenWebSocket, makeWebSocketSite, path_fault
+from vncmux.specs import VncSpec
 
 reactor: Any = globalReactor
 DEADLINE = 5.0
@@ -59,12 +66,13 @@ class WSClient:
         path: str = "/websockify",
         headers: list[tuple[bytes, bytes]] | None = None,
         handshake: bool = True,
-        tls: bool = False,
+        rcvbuf: int | None = None,
     ) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock = socket.socket()
+        if rcvbuf is not None:  # before connecting: it sets the window offered
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect(("127.0.0.1", port))
         self.sock.setblocking(False)
-        if tls:
-            self.sock = _tls_handshake(self.sock)
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.received = bytearray()
         self.messages: list[bytes] = []
@@ -90,9 +98,6 @@ class WSClient:
             )
 
     def raw(self, data: bytes) -> None:
-        if isinstance(self.sock, ssl.SSLSocket):  # small writes in tests: the buffer takes them
-            self.sock.sendall(data)
-            return
         self.sock.setblocking(True)
         try:
             self.sock.sendall(data)
@@ -103,7 +108,7 @@ class WSClient:
         while not self.closed:
             try:
                 data = self.sock.recv(65536)
-            except (BlockingIOError, ssl.SSLWantReadError):
+            except BlockingIOError:
                 return
             except ConnectionResetError:
                 data = b""
@@ -147,29 +152,11 @@ class WSClient:
         self.sock.close()
 
 
-def _tls_handshake(sock: socket.socket) -> ssl.SSLSocket:
-    """Client side of a TLS handshake with a self-signed server, pumping the reactor."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    wrapped = context.wrap_socket(sock, do_handshake_on_connect=False)
-    done = [False]
-
-    def step() -> None:
-        try:
-            wrapped.do_handshake()
-            done[0] = True
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            pass
-
-    pump(lambda: done[0], "the TLS handshake", step)
-    return wrapped
-
-
-def http_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+def http_get(port: int, path: str | bytes, head: bytes = b"") -> tuple[int, dict[str, str], bytes]:
     """A plain HTTP/1.0 GET with a blocking socket while the reactor is pumped."""
     sock = socket.create_connection(("127.0.0.1", port))
-    sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    target = path.encode() if isinstance(path, str) else path
+    sock.sendall(b"GET " + target + b" HTTP/1.0\r\nHost: x\r\n" + head + b"\r\n")
     sock.setblocking(False)
     chunks: list[bytes] = []
     done = [False]
@@ -185,7 +172,7 @@ def http_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
                 return
             chunks.append(data)
 
-    pump(lambda: done[0], f"the answer to GET {path}", poll)
+    pump(lambda: done[0], f"the answer to GET {path[:100]!r}", poll)
     sock.close()
     head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -217,18 +204,26 @@ def events() -> Any:
         globalLogPublisher.removeObserver(observer)
 
 
+def listen(factory: Any, **options: Any) -> tuple[int, Any, GuardedFactory]:
+    """``makeWebSocketSite(factory, **options)`` on an ephemeral port of 127.0.0.1:
+    (port number, listening port, the site's factory)."""
+    options.setdefault("names", {"localhost"})
+    site = makeWebSocketSite(factory, clock=reactor, **options)
+    listening = reactor.listenTCP(0, site, interface="127.0.0.1")
+    return listening.getHost().port, listening, site
+
+
 @pytest.fixture
 def server() -> Any:
-    """An RFB factory with the fake display behind a WebSocket port on 127.0.0.1."""
+    """An RFB factory with the fake display behind a WebSocket port on 127.0.0.1
+    (no noVNC directory)."""
     display = FakeDisplay()
     factory = RFBFactory(display, password=None, clock=reactor, connections=2)
-    spec = VncSpec(kind="tcp", host="127.0.0.1", port=5900, websocket=_free_port())
-    ports = listenWebSocket(spec, factory, reactor, novnc="")
+    port, listening, _ = listen(factory)
     try:
-        yield factory, spec.websocket, ports
+        yield factory, port, [listening]
     finally:
-        for p in ports:
-            p.stopListening()
+        listening.stopListening()
         for c in list(factory.clients):
             c.transport.abortConnection()
         reactor.iterate(0)
@@ -260,7 +255,7 @@ def test_full_handshake_both_ways_then_server_init(server: Any) -> None:
     c.send(b"\x01")
     assert c.take(4) == b"\0\0\0\0"
     c.send(b"\x01")
-    expected = server_init(factory.display)
+    expected = server_init(factory.console)
     assert c.take(len(expected)) == expected
     # A FramebufferUpdateRequest gets a FramebufferUpdate back over the same socket.
     c.send(struct.pack("!BBHHHH", 3, 0, 0, 0, 8, 16))
@@ -283,7 +278,7 @@ def test_one_byte_messages_and_fragments_and_one_byte_writes(server: Any) -> Non
     assert c.take(4) == b"\0\0\0\0"
     c.send(b"", finished=False)  # ClientInit as a fragmented message: empty, then the byte
     c.send(b"\x01", finished=True)
-    expected = server_init(factory.display)
+    expected = server_init(factory.console)
     assert c.take(len(expected)) == expected
     c.close()
 
@@ -407,22 +402,20 @@ def test_plain_get_with_novnc_serves_the_page_and_files(tmp_path: Path) -> None:
         novnc_page.DEBIAN_NOVNC,
     )
     factory = RFBFactory(FakeDisplay(), password=None, clock=reactor)
-    spec = VncSpec(kind="tcp", host="127.0.0.1", port=5900, websocket=_free_port())
-    ports = listenWebSocket(spec, factory, reactor, novnc=str(tmp_path))
+    port, listening, _ = listen(factory, novnc=str(tmp_path))
     try:
-        assert spec.websocket is not None
-        status, _, body = http_get(spec.websocket, "/")
+        status, _, body = http_get(port, "/")
         assert status == 200
         assert b"./novnc/core/rfb.js" in body and b"apt install" not in body
-        status, _, body = http_get(spec.websocket, "/novnc/core/rfb.js")
+        assert b'id="login"' in body and b"prompt(" not in body  # a form, not a dialog
+        status, _, body = http_get(port, "/novnc/core/rfb.js")
         assert status == 200 and body == b"export default class RFB {}\n"
-        status, _, body = http_get(spec.websocket, "/novnc/core/")  # no listings
+        status, _, body = http_get(port, "/novnc/core/")  # no listings
         assert status == 404
-        status, _, _ = http_get(spec.websocket, "/novnc/../../etc/passwd")
+        status, _, _ = http_get(port, "/novnc/../../etc/passwd")
         assert status == 404
     finally:
-        for p in ports:
-            p.stopListening()
+        listening.stopListening()
 
 
 def test_port_in_use_is_a_one_line_config_error(server: Any) -> None:
@@ -474,43 +467,13 @@ def test_a_viewer_that_does_not_read_pauses_the_session() -> None:
             return protos[-1]
 
     factory = Recording()
-    spec = VncSpec(kind="tcp", host="127.0.0.1", port=5900, websocket=_free_port())
-    ports = listenWebSocket(spec, factory, reactor, novnc="")
+    port, listening, _ = listen(factory)
     try:
-        assert spec.websocket is not None
-        c = WSClient(spec.websocket)  # never reads after the handshake
+        c = WSClient(port)  # never reads after the handshake
         pump(lambda: bool(protos) and protos[0].paused, "the producer to be paused")
         c.close()
     finally:
-        for p in ports:
-            p.stopListening()
-
-
-def test_tls_seam_serves_wss_with_https_as_own_origin() -> None:
-    from twisted.internet.ssl import KeyPair
-
-    key = KeyPair.generate(size=2048)
-    cert = key.selfSignedCert(1, commonName="localhost")
-    options = cert.options()  # the certificate options of the TLS issue go here
-    factory = RFBFactory(FakeDisplay(), password=None, clock=reactor)
-    spec = VncSpec(kind="tcp", host="127.0.0.1", port=5900, websocket=_free_port())
-    ports = listenWebSocket(spec, factory, reactor, tls=options, novnc="")
-    try:
-        port = spec.websocket
-        assert port is not None
-        c = WSClient(port, tls=True, headers=[(b"origin", f"https://127.0.0.1:{port}".encode())])
-        assert c.accepted
-        assert c.take(12) == b"RFB 003.008\n"
-        c.sock.close()
-        plain = WSClient(port, tls=True, headers=[(b"origin", f"http://127.0.0.1:{port}".encode())])
-        assert plain.rejected == 403  # an http: page is not this https: server
-        plain.sock.close()
-    finally:
-        for p in ports:
-            p.stopListening()
-        for client in list(factory.clients):
-            client.transport.abortConnection()
-        reactor.iterate(0)
+        listening.stopListening()
 
 
 def test_huge_http_request_body_is_cut_off(server: Any, events: list[dict[str, Any]]) -> None:
@@ -543,11 +506,9 @@ def test_keep_alive_connection_may_fetch_more_than_the_limit_in_requests(
     (tmp_path / "core").mkdir()
     (tmp_path / "core" / "rfb.js").write_text("x")
     factory = RFBFactory(FakeDisplay(), password=None, clock=reactor, max_cut_text=0)
-    spec = VncSpec(kind="tcp", host="127.0.0.1", port=5900, websocket=_free_port())
-    ports = listenWebSocket(spec, factory, reactor, novnc=str(tmp_path))
+    port, listening, _ = listen(factory, novnc=str(tmp_path))
     try:
-        assert spec.websocket is not None
-        c = WSClient(spec.websocket, handshake=False)
+        c = WSClient(port, handshake=False)
         padding = "a" * 4000  # ~4 KB a request, 400 requests: 1.6 MB on one connection
         request = f"GET /novnc/core/rfb.js HTTP/1.1\r\nHost: x\r\nX-Pad: {padding}\r\n\r\n".encode()
         answers = [0]
@@ -567,5 +528,304 @@ def test_keep_alive_connection_may_fetch_more_than_the_limit_in_requests(
             assert not c.closed, f"closed after {n} requests"
         c.close()
     finally:
-        for p in ports:
-            p.stopListening()
+        listening.stopListening()
+
+
+def test_listen_binds_the_spec_port_and_logs_its_limits(events: list[dict[str, Any]]) -> None:
+    factory = RFBFactory(FakeDisplay(), password=None, clock=reactor)
+    spec = VncSpec(kind="tcp", host="127.0.0.1", port=5900, websocket=_free_port())
+    (listening,) = listenWebSocket(spec, factory, reactor)
+    try:
+        host: Any = listening.getHost()
+        assert host.port == spec.websocket
+        (line,) = [e for e in events if "WebSocket server listening" in e.get("log_format", "")]
+        assert line["n"] == http_limits.default_max_connections()
+        assert line["t"] == http_limits.REQUEST_TIMEOUT
+    finally:
+        listening.stopListening()
+
+
+# -- malformed requests: 4xx, never a traceback -------------------------------------------
+
+
+def test_path_faults() -> None:
+    assert path_fault(b"/") is None
+    assert path_fault(b"/novnc/core/rfb.js?x=%00") is None  # the query is not a path
+    assert path_fault(b"/caf%C3%A9") is None
+    assert path_fault(b"/a%00b") == (400, "control character (NUL included) in the path")
+    assert path_fault(b"/a%0ab")[0] == 400  # type: ignore[index]
+    assert path_fault(b"/a%7F")[0] == 400  # type: ignore[index]
+    assert path_fault(b"/a%zz") == (400, "malformed percent-encoding in the path")
+    assert path_fault(b"/a%4")[0] == 400  # type: ignore[index]
+    assert path_fault(b"/a%ff") == (400, "path is not UTF-8")
+    assert path_fault(b"/\xff")[0] == 400  # type: ignore[index]
+    assert path_fault(b"/" + b"a" * 3000)[0] == 414  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        (b"/novnc/core/%00", 400),  # was a 500 and a traceback (os.stat: embedded null byte)
+        (b"/novnc/core/rfb.js%00.html", 400),
+        (b"/%00", 400),
+        (b"/novnc/%ff", 400),  # was a UnicodeDecodeError traceback (and a 404)
+        (b"/novnc/%zz", 400),
+        (b"/novnc/%", 400),
+        (b"/novnc/%0d%0aSet-Cookie:x", 400),
+        (b"/novnc/" + b"a" * 3000, 414),
+        (b"/" + b"a" * 20000, 414),  # longer than a request line may be: Twisted said nothing
+        (b"/novnc/core/rfb.js", 200),
+    ],
+)
+def test_malformed_paths_are_answered_4xx_without_a_traceback(
+    tmp_path: Path, events: list[dict[str, Any]], target: bytes, status: int
+) -> None:
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "rfb.js").write_text("x")
+    factory = RFBFactory(FakeDisplay(), password=None, clock=reactor)
+    port, listening, _ = listen(factory, novnc=str(tmp_path))
+    try:
+        got, _, _ = http_get(port, target)
+        assert got == status
+        assert [e for e in events if e.get("log_failure") or e.get("isError")] == []
+        if status != 200:  # one log line with the peer says why
+            assert any("127.0.0.1:" in str(e.get("peer")) for e in events)
+    finally:
+        listening.stopListening()
+
+
+def test_over_long_header_line_is_answered_431(server: Any) -> None:
+    _, port, _ = server
+    status, _, _ = http_get(port, "/", head=b"X-Pad: " + b"a" * 20000 + b"\r\n")
+    assert status == 431
+
+
+def test_malformed_upgrade_path_is_refused_before_the_upgrade(server: Any) -> None:
+    factory, port, _ = server
+    c = WSClient(port, path="/websockify%00")
+    assert c.rejected == 400 and not c.accepted
+    assert factory.clients == []
+    c.close()
+
+
+# -- the connection cap -------------------------------------------------------------------
+
+
+def test_default_cap_is_a_quarter_of_the_descriptor_limit() -> None:
+    assert http_limits.default_max_connections(1024) == 256
+    assert http_limits.default_max_connections(40) == 16
+    assert http_limits.default_max_connections(1 << 20) == 1024
+    assert http_limits.default_max_connections(-1) == 1024  # RLIM_INFINITY
+
+
+def test_refusal_log_is_rate_limited() -> None:
+    clock = Clock()
+    refusals = RefusalLog(clock, interval=10)
+    assert refusals.note() == 0  # the first: logged, nothing was suppressed
+    assert [refusals.note() for _ in range(5)] == [None] * 5
+    clock.advance(9.9)
+    assert refusals.note() is None
+    clock.advance(0.1)
+    assert refusals.note() == 6  # logged again, with the six kept quiet
+    assert refusals.note() is None
+
+
+def accepted(sock: socket.socket) -> bool | None:
+    """True if the server closed ``sock``, False if it is open, None if unknown yet."""
+    try:
+        data = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+    return data == b""
+
+
+def test_connections_past_the_cap_are_closed_at_once(events: list[dict[str, Any]]) -> None:
+    factory = RFBFactory(FakeDisplay(), password=None, clock=reactor)
+    port, listening, site = listen(factory, max_connections=3)
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(6):  # half-open requests: a request line, never the end of the head
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET / HTTP/1.1\r\n")
+            socks.append(s)
+        pump(lambda: sum(bool(accepted(s)) for s in socks) == 3, "three to be closed")
+        assert [accepted(s) for s in socks] == [False] * 3 + [True] * 3
+        assert len(site.protocols) == 3
+        refused = [e for e in events if "refused: limit of" in e.get("log_format", "")]
+        assert len(refused) == 1 and refused[0]["n"] == 3  # rate-limited: one line, not three
+        socks[0].close()  # a slot frees up: the next one is served
+        pump(lambda: len(site.protocols) == 2, "the server to see the close")
+        status, _, _ = http_get(port, "/")
+        assert status == 200
+    finally:
+        for s in socks:
+            s.close()
+        listening.stopListening()
+        reactor.iterate(0)
+
+
+def test_websocket_viewers_count_toward_the_cap() -> None:
+    factory = RFBFactory(FakeDisplay(), password=None, clock=reactor)
+    port, listening, _ = listen(factory, max_connections=1)
+    try:
+        viewer = WSClient(port)
+        assert viewer.take(12) == b"RFB 003.008\n"
+        second = socket.create_connection(("127.0.0.1", port))
+        pump(lambda: bool(accepted(second)), "the second connection to be closed")
+        viewer.close()
+        second.close()
+    finally:
+        listening.stopListening()
+        for c in list(factory.clients):
+            c.transport.abortConnection()
+        reactor.iterate(0)
+
+
+# -- the request deadline (a test clock, an in-memory transport) --------------------------
+
+
+def connect_memory(clock: Clock, **options: Any) -> tuple[Any, StringTransport]:
+    """One HTTP connection to a site built on ``clock``, over a StringTransport."""
+    factory = RFBFactory(FakeDisplay(), password=None, clock=clock)
+    site = makeWebSocketSite(factory, clock=clock, names={"localhost"}, **options)
+    proto = site.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.7", 40000))
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+def test_a_trickled_request_head_is_aborted_at_the_deadline(
+    events: list[dict[str, Any]],
+) -> None:
+    clock = Clock()
+    proto, transport = connect_memory(clock)
+    request = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 100
+    for byte in request[:9]:  # a byte every second resets the idle timer, not this one
+        proto.dataReceived(bytes([byte]))
+        clock.advance(1)
+    assert not transport.disconnecting
+    proto.dataReceived(request[9:10])
+    clock.advance(1)  # 10 s since the connection
+    assert transport.disconnected and transport.disconnecting  # aborted
+    (line,) = [e for e in events if "not complete after" in e.get("log_format", "")]
+    assert line["peer"] == "192.0.2.7:40000" and line["t"] == 10
+
+
+def test_a_silent_connection_is_closed_at_the_deadline() -> None:
+    clock = Clock()
+    _, transport = connect_memory(clock, request_timeout=4)
+    clock.advance(3.9)
+    assert not transport.disconnecting
+    clock.advance(0.1)
+    assert transport.disconnecting and not transport.disconnected  # closed, not aborted
+
+
+def test_each_keep_alive_request_gets_its_own_deadline() -> None:
+    clock = Clock()
+    proto, transport = connect_memory(clock)
+    for _ in range(3):  # 3 requests, 8 s apart: 24 s on one connection is fine
+        clock.advance(8)
+        proto.dataReceived(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert not transport.disconnecting
+    assert transport.value().count(b"HTTP/1.1 200 OK") == 3
+    clock.advance(10)  # but not 10 s without the next one
+    assert transport.disconnecting
+
+
+def test_a_slow_body_is_cut_off_at_the_deadline() -> None:
+    clock = Clock()
+    proto, transport = connect_memory(clock)
+    proto.dataReceived(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n")
+    for _ in range(9):
+        proto.dataReceived(b"x")
+        clock.advance(1)
+    assert not transport.disconnecting
+    clock.advance(1)
+    assert transport.disconnected
+
+
+def test_the_upgraded_connection_has_no_deadline() -> None:
+    clock = Clock()
+    proto, transport = connect_memory(clock)
+    client = WSConnection(ConnectionType.CLIENT)
+    proto.dataReceived(client.send(Request(host="localhost", target="/websockify")))
+    assert b"101 Switching Protocols" in transport.value()
+    clock.advance(25)  # past the request deadline (the RFB handshake's own is 30 s)
+    assert not transport.disconnecting
+
+
+# -- TCP_NODELAY and the close grace (a real port) ----------------------------------------
+
+
+def test_accepted_connections_have_tcp_nodelay(server: Any) -> None:
+    factory = RFBFactory(FakeDisplay(), password=None, clock=reactor)
+    port, listening, site = listen(factory)
+    try:
+        c = WSClient(port)
+        assert c.take(12) == b"RFB 003.008\n"
+        (guard,) = site.protocols
+        handle = guard.transport.getHandle()
+        assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        c.close()
+    finally:
+        listening.stopListening()
+        for client in list(factory.clients):
+            client.transport.abortConnection()
+        reactor.iterate(0)
+
+
+def test_a_close_the_viewer_never_reads_is_aborted_after_the_grace(
+    events: list[dict[str, Any]],
+) -> None:
+    factory = RFBFactory(FakeDisplay(), password=None, clock=reactor)
+    port, listening, site = listen(factory)
+    site.close_grace = 0.5
+    site.max_unread = 1 << 30  # this test is about the close, not the unread output cap
+    try:
+        c = WSClient(port, rcvbuf=4096)  # reads nothing from now on
+        c.take(12)
+        (proto,) = factory.clients
+        transport = proto.transport
+        chunk = b"\0" * 65536
+        for _ in range(160):  # 10 MiB: more than any socket buffer holds
+            transport._wire.sendBytesMessage(chunk)
+        reactor.iterate(0.01)
+        start = time.monotonic()
+        transport.loseConnection()  # the Close frame waits behind 10 MiB nobody reads
+        pump(lambda: not factory.clients, "the session to end despite the unread close")
+        assert time.monotonic() - start < DEADLINE
+        assert any("close not finished" in e.get("log_format", "") for e in events)
+        c.close()
+    finally:
+        listening.stopListening()
+        reactor.iterate(0)
+
+
+def test_a_ping_flood_from_a_viewer_that_does_not_read_is_aborted(
+    events: list[dict[str, Any]],
+) -> None:
+    factory = RFBFactory(FakeDisplay(), password=None, clock=reactor)
+    port, listening, site = listen(factory)
+    site.max_unread = 256 << 10
+    try:
+        c = WSClient(port, rcvbuf=4096)  # reads nothing after the handshake
+        pings = c.ws.send(Ping(payload=b"p" * 125)) * 400  # ~52 KiB, as many pongs back
+        empty = c.ws.send(BytesMessage(data=b""))  # a message now and then: not one big one
+        sent = 0
+        while not any("does not read" in e.get("log_format", "") for e in events):
+            assert sent < 64 << 20, "64 MiB of pings and the server still answers"
+            try:
+                c.raw(pings + empty)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(pings)
+            reactor.iterate(0)
+        pump(lambda: not factory.clients, "the session to end")
+        (line,) = [e for e in events if "does not read" in e.get("log_format", "")]
+        assert line["n"] > 256 << 10
+        c.close()
+    finally:
+        listening.stopListening()
+        reactor.iterate(0)

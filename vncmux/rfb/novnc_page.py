@@ -35,30 +35,58 @@ def find_novnc(environ: Mapping[str, str] | None = None) -> str | None:
 _STYLE = """
 html, body { margin: 0; height: 100%; background: #222; color: #ddd;
   font: 14px/1.4 sans-serif; }
-#bar { padding: 4px 8px; background: #333; display: flex; gap: 1em; align-items: center; }
+#bar { padding: 4px 8px; background: #333; display: flex; gap: 1em; align-items: center;
+  height: 22px; }
 #bar a { color: #9cf; }
+#login { display: flex; gap: 0.5em; align-items: center; margin: 0; }
+#login[hidden], #login [hidden] { display: none; }
+#login input { background: #222; color: #ddd; border: 1px solid #666; padding: 1px 4px; }
 #screen { position: absolute; top: 30px; bottom: 0; left: 0; right: 0; }
 main { max-width: 40em; margin: 3em auto; }
 code { background: #333; padding: 1px 4px; }
 """
 
 # The script: a WebSocket URL for this very page's host and port (ws: or wss: after the
-# page's own scheme, so TLS works the day the port speaks it), any path (the server
-# accepts the upgrade on every path), a password prompt when the server asks for one.
+# page's own scheme), any path (the server accepts the upgrade on every path).  When the
+# server asks for credentials noVNC fires 'credentialsrequired' with the kinds it needs
+# (a password; a user name too for VeNCrypt Plain): the form in the bar shows the fields
+# asked for, and submitting it hands them to noVNC.  No prompt(): it blocks the page and
+# hangs headless browsers.
 _SCRIPT = """
 import RFB from './novnc/core/rfb.js';
 const status = document.getElementById('status');
+const form = document.getElementById('login');
+const user = document.getElementById('username');
+const pass = document.getElementById('password');
 const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
 const rfb = new RFB(document.getElementById('screen'), scheme + location.host + '/websockify');
+let failure = '';
 rfb.scaleViewport = true;
 rfb.focusOnClick = true;
 window.vncmuxRFB = rfb;
 rfb.addEventListener('connect', () => { status.textContent = 'connected'; rfb.focus(); });
 rfb.addEventListener('disconnect', e => {
-  status.textContent = e.detail.clean ? 'disconnected' : 'connection lost'; });
-rfb.addEventListener('credentialsrequired', () => {
-  const password = prompt('VNC password');
-  if (password !== null) rfb.sendCredentials({ password });
+  form.hidden = true;
+  status.textContent = failure || (e.detail.clean ? 'disconnected' : 'connection lost'); });
+rfb.addEventListener('securityfailure', e => {
+  failure = 'authentication failed' + (e.detail.reason ? ': ' + e.detail.reason : ''); });
+rfb.addEventListener('credentialsrequired', e => {
+  const types = (e.detail && e.detail.types) || ['password'];
+  user.hidden = !types.includes('username');
+  pass.hidden = !types.includes('password');
+  form.hidden = false;
+  status.textContent = 'password required';
+  (user.hidden ? pass : user).focus();
+});
+form.addEventListener('submit', e => {
+  e.preventDefault();
+  const credentials = {};
+  if (!user.hidden) credentials.username = user.value;
+  if (!pass.hidden) credentials.password = pass.value;
+  pass.value = '';
+  form.hidden = true;
+  status.textContent = 'authenticating…';
+  rfb.sendCredentials(credentials);
 });
 rfb.addEventListener('desktopname', e => { document.title = e.detail.name; });
 """
@@ -85,6 +113,13 @@ without it.</p>
 </main>"""
         return _document(name, body, script="")
     body = """<div id="bar"><span id="status">connecting…</span>
+<form id="login" hidden>
+<input id="username" name="username" autocomplete="username" placeholder="user name"
+ aria-label="user name" hidden>
+<input id="password" name="password" type="password" autocomplete="current-password"
+ placeholder="password" aria-label="password">
+<button type="submit">Connect</button>
+</form>
 <a href="novnc/vnc.html?autoconnect=1&amp;path=websockify&amp;resize=scale">full noVNC
 client</a></div>
 <div id="screen"></div>"""

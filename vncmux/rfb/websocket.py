@@ -16,107 +16,82 @@ The framing is Twisted's (``twisted.web.websocket``, on wsproto).  What this mod
   (message boundaries mean nothing to RFB), every ``write`` is one binary message,
   ``loseConnection`` sends a Close frame, producer registration reaches the TCP
   transport so flow control and the stalled-viewer timeout work as on TCP.
-* ``_GuardedChannel`` — a byte counter under the HTTP channel.  Twisted reassembles a
-  WebSocket message in memory before delivering it; a client that declares a huge frame
-  (or never finishes a fragmented message) would grow that buffer without bound.  The
-  guard aborts the connection once more than ``max_message`` bytes have arrived without
-  a message being delivered, so memory per connection stays bounded whatever length a
-  frame header claims (LibVNCServer CVE-2017-18922 was this bug).
 * an Origin/Host check: a web page on another site must not be able to open a
   WebSocket to a console on localhost (cross-site WebSocket hijacking, DNS rebinding).
+* a check of the request path: NUL, control characters, broken percent-encoding,
+  non-UTF-8 or an over-long path is answered 400/414 before anything touches the disk.
 
-TLS (``wss://``) seam: :func:`listenWebSocket` takes ``tls=`` (a Twisted
-``IOpenSSLServerConnectionCreator``, e.g. ``CertificateOptions``); when it is given the
-port listens with ``listenSSL`` and same-origin means ``https://``.  The certificate
-options of the TLS issue only need to be passed through.
+What a client may make the port hold (connections, time, memory, a close that never
+finishes) is bounded in :mod:`vncmux.rfb.http_limits`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.web.pages import errorPage, notFound
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 from twisted.web.static import File
 from twisted.web.websocket import WebSocketResource
 from wsproto.utilities import LocalProtocolError
 
-from vncmux.config import ConfigError, VncSpec
+from vncmux.errors import ConfigError
+from vncmux.rfb.http_limits import (
+    MAX_MESSAGE,
+    MAX_UNREAD,
+    REQUEST_TIMEOUT,
+    ConnectionGuard,
+    GuardedFactory,
+    LimitedSite,
+)
 from vncmux.rfb.listen import _addresses, _describe, _reason
 from vncmux.rfb.novnc_page import find_novnc, page
 from vncmux.rfb.server import peer_label
+from vncmux.specs import VncSpec
 
 log = Logger()
 
-#: Bytes a client may send without completing a WebSocket message.  RFB client messages
-#: are tiny except ClientCutText, so this only has to exceed the cut-text cap.
-MAX_MESSAGE = 1 << 20
-#: Idle limit for plain HTTP connections (before any upgrade); upgraded ones have none.
-HTTP_TIMEOUT = 60
 #: WebSocket close codes (RFC 6455 §7.4.1).
 CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED_DATA = 1003
-CLOSE_TOO_BIG = 1009
+#: The longest request path served (noVNC's own are under 100 bytes).
+MAX_PATH = 2048
+
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 
 
-class _GuardedChannel(ProtocolWrapper):
-    """Sits between the TCP transport and the HTTP channel; counts the bytes received
-    since the last delivered WebSocket message (before the upgrade: since the current
-    HTTP request began) and aborts the connection past the limit."""
+def path_fault(target: bytes) -> tuple[int, str] | None:
+    """What is wrong with a request target's path (status, reason), or None if nothing.
 
-    factory: _GuardedFactory
-    pending = 0
-    ws: _WebSocketTransport | None = None
-
-    def dataReceived(self, data: bytes) -> None:
-        self.pending += len(data)
-        if self.pending > self.factory.max_message:
-            if self.ws is not None:
-                self.ws.tooBig(self.pending)
-            else:
-                log.warn(
-                    "HTTP client {peer}: {n} bytes in one request (limit {limit}); closing",
-                    peer=peer_label(self.getPeer()),
-                    n=self.pending,
-                    limit=self.factory.max_message,
-                )
-                self.abortConnection()
-            return
-        ProtocolWrapper.dataReceived(self, data)
-
-    def delivered(self) -> None:
-        """A message (or a new HTTP request) has begun: count from zero again."""
-        self.pending = 0
-
-
-class _Request(Request):
-    """An HTTP request that restarts its connection's byte count: a limit per request,
-    not per keep-alive connection that loads all of noVNC's files."""
-
-    def __init__(self, channel: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(channel, *args, **kwargs)
-        guard = getattr(channel, "transport", None)
-        if isinstance(guard, _GuardedChannel):
-            guard.delivered()
-
-
-class _GuardedFactory(WrappingFactory):  # type: ignore[type-arg]
-    protocol = _GuardedChannel  # type: ignore[assignment]
-    noisy = False
-
-    def __init__(self, site: Site, max_message: int) -> None:
-        super().__init__(site)
-        self.max_message = max_message
+    Twisted decodes percent escapes into path segments and hands them to the resources,
+    and the static file server passes them on to the operating system: a ``%00`` there
+    was a ValueError, a 500 and a traceback.  Checked once, at the root, for every
+    request, the upgrade included."""
+    path = target.split(b"?", 1)[0]
+    if len(path) > MAX_PATH:
+        return 414, f"path longer than {MAX_PATH} bytes"
+    if _BAD_ESCAPE.search(path):
+        return 400, "malformed percent-encoding in the path"
+    decoded = unquote_to_bytes(path)
+    if _CONTROL.search(decoded):
+        return 400, "control character (NUL included) in the path"
+    try:
+        decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        return 400, "path is not UTF-8"
+    return None
 
 
 class _WebSocketTransport:
@@ -131,7 +106,7 @@ class _WebSocketTransport:
         self.rfb = rfb
         self._request = request
         self._wire: Any = None  # twisted's WebSocketTransport (the wire protocol)
-        self._tcp: Any = None  # the transport below it (our _GuardedChannel)
+        self._tcp: Any = None  # the transport below it (our ConnectionGuard)
         self.peer = peer_label(request.getClientAddress())
         self.connected = False
         self.disconnecting = False
@@ -141,16 +116,12 @@ class _WebSocketTransport:
     def negotiationStarted(self, transport: Any) -> None:
         self._wire = transport
         self._tcp = transport.transport
-        if isinstance(self._tcp, _GuardedChannel):
-            self._tcp.ws = self
+        if isinstance(self._tcp, ConnectionGuard):
+            self._tcp.overflow = self.tooBig
+            self._tcp.upgraded = True
 
     def negotiationFinished(self) -> None:
         tcp = self._tcp
-        channel = getattr(tcp, "wrappedProtocol", None)
-        # The HTTP channel's idle timer is reset only by its own dataReceived, which the
-        # upgrade bypassed: left running it would cut a quiet viewer off.
-        if channel is not None and hasattr(channel, "setTimeout"):
-            channel.setTimeout(None)
         # The HTTP channel registered itself as the TCP transport's producer; the RFB
         # session is the producer now (a transport holds only one).
         if getattr(tcp, "producer", None) is not None:
@@ -164,7 +135,7 @@ class _WebSocketTransport:
         self.rfb.makeConnection(self)  # type: ignore[arg-type]
 
     def bytesMessageReceived(self, data: bytes | bytearray) -> None:
-        if isinstance(self._tcp, _GuardedChannel):
+        if isinstance(self._tcp, ConnectionGuard):
             self._tcp.delivered()
         if self.connected:
             self.rfb.dataReceived(bytes(data))
@@ -184,8 +155,6 @@ class _WebSocketTransport:
         was = self.connected
         self.connected = False
         self.disconnecting = True
-        if self._tcp is not None and getattr(self._tcp, "ws", None) is self:
-            self._tcp.ws = None
         if was:
             self.rfb.connectionLost(reason)
 
@@ -296,19 +265,25 @@ class _Root(Resource):
         body: bytes,
         novnc: str | None,
         *,
-        scheme: str,
         names: set[str],
-        origins: tuple[str, ...] | None,
     ) -> None:
         super().__init__()
         self._ws = ws
         self._page = _Page(body)
         self._static = _ReadOnlyFiles(novnc) if novnc else None
-        self._scheme = scheme
         self._names = names
-        self._origins = origins
 
     def getChildWithDefault(self, path: bytes, request: Any) -> IResource:  # type: ignore[override]
+        fault = path_fault(request.uri)
+        if fault is not None:
+            status, why = fault
+            log.info(
+                "HTTP client {peer}: {why}; answered {status}",
+                peer=peer_label(request.getClientAddress()),
+                why=why,
+                status=status,
+            )
+            return errorPage(status, "Bad Request" if status == 400 else "URI Too Long", why)
         upgrade = (request.getHeader(b"upgrade") or b"").lower()
         if upgrade == b"websocket":
             why = self._refusal(request)
@@ -330,17 +305,15 @@ class _Root(Resource):
         """Why this upgrade must be refused ('' = accept).
 
         Browsers send Origin; other clients do not, and are not at risk.  A browser page
-        may connect only from this server's own origin (our page), unless the user listed
-        other origins, and only under a Host name that is an address or a name of this
-        machine (a rebound DNS name pointing at 127.0.0.1 is someone else's site)."""
+        may connect only from this server's own origin (our page), and only under a Host
+        name that is an address or a name of this machine (a rebound DNS name pointing at
+        127.0.0.1 is someone else's site)."""
         host = (request.getHeader(b"host") or b"").decode("latin-1")
         origin = (request.getHeader(b"origin") or b"").decode("latin-1").rstrip("/")
         if not origin:
             return ""
-        if self._origins is not None and ("*" in self._origins or origin in self._origins):
-            return ""
-        if origin.lower() != f"{self._scheme}://{host}".lower():
-            return f"origin {origin} is not this server ({self._scheme}://{host})"
+        if origin.lower() != f"http://{host}".lower():
+            return f"origin {origin} is not this server (http://{host})"
         name = _host_name(host)
         try:
             ipaddress.ip_address(name)
@@ -366,82 +339,85 @@ def _local_names(spec_host: str) -> set[str]:
 def makeWebSocketSite(
     factory: Any,
     *,
+    clock: Any,
     novnc: str | None = None,
     title: str = "vncmux",
-    tls: bool = False,
     names: set[str] | None = None,
-    origins: Iterable[str] | None = None,
     max_message: int = MAX_MESSAGE,
-) -> _GuardedFactory:
+    max_connections: int | None = None,
+    request_timeout: float = REQUEST_TIMEOUT,
+) -> GuardedFactory:
     """The Twisted factory to listen with: WebSocket RFB on any path, the page, noVNC.
 
-    ``origins`` lists extra browser origins allowed to connect (``"*"`` = any);
-    ``max_message`` bounds the memory a client can make us hold for one message (raised
-    to fit the factory's cut-text cap if that is larger)."""
+    ``factory`` is the RFBFactory of the TCP port (shared limits and auth); ``clock`` the
+    reactor (timeouts, the close grace).  ``novnc`` is the noVNC directory to serve (None:
+    the page explains how to install it); ``names`` the host names of this machine for
+    the DNS-rebinding check.  ``max_message`` bounds the memory a client can make us hold
+    for one message (raised to fit the factory's cut-text cap if that is larger; the
+    unread-output cap likewise stays above the session's own ``max_output``);
+    ``max_connections`` the connections at once (default: a quarter of the descriptor
+    limit); ``request_timeout`` the seconds a request may take to arrive whole."""
     ws = _AnyPathWebSocket(_RFBWebSocketFactory(factory))
     root = _Root(
         ws,
         page(novnc, title),
         novnc,
-        scheme="https" if tls else "http",
         names=names if names is not None else _local_names(""),
-        origins=tuple(o.rstrip("/") for o in origins) if origins is not None else None,
     )
-    site = Site(root, timeout=HTTP_TIMEOUT, requestFactory=_Request)
+    # No idle timer: the request deadline is shorter, and an upgraded connection is the
+    # RFB session's to time out.
+    site = LimitedSite(root, request_timeout=request_timeout, timeout=None, reactor=clock)
     site.noisy = False
     site.displayTracebacks = False
     limit = max(max_message, int(getattr(factory, "max_cut_text", 0)) + 65536)
-    return _GuardedFactory(site, limit)
+    # Above the session's own output cap, which is meant to act first.
+    unread = max(MAX_UNREAD, 2 * int(getattr(factory, "max_output", 0)))
+    return GuardedFactory(
+        site,
+        clock=clock,
+        max_message=limit,
+        max_connections=max_connections,
+        max_unread=unread,
+    )
 
 
-def listenWebSocket(
-    spec: VncSpec,
-    factory: Any,
-    reactor: Any,
-    *,
-    tls: Any = None,
-    origins: Iterable[str] | None = None,
-    novnc: str | None = None,
-) -> list[IListeningPort]:
+def listenWebSocket(spec: VncSpec, factory: Any, reactor: Any) -> list[IListeningPort]:
     """Listen on ``spec.host:spec.websocket`` for WebSocket viewers; bound when it returns.
 
-    ``factory`` is the RFBFactory of the TCP port (shared limits and auth).  ``tls``, an
-    ``IOpenSSLServerConnectionCreator``, makes it ``wss://``.  ``novnc`` overrides the
-    noVNC directory search (``$VNCMUX_NOVNC``, then /usr/share/novnc).  Returns [] when
+    ``factory`` is the RFBFactory of the TCP port (shared limits and auth).  noVNC is
+    looked for in ``$VNCMUX_NOVNC``, then /usr/share/novnc.  Returns [] when
     ``spec.websocket`` is None; raises ConfigError (closing what it opened) on failure."""
     if spec.websocket is None or spec.kind == "none":
         return []
     port = spec.websocket
     if not 0 < port < 65536:
         raise ConfigError(f"--vnc websocket: port {port} is out of range")
-    directory = (novnc if novnc is not None else find_novnc()) or None
+    directory = find_novnc()
     title = getattr(factory, "desktopName", lambda: "vncmux")()
     site = makeWebSocketSite(
         factory,
+        clock=reactor,
         novnc=directory,
         title=title,
-        tls=tls is not None,
         names=_local_names(spec.host),
-        origins=origins,
     )
     ports: list[Any] = []
     try:
         for address in _addresses(spec.host, port):
             where = _describe(address, port)
             try:
-                if tls is not None:
-                    ports.append(reactor.listenSSL(port, site, tls, interface=address))
-                else:
-                    ports.append(reactor.listenTCP(port, site, interface=address))
+                ports.append(reactor.listenTCP(port, site, interface=address))
             except CannotListenError as e:
                 raise ConfigError(
                     f"--vnc websocket: cannot listen on {where}: {_reason(e)}"
                 ) from None
             log.info(
-                "VNC WebSocket server listening on {where} ({scheme}://{where}/, noVNC {novnc})",
+                "VNC WebSocket server listening on {where} (http://{where}/, noVNC {novnc};"
+                " at most {n} connections, {t:g} s per request)",
                 where=where,
-                scheme="https" if tls is not None else "http",
                 novnc=directory or "not installed",
+                n=site.max_connections,
+                t=site.wrappedFactory.request_timeout,
             )
     except BaseException:
         for p in ports:
