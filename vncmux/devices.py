@@ -12,27 +12,36 @@ runs.  Four kinds of device, one shape each:
   too) or ``ExecDevice.resize(cols, rows)`` on the current ``hub.device``; the child gets
   SIGWINCH.  Other devices have no ``resize``: callers test with ``getattr``.
 
-Whatever the kind, the life cycle is the same: an open attempt either yields an ``IDevice``
-(handed to ``Hub.deviceConnected``) or fails (logged, retried after a growing delay); a device
-that goes away (EOF, unplugged adapter, closed socket, child exit) is reported with
-``Hub.deviceLost`` and reopened with the same backoff.
+Whatever the kind, the life cycle is the same (``vncmux.reopen.DeviceService``): an open
+attempt either yields an ``IDevice`` (handed to ``Hub.deviceConnected``, and its transport's
+write buffer throttles the hub's input through ``throttleInput``) or fails (logged, retried
+after a growing delay); a device that goes away (EOF, unplugged adapter, closed socket, child
+exit) is reported with ``Hub.deviceLost`` and reopened with the same backoff.
+
+``makeDeviceService`` tries the device once while the service is built: a tty is opened
+then (and kept for the first attempt, so DTR does not toggle twice), a command is looked up
+on ``PATH``, a socket path is checked.  What waiting cannot cure (permission denied, not a
+tty, a port held by another program, no such command) is a ``ConfigError``: one line and
+exit status 2, unless ``--wait-device`` asks to keep trying.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import grp
 import os
+import shutil
+import stat
 import struct
 import termios
 from collections.abc import Callable
 from typing import Any, cast
-from typing import Protocol as TypingProtocol
 
 import serial
-from twisted.application.service import IService, Service
+from twisted.application.service import IService
 from twisted.internet import abstract, main
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.internet.error import (
     ConnectionDone,
@@ -40,206 +49,28 @@ from twisted.internet.error import (
     ProcessExitedAlready,
     ProcessTerminated,
 )
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vncmux.config import DeviceSpec
+from vncmux.errors import ConfigError
 from vncmux.hub import Hub
 from vncmux.interfaces import IDevice
+from vncmux.reopen import (
+    Backoff,
+    DeviceService,
+    OpenDevice,
+    OpenError,
+    describeFailure,
+    failureHint,
+)
+from vncmux.specs import DeviceSpec
 
 log = Logger()
 
 READ_SIZE = 65536
-
-
-# -- backoff -----------------------------------------------------------------------------
-
-
-class Backoff:
-    """Retry delays: ``initial``, then multiplied by ``factor`` up to ``maximum``.
-
-    Pure arithmetic so the schedule is testable without a reactor.  ``reset`` starts again
-    from ``initial`` (the service calls it once a device has proved stable).
-    """
-
-    def __init__(self, initial: float = 0.5, maximum: float = 10.0, factor: float = 2.0) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.factor = factor
-        self._next = initial
-
-    def next(self) -> float:
-        """The delay to wait now; the following call returns a longer one (up to maximum)."""
-        delay = self._next
-        self._next = min(self._next * self.factor, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
-
-
-def describeFailure(reason: Failure | BaseException) -> str:
-    """A short lower-case reason for logs: 'connection refused', 'no such file or directory'."""
-    exc = reason.value if isinstance(reason, Failure) else reason
-    osError = getattr(exc, "osError", None)
-    if isinstance(exc, serial.SerialException) and exc.errno is not None:
-        why = os.strerror(exc.errno).lower()
-        if "exclusively lock" in str(exc):
-            return f"in use by another program (exclusive lock: {why})"
-        return why
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return os.strerror(exc.errno).lower()
-    if isinstance(osError, int):
-        return os.strerror(osError).lower()
-    name = type(exc).__name__
-    if name == "ConnectionRefusedError":
-        return "connection refused"
-    if isinstance(exc, ConnectionDone):
-        return "closed by the other side"
-    text = str(exc).strip().rstrip(".")
-    return text or name
-
-
-# -- the common reopen loop --------------------------------------------------------------
-
-
-class OpenDevice(TypingProtocol):
-    """What an opener yields: an IDevice that can also be closed by us."""
-
-    label: str
-
-    def write(self, data: bytes) -> None: ...
-
-    def pauseProducing(self) -> None: ...
-
-    def resumeProducing(self) -> None: ...
-
-    def close(self) -> Deferred[None]: ...
-
-
-class DeviceService(Service):
-    """Keeps one device open: open, report, reopen with backoff, close on stop.
-
-    States: *idle* (not running), *opening* (an attempt in flight), *waiting* (a retry
-    timer armed), *open* (``self.device`` set).  Subclasses only implement ``openDevice``,
-    which returns (a Deferred of) an ``OpenDevice`` and arranges for ``gone(device, why)``
-    to be called when that device goes away.
-
-    The backoff is reset when a device that had been open for at least ``stableAfter``
-    seconds goes away; one that dies right after opening (a command that exits at once,
-    a server that accepts and closes) is retried at a growing interval, not every 0.5 s.
-    """
-
-    def __init__(
-        self,
-        hub: Hub,
-        reactor: Any,
-        label: str,
-        backoff: Backoff | None = None,
-        stableAfter: float = 5.0,
-    ) -> None:
-        self.hub = hub
-        self.reactor = reactor
-        self.label = label
-        self.backoff = backoff if backoff is not None else Backoff()
-        self.stableAfter = stableAfter
-        self.device: OpenDevice | None = None
-        self._openedAt = 0.0
-        self._pending: Deferred[Any] | None = None
-        self._timer: Any = None
-        self._failures = 0
-        self.attempts = 0
-
-    def openDevice(self) -> Any:
-        """Open once: return an OpenDevice or a Deferred firing with one (or failing)."""
-        raise NotImplementedError
-
-    # -- life cycle
-
-    def startService(self) -> None:
-        Service.startService(self)
-        self._attempt()
-
-    def stopService(self) -> Deferred[None]:
-        Service.stopService(self)
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.cancel()
-        device, self.device = self.device, None
-        if device is None:
-            return succeed(None)
-        log.info("Closing device {label}", label=self.label)
-        self.hub.deviceLost(f"{self.label} closed")
-        return device.close()
-
-    # -- opening
-
-    def _attempt(self) -> None:
-        self._timer = None
-        if not self.running:
-            return
-        self.attempts += 1
-        d: Deferred[OpenDevice] = maybeDeferred(self.openDevice)
-        self._pending = d
-        d.addCallbacks(self._opened, self._failed)
-
-    def _opened(self, device: OpenDevice) -> None:
-        self._pending = None
-        if not self.running:
-            device.close()
-            return
-        self.device = device
-        self._openedAt = self.reactor.seconds()
-        if self._failures:
-            log.info(
-                "Device {label} is up again after {count} failed attempt(s)",
-                label=self.label,
-                count=self._failures,
-            )
-        else:
-            log.info("Device {label} opened", label=self.label)
-        self._failures = 0
-        self.hub.deviceConnected(cast(IDevice, device), f"{self.label} connected")
-
-    def _failed(self, reason: Failure) -> None:
-        self._pending = None
-        if not self.running:
-            return
-        self._failures += 1
-        delay = self.backoff.next()
-        log.warn(
-            "waiting for {label}: {why}, retrying in {delay:.1f}s",
-            label=self.label,
-            why=describeFailure(reason),
-            delay=delay,
-        )
-        self._timer = self.reactor.callLater(delay, self._attempt)
-
-    # -- going away
-
-    def gone(self, device: object, why: str) -> None:
-        """Called by a device when it went away (EOF, error, child exit)."""
-        if device is not self.device:
-            return
-        self.device = None
-        if self.reactor.seconds() - self._openedAt >= self.stableAfter:
-            self.backoff.reset()
-        self.hub.deviceLost(f"{self.label}: {why}")
-        if not self.running:
-            return
-        delay = self.backoff.next()
-        log.warn(
-            "Device {label} lost ({why}); reopening in {delay:.1f}s",
-            label=self.label,
-            why=why,
-            delay=delay,
-        )
-        self._timer = self.reactor.callLater(delay, self._attempt)
 
 
 # -- tty ---------------------------------------------------------------------------------
@@ -283,6 +114,10 @@ class SerialDevice(abstract.FileDescriptor):
 
     def logPrefix(self) -> str:
         return f"SerialDevice({self.label})"
+
+    def throttleInput(self, producer: IPushProducer) -> None:
+        """Pause ``producer`` while more than ``bufferSize`` bytes wait to be written."""
+        self.registerProducer(producer, True)
 
     def doRead(self) -> Any:
         try:
@@ -346,7 +181,19 @@ def openSerial(spec: DeviceSpec) -> serial.Serial:
         port.dtr = s.dtr
     if s.rts is not None:
         port.rts = s.rts
-    port.open()
+    try:
+        port.open()
+    except serial.SerialException as e:
+        # pyserial words a failed tcgetattr (not a tty) without an errno: give it one
+        cause = e.__context__
+        if e.errno is None and isinstance(cause, termios.error) and cause.args:
+            number = cause.args[0]
+            if isinstance(number, int):
+                why = os.strerror(number).lower()
+                raise OpenError(
+                    number, f"not a tty ({why})" if number == errno.ENOTTY else why
+                ) from e
+        raise
     try:
         _setExclusive(port.fd, True)
         attrs = termios.tcgetattr(port.fd)
@@ -365,12 +212,33 @@ class SerialDeviceService(DeviceService):
     def __init__(self, spec: DeviceSpec, hub: Hub, reactor: Any, **kw: Any) -> None:
         DeviceService.__init__(self, hub, reactor, spec.label, **kw)
         self.spec = spec
+        self._probed: serial.Serial | None = None
+
+    def probeOpen(self) -> None:
+        """Open the port now and keep it for the first attempt (one open, one DTR edge)."""
+        self._probed = openSerial(self.spec)
+
+    def hint(self, reason: Failure | BaseException) -> str:
+        group: str | None = None
+        try:
+            group = grp.getgrgid(os.stat(self.spec.path).st_gid).gr_name
+        except (OSError, KeyError):
+            pass
+        return failureHint(reason, group, waiting=self.wait)
 
     def openDevice(self) -> OpenDevice:
-        port = openSerial(self.spec)
+        port, self._probed = self._probed, None
+        if port is None:
+            port = openSerial(self.spec)
         device = SerialDevice(port, self.reactor, self.label, self.hub.deviceOutput, self.gone)
         device.startReading()
         return device
+
+    def stopService(self) -> Deferred[None]:
+        if self._probed is not None:  # built and stopped without ever starting
+            self._probed.close()
+            self._probed = None
+        return DeviceService.stopService(self)
 
 
 # -- unix / tcp --------------------------------------------------------------------------
@@ -402,6 +270,10 @@ class StreamDevice(Protocol):
     def resumeProducing(self) -> None:
         self.transport.resumeProducing()
 
+    def throttleInput(self, producer: IPushProducer) -> None:
+        """Pause ``producer`` while the socket's write buffer is full."""
+        self.transport.registerProducer(producer, True)
+
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._gone(self, describeFailure(reason) if reason is not None else "closed")
         if self._closed is not None:
@@ -420,6 +292,20 @@ class StreamDeviceService(DeviceService):
     def __init__(self, spec: DeviceSpec, hub: Hub, reactor: Any, **kw: Any) -> None:
         DeviceService.__init__(self, hub, reactor, spec.label, **kw)
         self.spec = spec
+
+    def probeOpen(self) -> None:
+        """A UNIX socket path that exists must be a socket we may connect to (it may also
+        not exist yet: QEMU creates it when it starts)."""
+        if self.spec.kind != "unix":
+            return
+        try:
+            mode = os.stat(self.spec.path).st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(mode):
+            raise OpenError(errno.ENOTSOCK, "not a socket")
+        if not os.access(self.spec.path, os.W_OK):
+            raise OpenError(errno.EACCES, "permission denied")
 
     def endpoint(self) -> Any:
         if self.spec.kind == "unix":
@@ -478,6 +364,12 @@ class ExecDevice(ProcessProtocol):
     def resumeProducing(self) -> None:
         self.transport.resumeProducing()
 
+    def throttleInput(self, producer: IPushProducer) -> None:
+        """Pause ``producer`` while the pty's write buffer is full (the child is not
+        reading its terminal)."""
+        if self.running:
+            self.transport.registerProducer(producer, True)
+
     def resize(self, cols: int, rows: int) -> None:
         """Set the pty window size (the child sees SIGWINCH)."""
         fd = self.transport.fileno() if self.running else -1
@@ -508,6 +400,8 @@ class ExecDevice(ProcessProtocol):
         if not self.running:
             return succeed(None)
         self._ended = Deferred()
+        # a paused producer would keep a closing transport open: we stop writing anyway
+        self.transport.unregisterProducer()
         self._signal("HUP")
         self._killer = self.reactor.callLater(self.killAfter, self._signal, "KILL")
         return self._ended
@@ -531,6 +425,25 @@ def execEnvironment(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def findCommand(name: str, env: dict[str, str]) -> str:
+    """The file ``exec`` would run for ``name`` (looked up on env's PATH unless it holds a
+    slash); ``OpenError`` if there is none or it cannot be run.  Checked before forking, so
+    a typo is one clear line rather than a Python traceback painted on the console by the
+    child that failed to exec."""
+    if "/" in name:
+        if os.path.isdir(name):
+            raise OpenError(errno.EISDIR, f"{name} is a directory, not a command")
+        if not os.path.exists(name):
+            raise OpenError(errno.ENOENT, f"command not found: {name}")
+        if not os.access(name, os.X_OK):
+            raise OpenError(errno.EACCES, f"permission denied: {name} is not executable")
+        return name
+    found = shutil.which(name, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise OpenError(errno.ENOENT, f"command not found: {name} (not on PATH)")
+    return found
+
+
 class ExecDeviceService(DeviceService):
     """``exec:COMMAND``: a fresh child in a fresh pty of cols×rows at every (re)open."""
 
@@ -542,10 +455,21 @@ class ExecDeviceService(DeviceService):
         self.cols = cols
         self.rows = rows
 
+    def probe(self) -> None:
+        """A command that cannot be found is an error at start, even though it might be
+        installed later: that is what ``--wait-device`` is for."""
+        try:
+            findCommand(self.spec.command[0] if self.spec.command else "", execEnvironment())
+        except OpenError as e:
+            if not self.wait:
+                raise ConfigError(f"cannot run device {self.label}: {e.strerror}") from None
+
     def openDevice(self) -> OpenDevice:
         argv = list(self.spec.command)
         if not argv:
             raise ValueError("empty command")
+        env = execEnvironment()
+        findCommand(argv[0], env)
         master, slave = os.openpty()
         try:
             # Sized before the fork, so the child never sees 0x0.
@@ -555,7 +479,7 @@ class ExecDeviceService(DeviceService):
                 device,
                 argv[0],
                 argv,
-                env=execEnvironment(),
+                env=env,
                 usePTY=(master, slave, os.ttyname(slave)),
             )
         except BaseException:
@@ -579,22 +503,29 @@ class ExecDeviceService(DeviceService):
 
 
 def makeDeviceService(spec: DeviceSpec, hub: Hub, reactor: Any, cols: int, rows: int) -> IService:
-    """The service that keeps ``spec`` open and attached to ``hub`` while it runs."""
+    """The service that keeps ``spec`` open and attached to ``hub`` while it runs.
+
+    Tries the device once now (see the module docstring): ``ConfigError`` when it cannot be
+    opened and waiting would not help, unless ``spec.wait`` (``--wait-device``).
+    """
+    wait = bool(getattr(spec, "wait", False))
     service: DeviceService
     if spec.kind == "tty":
-        service = SerialDeviceService(spec, hub, reactor)
+        service = SerialDeviceService(spec, hub, reactor, wait=wait)
     elif spec.kind in ("unix", "tcp"):
-        service = StreamDeviceService(spec, hub, reactor)
+        service = StreamDeviceService(spec, hub, reactor, wait=wait)
     elif spec.kind == "exec":
-        service = ExecDeviceService(spec, hub, reactor, cols, rows)
+        service = ExecDeviceService(spec, hub, reactor, cols, rows, wait=wait)
     else:
         raise ValueError(f"unknown device kind {spec.kind!r}")
+    service.probe()
     return cast(IService, service)
 
 
 __all__ = [
     "Backoff",
     "DeviceService",
+    "describeFailure",
     "ExecDevice",
     "ExecDeviceService",
     "SerialDevice",

@@ -1,7 +1,9 @@
 """The seams where several implementations meet: the device (frontend) and the backends.
 
-The hub (``vncmux.hub``) only ever talks to these two interfaces, which is what lets it be
+The hub (``vncmux.hub``) only ever talks to these interfaces, which is what lets it be
 tested with fakes and lets a new kind of device or backend be added without touching it.
+``IPausableInput`` is optional: the backends whose input can wait (byte sockets, ptys)
+provide it so the hub can stop reading them while the device is not taking input.
 """
 
 from zope.interface import Attribute, Interface
@@ -53,3 +55,20 @@ class IBackend(Interface):
     def stalled() -> None:
         """Blocked for longer than the stall timeout: close yourself now (abort the
         connection even though its buffer is full).  The hub has already detached you."""
+
+
+class IPausableInput(Interface):
+    """A backend whose input can wait: the hub stops reading it while the device's write
+    buffer is full, and starts again once it drained.  Nothing is lost: the peer's own
+    buffers fill and its writes block, as they would on a slow serial line.
+
+    Backends that cannot wait (the console: a viewer's keys, terminal replies) do not provide
+    this; the hub bounds their input instead (``Hub.input`` returns False for what it drops).
+    """
+
+    def pauseInput() -> None:
+        """Stop reading from the peer until ``resumeInput``.  A chunk already read may still
+        be passed to ``Hub.input``; it is written whole."""
+
+    def resumeInput() -> None:
+        """Read from the peer again."""

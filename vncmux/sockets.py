@@ -5,12 +5,14 @@ differ in what they do when they cannot keep up:
 
 - a socket connection is *lossless*: a full transport buffer pauses the device through
   ``Hub.blocked`` (the transport calls our producer's ``pauseProducing``), and a client that
-  stays blocked past the stall timeout is aborted by the hub via ``stalled()``;
+  stays blocked past the stall timeout is aborted by the hub via ``stalled()``; in the
+  other direction, the hub stops reading it (``IPausableInput``) while the device does not
+  take input, so a client writing faster than the device reads is slowed down, not buffered;
 - a log file is written synchronously and never blocks (``stallable = False``);
 - a pty never blocks the device either: like QEMU's pty chardev it drops output while no
   one has the slave open, and also when the reader falls behind (non-blocking write,
   EAGAIN → dropped and counted in the log).  A pty reader gets what it can read, not a
-  guarantee; use a socket for lossless capture.
+  guarantee; use a socket for lossless capture.  Its input is paused like a socket's.
 
 Services are built by the ``make*Service`` functions; the server one listens at once so a
 port in use is a one-line ``ConfigError`` before the reactor runs.
@@ -25,6 +27,7 @@ import select
 import socket
 import struct
 import tty
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -41,7 +44,7 @@ from zope.interface import implementer
 
 from vncmux.config import ConfigError
 from vncmux.hub import Hub
-from vncmux.interfaces import IBackend
+from vncmux.interfaces import IBackend, IPausableInput
 
 log = Logger()
 
@@ -71,7 +74,7 @@ def peerLabel(transport: Any, fallback: str) -> str:
     return f"{fallback} ({peer})"
 
 
-@implementer(IBackend, IPushProducer)
+@implementer(IBackend, IPushProducer, IPausableInput)
 class StreamBackend(Protocol):
     """One socket connection as a lossless hub backend.
 
@@ -91,8 +94,10 @@ class StreamBackend(Protocol):
         clients: ClientSet | None = None,
         number: int = 0,
         readonly: bool = False,
+        replay: Callable[[], bytes] | None = None,
     ) -> None:
         self.readonly = readonly  # --socket-ro: input is dropped (logged once)
+        self.replay = replay  # what the client gets before the live stream (replay=)
         self._droppedLogged = False
         self.hub = hub
         self.endpointLabel = endpointLabel
@@ -119,6 +124,10 @@ class StreamBackend(Protocol):
         self.transport.registerProducer(self, True)
         self.attached = True
         self.hub.attach(cast(IBackend, self))
+        if self.replay is not None:
+            # same reactor turn as the attach: the live stream follows with no gap; written
+            # once attached, so a replay that fills the buffer pauses the device as usual
+            self.transport.write(self.replay())
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         if not self.attached:
@@ -157,6 +166,15 @@ class StreamBackend(Protocol):
 
     def stalled(self) -> None:
         self.transport.abortConnection()
+
+    # IPausableInput (driven by the hub: the device's write buffer)
+
+    def pauseInput(self) -> None:
+        """Stop reading the client: its writes block in its own socket buffer."""
+        self.transport.pauseProducing()
+
+    def resumeInput(self) -> None:
+        self.transport.resumeProducing()
 
     # IPushProducer (driven by the transport's buffer)
 
@@ -198,17 +216,24 @@ class BackendFactory(Factory):
         endpointLabel: str,
         clients: ClientSet | None = None,
         readonly: bool = False,
+        replay: Callable[[], bytes] | None = None,
     ) -> None:
         self.hub = hub
         self.endpointLabel = endpointLabel
         self.clients = clients
         self.readonly = readonly
+        self.replay = replay
         self.serial = 0
 
     def buildProtocol(self, addr: Any) -> StreamBackend:
         self.serial += 1
         proto = StreamBackend(
-            self.hub, self.endpointLabel, self.clients, self.serial, readonly=self.readonly
+            self.hub,
+            self.endpointLabel,
+            self.clients,
+            self.serial,
+            readonly=self.readonly,
+            replay=self.replay,
         )
         proto.factory = self
         return proto
@@ -254,11 +279,14 @@ class ByteServerService(Service):
         maxClients: int,
         label: str,
         readonly: bool = False,
+        replay: Callable[[], bytes] | None = None,
     ) -> None:
         self.endpoint = withPrivateMode(endpoint)
         self.label = label or endpoint
         self.clients = ClientSet(maxClients)
-        self.factory = BackendFactory(hub, self.label, self.clients, readonly=readonly)
+        self.factory = BackendFactory(
+            hub, self.label, self.clients, readonly=readonly, replay=replay
+        )
         try:
             server = serverFromString(reactor, self.endpoint)
         except (ValueError, TypeError, KeyError) as e:
@@ -281,21 +309,39 @@ class ByteServerService(Service):
 
 
 def makeByteServerService(
-    endpoint: str, hub: Hub, reactor: Any, maxClients: int, label: str, readonly: bool = False
+    endpoint: str,
+    hub: Hub,
+    reactor: Any,
+    maxClients: int,
+    label: str,
+    readonly: bool = False,
+    replay: Callable[[], bytes] | None = None,
 ) -> IService:
     """``--socket ENDPOINT``: every connection is a backend; listens now or raises ConfigError.
-    ``readonly`` (``--socket-ro``): clients get the output, their input is dropped."""
-    return cast(IService, ByteServerService(endpoint, hub, reactor, maxClients, label, readonly))
+    ``readonly`` (``--socket-ro``): clients get the output, their input is dropped.
+    ``replay``: called as each client connects, its bytes are sent before the live stream
+    (``vncmux.history.replayer``)."""
+    return cast(
+        IService,
+        ByteServerService(endpoint, hub, reactor, maxClients, label, readonly, replay),
+    )
 
 
-def makeByteClientService(endpoint: str, hub: Hub, reactor: Any, label: str) -> IService:
+def makeByteClientService(
+    endpoint: str,
+    hub: Hub,
+    reactor: Any,
+    label: str,
+    replay: Callable[[], bytes] | None = None,
+) -> IService:
     """``-chardev socket,server=off``: connect out, be a backend while connected, reconnect
-    with backoff (0.5 s doubling to 10 s, as the device does)."""
+    with backoff (0.5 s doubling to 10 s, as the device does); ``replay`` as for a server,
+    on every (re)connection."""
     try:
         client = clientFromString(reactor, endpoint)
     except (ValueError, TypeError, KeyError) as e:
         raise ConfigError(f"bad socket endpoint {endpoint!r}: {e}") from e
-    factory = BackendFactory(hub, label or endpoint)
+    factory = BackendFactory(hub, label or endpoint, replay=replay)
     return cast(
         IService,
         ClientService(
@@ -377,7 +423,7 @@ def _slaveIsOpen(masterFd: int) -> bool:
     return True
 
 
-@implementer(IBackend)
+@implementer(IBackend, IPausableInput)
 class PtyBackend:
     """The master side of a new pty; users attach ``screen``/``tio`` to ``slavePath``.
 
@@ -405,6 +451,7 @@ class PtyBackend:
         self.name = label
         self.label = f"{label} {self.slavePath}"
         self.connected = False
+        self.inputPaused = False
         self.dropped = 0
         self._droppedSinceLog = 0
         self._timer: Any = None
@@ -473,12 +520,26 @@ class PtyBackend:
                 dropped=self._droppedSinceLog,
             )
             self._droppedSinceLog = 0
-            self.reactor.addReader(self)
+            if not self.inputPaused:
+                self.reactor.addReader(self)
         else:
             log.info("{path}: reader gone; dropping output until one attaches", path=self.slavePath)
             self.reactor.removeReader(self)
             if self._timer is None and self.fd >= 0:
                 self._timer = self.reactor.callLater(self.pollInterval, self.poll)
+
+    # IPausableInput: the master is not read while the device's write buffer is full (a
+    # hang-up meanwhile is noticed once reading resumes)
+
+    def pauseInput(self) -> None:
+        self.inputPaused = True
+        if self.connected:
+            self.reactor.removeReader(self)
+
+    def resumeInput(self) -> None:
+        self.inputPaused = False
+        if self.connected and self.fd >= 0:
+            self.reactor.addReader(self)
 
     # IBackend
 

@@ -6,7 +6,9 @@ Time is a Clock; sockets are MemoryReactorClock + StringTransport; ttys are real
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import grp
 import os
 import struct
 import termios
@@ -28,20 +30,23 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from vncmux.config import DeviceSpec, SerialSettings
+from vncmux import devices
+from vncmux.config import ConfigError, DeviceSpec, SerialSettings
 from vncmux.devices import (
     Backoff,
     DeviceService,
     ExecDevice,
     ExecDeviceService,
     SerialDevice,
+    SerialDeviceService,
     StreamDevice,
     execEnvironment,
     makeDeviceService,
     openSerial,
 )
 from vncmux.hub import Hub
-from vncmux.interfaces import IBackend, IDevice
+from vncmux.interfaces import IBackend, IDevice, IPausableInput
+from vncmux.reopen import cannotWait, failureHint
 
 
 @implementer(IBackend)
@@ -102,6 +107,9 @@ class ScriptedDevice:
 
     def resumeProducing(self) -> None:
         pass
+
+    def throttleInput(self, producer: Any) -> None:
+        self.producer = producer
 
     def close(self) -> Deferred[None]:
         self.closed = True
@@ -232,6 +240,12 @@ def test_unix_device_waits_for_listener_then_carries_bytes_and_reconnects() -> N
     assert transport.producerState == "paused"
     device.resumeProducing()
     assert transport.producerState == "producing"
+    # the socket's write buffer throttles the hub's input sources
+    assert transport.streaming is True
+    transport.producer.pauseProducing()
+    assert hub.inputFull
+    transport.producer.resumeProducing()
+    assert not hub.inputFull
     proto.connectionLost(Failure(main.CONNECTION_DONE))
     assert hub.device is None and rec.states[-1][0] is False
     # it had not been up for stableAfter seconds: the backoff goes on from where it was
@@ -404,6 +418,13 @@ class FakeProcessTransport:
     def resumeProducing(self) -> None:
         pass
 
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.producer = producer
+        self.streaming = streaming
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
 
 class SpawnRecorder(MemoryReactorClock):
     def __init__(self) -> None:
@@ -458,6 +479,10 @@ def test_exec_spawns_in_sized_pty_with_term_and_respawns() -> None:
     assert rec.data == b"$ "
     hub.input(b"exit\n", None)
     assert device.transport.written == b"exit\n"
+    assert device.transport.streaming is True  # the pty's write buffer throttles input
+    device.transport.producer.pauseProducing()
+    assert hub.inputFull
+    device.transport.producer.resumeProducing()
     service.resize(100, 30)
     assert winsize(device.transport.master) == (100, 30)
     device.processEnded(Failure(ProcessTerminated(exitCode=3)))
@@ -488,3 +513,207 @@ def test_exec_spawns_in_sized_pty_with_term_and_respawns() -> None:
 def test_exec_environment_keeps_user_env() -> None:
     env = execEnvironment({"HOME": "/root", "TERM": "dumb"})
     assert env == {"HOME": "/root", "TERM": "xterm-256color"}
+
+
+# -- input flow control on a real tty ----------------------------------------------------
+
+
+@implementer(IBackend, IPausableInput)
+class PausableRecorder(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputPaused = False
+
+    def pauseInput(self) -> None:
+        self.inputPaused = True
+
+    def resumeInput(self) -> None:
+        self.inputPaused = False
+
+
+def test_tty_write_buffer_pauses_input_sources_until_it_drains(pty: Any) -> None:
+    reactor = ReadersClock()
+    hub = Hub(reactor)
+    client = PausableRecorder()
+    hub.attach(client)
+    service = makeDeviceService(DeviceSpec(kind="tty", path=pty.path), hub, reactor, 80, 24)
+    service.startService()
+    device = hub.device
+    assert isinstance(device, SerialDevice)
+    hub.input(b"a" * 40_000, client)
+    assert not client.inputPaused  # under the transport's 64 KiB bound
+    hub.input(b"b" * 40_000, client)
+    assert client.inputPaused and hub.inputFull
+    received = b""
+    while device in reactor.getWriters():  # the board reads; the buffer drains
+        device.doWrite()
+        try:
+            received += os.read(pty.master, 65536)
+        except BlockingIOError:
+            pass
+    assert not client.inputPaused and not hub.inputFull
+    while len(received) < 80_000:
+        received += os.read(pty.master, 65536)
+    assert received == b"a" * 40_000 + b"b" * 40_000
+    service.stopService()
+
+
+# -- devices that cannot be opened -----------------------------------------------------------
+
+
+class RefusedService(ScriptedService):
+    """probeOpen fails as the real opener would."""
+
+    def __init__(self, hub: Hub, clock: Clock, error: BaseException, wait: bool) -> None:
+        super().__init__(hub, clock, [error])
+        self.error = error
+        self.wait = wait
+
+    def probeOpen(self) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (OSError(errno.EACCES, "Permission denied"), "permission denied"),
+        (OSError(errno.ENOTTY, "Inappropriate ioctl"), "not a tty"),
+        (OSError(errno.EBUSY, "Device or resource busy"), "busy"),
+        (OSError(errno.EISDIR, "Is a directory"), "is a directory"),
+    ],
+)
+def test_what_waiting_cannot_cure_is_an_error_at_start(error: OSError, words: str) -> None:
+    clock = Clock()
+    hub, _ = hubWith(clock)
+    with pytest.raises(ConfigError, match=f"cannot open device scripted:0: {words}"):
+        RefusedService(hub, clock, error, wait=False).probe()
+    # --wait-device: no error; the loop retries, saying why and what to do
+    service = RefusedService(hub, clock, error, wait=True)
+    service.probe()
+    with capturedLogs() as events:
+        service.startService()
+    assert any(words in m and "retrying in 0.5s" in m for m in messages(events))
+    service.stopService()
+
+
+def test_what_waiting_may_cure_is_left_to_the_loop() -> None:
+    clock = Clock()
+    hub, _ = hubWith(clock)
+    for error in (OSError(errno.ENOENT, "No such file"), ConnectionRefusedError()):
+        RefusedService(hub, clock, error, wait=False).probe()  # no error
+
+
+def test_tty_permission_denied_says_which_group(pty: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """We run as root, whom permission bits do not stop: the opener is injected."""
+
+    def denied(spec: DeviceSpec) -> serial.Serial:
+        raise serial.SerialException(
+            errno.EACCES, f"could not open port {spec.path}: [Errno 13] Permission denied"
+        )
+
+    monkeypatch.setattr(devices, "openSerial", denied)
+    group = grp.getgrgid(os.stat(pty.path).st_gid).gr_name  # 'tty' for a pty slave
+    reactor = MemoryReactorClock()
+    hub, _ = hubWith(reactor)
+    with pytest.raises(ConfigError) as info:
+        makeDeviceService(DeviceSpec(kind="tty", path=pty.path), hub, reactor, 80, 24)
+    assert str(info.value) == (
+        f"cannot open device {pty.path}: permission denied (add your user to the '{group}' "
+        f"group that owns it (sudo usermod -aG {group} $USER, then log in again))"
+    )
+    spec = DeviceSpec(kind="tty", path=pty.path, wait=True)
+    service = makeDeviceService(spec, hub, reactor, 80, 24)
+    with capturedLogs() as events:
+        service.startService()
+    assert any(f"'{group}' group" in m for m in messages(events))
+    service.stopService()
+
+
+def test_a_char_device_that_is_not_a_tty_is_an_error_at_start() -> None:
+    reactor = MemoryReactorClock()
+    hub, _ = hubWith(reactor)
+    with pytest.raises(ConfigError, match="cannot open device /dev/null: not a tty"):
+        makeDeviceService(DeviceSpec(kind="tty", path="/dev/null"), hub, reactor, 80, 24)
+
+
+def test_a_tty_locked_by_another_program_is_an_error_at_start(pty: Any) -> None:
+    other = os.open(pty.path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # minicom has it
+        reactor = MemoryReactorClock()
+        hub, _ = hubWith(reactor)
+        with pytest.raises(ConfigError, match="in use by another program.*--wait-device"):
+            makeDeviceService(DeviceSpec(kind="tty", path=pty.path), hub, reactor, 80, 24)
+    finally:
+        os.close(other)
+
+
+def test_the_probe_opened_tty_is_the_one_used(pty: Any) -> None:
+    reactor = ReadersClock()
+    hub, _ = hubWith(reactor)
+    service = makeDeviceService(DeviceSpec(kind="tty", path=pty.path), hub, reactor, 80, 24)
+    assert isinstance(service, SerialDeviceService)
+    probed = service._probed
+    assert probed is not None and probed.is_open
+    service.startService()
+    device = hub.device
+    assert isinstance(device, SerialDevice) and device.port is probed
+    service.stopService()
+    # built and stopped without starting: the probed port is closed
+    unused = makeDeviceService(DeviceSpec(kind="tty", path=pty.path), hub, reactor, 80, 24)
+    assert isinstance(unused, SerialDeviceService)
+    port = unused._probed
+    unused.stopService()
+    assert port is not None and not port.is_open
+
+
+def test_unix_device_path_that_is_not_a_socket_is_an_error(tmp_path: Path) -> None:
+    reactor = MemoryReactorClock()
+    hub, _ = hubWith(reactor)
+    plain = tmp_path / "not-a-socket"
+    plain.write_text("")
+    with pytest.raises(ConfigError, match="not a socket"):
+        makeDeviceService(DeviceSpec(kind="unix", path=str(plain)), hub, reactor, 80, 24)
+    # not there yet: QEMU may create it later
+    makeDeviceService(DeviceSpec(kind="unix", path=str(tmp_path / "later")), hub, reactor, 80, 24)
+
+
+def test_exec_of_a_missing_command_is_an_error_at_start_not_a_respawn_loop(
+    tmp_path: Path,
+) -> None:
+    reactor = SpawnRecorder()
+    hub, _ = hubWith(reactor)
+    notExecutable = tmp_path / "script"
+    notExecutable.write_text("echo hi\n")
+    notExecutable.chmod(0o644)
+    for command, words in [
+        ("/nonexistent/vncmux-test", "command not found: /nonexistent/vncmux-test"),
+        ("vncmux-no-such-command", "command not found: vncmux-no-such-command (not on PATH)"),
+        (str(notExecutable), f"permission denied: {notExecutable} is not executable"),
+    ]:
+        spec = DeviceSpec(kind="exec", command=(command,))
+        with pytest.raises(ConfigError) as info:
+            makeDeviceService(spec, hub, reactor, 80, 24)
+        assert str(info.value) == f"cannot run device exec:{command}: {words}"
+    # --wait-device: retried with one clear line each time, never forked
+    spec = DeviceSpec(kind="exec", command=("vncmux-no-such-command",), wait=True)
+    service = makeDeviceService(spec, hub, reactor, 80, 24)
+    with capturedLogs() as events:
+        service.startService()
+        reactor.advance(0.5)
+    assert reactor.spawned == []
+    assert (
+        "waiting for exec:vncmux-no-such-command: command not found: vncmux-no-such-command "
+        "(not on PATH), retrying in 1.0s" in messages(events)
+    )
+    service.stopService()
+
+
+def test_failure_hints_say_what_to_do() -> None:
+    busy = OSError(errno.EBUSY, "Device or resource busy")
+    assert "--wait-device" in failureHint(busy)
+    assert "--wait-device" not in failureHint(busy, waiting=True)  # already waiting
+    assert "'dialout' group" in failureHint(OSError(errno.EACCES, "denied"), "dialout")
+    assert failureHint(OSError(errno.ENOENT, "No such file")) == ""
+    assert cannotWait(serial.SerialException(11, "Could not exclusively lock port /dev/x"))
+    assert not cannotWait(OSError(errno.ENOENT, "No such file"))

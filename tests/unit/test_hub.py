@@ -9,33 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.testing import Clock
+from twisted.logger import capturedLogs, formatEvent
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from tests.support.fakes import FakeDevice
 from vncmux.hub import Hub
-from vncmux.interfaces import IBackend, IDevice
-
-
-@implementer(IDevice)
-class FakeDevice:
-    def __init__(self, label: str = "fake0") -> None:
-        self.label = label
-        self.written: list[bytes] = []
-        self.paused = False
-        self.pauses = 0
-        self.resumes = 0
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-        self.pauses += 1
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-        self.resumes += 1
+from vncmux.interfaces import IBackend, IDevice, IPausableInput
 
 
 @implementer(IBackend)
@@ -101,7 +83,7 @@ def test_input_from_each_backend_reaches_the_device_whole() -> None:
     a, b = FakeBackend("a"), FakeBackend("b")
     hub.attach(a)
     hub.attach(b)
-    hub.input(b"from a\n", a)
+    assert hub.input(b"from a\n", a) is True
     hub.input(b"from b\n", b)
     hub.input(b"", a)
     hub.input(b"console reply", None)
@@ -375,3 +357,157 @@ def test_backends_are_told_device_state_and_stay_attached() -> None:
 def test_output_with_no_backends_is_harmless() -> None:
     hub, _, _ = makeHub()
     hub.deviceOutput(b"nobody listens")
+
+
+# -- input flow control ------------------------------------------------------------------
+
+
+@implementer(IBackend, IPausableInput)
+class PausableBackend(FakeBackend):
+    """A byte client: the hub can stop reading it."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label)
+        self.inputPaused = False
+        self.inputPauses = 0
+
+    def pauseInput(self) -> None:
+        assert not self.inputPaused, "paused twice"
+        self.inputPaused = True
+        self.inputPauses += 1
+
+    def resumeInput(self) -> None:
+        assert self.inputPaused, "resumed while not paused"
+        self.inputPaused = False
+
+
+def test_pausable_fake_provides_interfaces() -> None:
+    assert verifyObject(IPausableInput, PausableBackend("p"))
+    assert verifyObject(IPushProducer, makeHub()[0].inputProducer(FakeDevice()))
+
+
+def test_full_device_buffer_pauses_byte_clients_and_drained_resumes_them() -> None:
+    hub, _, device = makeHub()
+    a, b, console = PausableBackend("a"), PausableBackend("b"), FakeBackend("console", False)
+    for x in (a, b, console):
+        hub.attach(x)
+    producer = hub.inputProducer(device)
+    producer.pauseProducing()  # the device transport's write buffer is over its bound
+    assert hub.inputFull and a.inputPaused and b.inputPaused
+    assert not hub.inputRoom(console) and hub.inputRoom(a)
+    # a chunk a client had already read is still written whole: lossless
+    assert hub.input(b"x" * 100_000, a) is True
+    assert device.written == [b"x" * 100_000]
+    late = PausableBackend("late")
+    hub.attach(late)  # attached while full: paused at once
+    assert late.inputPaused
+    producer.resumeProducing()  # drained
+    assert not hub.inputFull
+    assert not (a.inputPaused or b.inputPaused or late.inputPaused)
+    assert hub.droppedInput == 0
+
+
+def test_input_the_device_does_not_take_is_bounded_for_sources_that_cannot_wait() -> None:
+    hub, _, device = makeHub()
+    hub.inputSlack = 10
+    console = FakeBackend("console", stallable=False)
+    hub.attach(console)
+    producer = hub.inputProducer(device)
+    assert hub.input(b"paste" * 1000, console) is True  # not full yet: taken whole
+    producer.pauseProducing()
+    with capturedLogs() as events:
+        assert hub.input(b"12345", console) is True  # within the slack
+        assert hub.input(b"123456", console) is False  # beyond it: dropped whole
+        assert hub.input(b"\x1b[0n", None) is True  # still fits (5 + 4 <= 10)
+        for _ in range(1000):  # a flood of terminal replies: dropped, logged once
+            assert hub.input(b"\x1b[0n", None) is False
+    assert device.written == [b"paste" * 1000, b"12345", b"\x1b[0n"]
+    assert hub.droppedInput == 6 + 4000
+    warnings = [formatEvent(e) for e in events]
+    assert len(warnings) == 1 and "not taking input" in warnings[0]
+    with capturedLogs() as events:
+        producer.resumeProducing()
+    assert any("dropped 4006 bytes" in formatEvent(e) for e in events)
+    # a new episode gets a fresh slack
+    producer.pauseProducing()
+    assert hub.input(b"1234567890", console) is True
+
+
+def test_stale_device_producer_changes_nothing() -> None:
+    hub, _, old = makeHub()
+    a = PausableBackend("a")
+    hub.attach(a)
+    oldProducer = hub.inputProducer(old)
+    hub.deviceLost("gone")
+    new = FakeDevice("new")
+    hub.deviceConnected(new)
+    oldProducer.pauseProducing()
+    assert not hub.inputFull and not a.inputPaused
+    hub.inputProducer(new).pauseProducing()
+    assert a.inputPaused
+    oldProducer.stopProducing()  # the old transport finally going away
+    assert a.inputPaused
+
+
+def test_device_lost_while_full_resumes_sources() -> None:
+    hub, _, device = makeHub()
+    a = PausableBackend("a")
+    hub.attach(a)
+    hub.inputProducer(device).pauseProducing()
+    hub.deviceLost("gone")
+    assert not a.inputPaused and not hub.inputFull
+    assert hub.input(b"typed meanwhile", a) is False  # dropped: the device is down
+    hub.deviceConnected(FakeDevice("new"))
+    assert not hub.inputFull
+
+
+def test_detach_while_paused_releases_the_source() -> None:
+    hub, _, device = makeHub()
+    a, b = PausableBackend("a"), PausableBackend("b")
+    hub.attach(a)
+    hub.attach(b)
+    producer = hub.inputProducer(device)
+    producer.pauseProducing()
+    hub.detach(a)
+    assert not a.inputPaused
+    producer.resumeProducing()  # resumes only those still paused (b), not a again
+    assert not b.inputPaused and a.inputPauses == 1
+
+
+def test_when_input_room_waits_for_the_drain_and_the_device() -> None:
+    hub, _, device = makeHub()
+    fired: list[str] = []
+    hub.whenInputRoom().addCallback(lambda _: fired.append("now"))
+    assert fired == ["now"]
+    producer = hub.inputProducer(device)
+    producer.pauseProducing()
+    hub.whenInputRoom().addCallback(lambda _: fired.append("drained"))
+    cancelled = hub.whenInputRoom()
+    cancelled.addErrback(lambda f: fired.append("cancelled"))
+    cancelled.cancel()
+    assert fired == ["now", "cancelled"]
+    producer.resumeProducing()
+    assert fired == ["now", "cancelled", "drained"]
+    hub.deviceLost("gone")
+    assert not hub.inputRoom()
+    hub.whenInputRoom().addCallback(lambda _: fired.append("up"))
+    hub.deviceConnected(FakeDevice("new"))
+    assert fired[-1] == "up"
+
+
+def test_a_waiter_that_fills_the_buffer_again_keeps_the_others_waiting() -> None:
+    hub, _, device = makeHub()
+    producer = hub.inputProducer(device)
+    producer.pauseProducing()
+    order: list[int] = []
+
+    def first(_: object) -> None:
+        order.append(1)
+        producer.pauseProducing()  # its piece filled the buffer again
+
+    hub.whenInputRoom().addCallback(first)
+    hub.whenInputRoom().addCallback(lambda _: order.append(2))
+    producer.resumeProducing()
+    assert order == [1]
+    producer.resumeProducing()
+    assert order == [1, 2]

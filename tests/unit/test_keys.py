@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.logger import capturedLogs, formatEvent
 
 from vncmux.console.keys import (
     KeyMapper,
@@ -374,31 +375,90 @@ def test_legacy_keysyms(keysym: int, char: str) -> None:
     assert press(keysym) == char.encode()
 
 
-def test_legacy_keysym_gaps_type_nothing() -> None:
-    # 0x07A6 and 0x07AA are holes in the Greek block, 0x08A2 (topleftradical) only has an
-    # approximate Unicode equivalent.
-    for keysym in (0x07A6, 0x07AA, 0x08A2, 0x0FFF, 0x1000, 0x20AB):
-        assert keysym_to_char(keysym) is None
-        assert press(keysym) == b""
+def test_legacy_keysym_gaps_type_nothing_and_are_logged_once() -> None:
+    # 0x07A6 and 0x07AA are holes in the Greek block, 0x08B1 (topleftsummation) and 0x09DF
+    # (blank) have no Unicode meaning at all.
+    mapper = KeyMapper(peer="10.0.0.7:5555")
+    with capturedLogs() as events:
+        for keysym in (0x07A6, 0x07AA, 0x08B1, 0x09DF, 0x0FFF, 0x1000, 0x20AB):
+            assert keysym_to_char(keysym) is None
+            assert press(keysym, mapper=mapper) == b""
+            assert press(keysym, mapper=mapper) == b""  # again: not logged again
+    lines = [formatEvent(e) for e in events]
+    assert len(lines) == 7, lines
+    assert "Viewer 10.0.0.7:5555: keysym 0x8b1 types nothing" in lines[2]
+
+
+def test_unmapped_keysym_logging_is_bounded() -> None:
+    mapper = KeyMapper()
+    with capturedLogs() as events:
+        for keysym in range(0x1008FF00, 0x1008FF00 + 500):  # XF86 media keys
+            assert press(keysym, mapper=mapper) == b""
+    assert len(events) == KeyMapper.unmapped_log_limit + 1
+    assert "no longer logging" in formatEvent(events[-1])
+
+
+@pytest.mark.parametrize(
+    ("keysym", "char"),
+    [
+        (0x08A3, "\u2500"),  # horizconnector: ─
+        (0x0AE6, "\u2022"),  # enfilledcircbullet: •
+        (0x0EFF, "\u20a9"),  # Korean_Won: ₩
+        (0x08A2, "\u250c"),  # topleftradical: ┌
+        (0x0ABC, "\u27e8"),  # leftanglebracket: ⟨ (newer keysymdef.h, noVNC)
+        (0x0ABD, "."),  # decimalpoint
+    ],
+)
+def test_approximate_legacy_keysyms_type_their_character(keysym: int, char: str) -> None:
+    assert press(keysym) == char.encode()
 
 
 KEYSYMDEF = Path("/usr/include/X11/keysymdef.h")
+# keysymdef.h before xorgproto 2023 gave the deprecated U+2329/U+232A; newer headers and
+# noVNC give U+27E8/U+27E9, which is what a viewer sends these keysyms for.
+NEWER_KEYSYMDEF = {0x0ABC: "\u27e8", 0x0ABE: "\u27e9"}
 
 
 @pytest.mark.skipif(not KEYSYMDEF.exists(), reason="X11 headers not installed")
 def test_legacy_table_agrees_with_keysymdef() -> None:
-    """Every exact mapping of keysymdef.h in the legacy ranges, and nothing else, is known."""
-    exact = re.compile(r"^#define XK_\w+\s+0x([0-9a-fA-F]+)\s*/\* U\+([0-9A-Fa-f]+) ")
-    expected: dict[int, str] = {}
+    """Every mapping of keysymdef.h in the legacy ranges, exact ("U+XXXX") or approximate
+    ("(U+XXXX"), and nothing else, is known."""
+    mapping = re.compile(r"^#define XK_\w+\s+0x([0-9a-fA-F]+)\s*/\*\s*(\(?)U\+([0-9A-Fa-f]+)")
+    exact: dict[int, str] = {}
+    approximate: dict[int, str] = {}
     for line in KEYSYMDEF.read_text(encoding="latin-1").splitlines():
-        match = exact.match(line)
+        match = mapping.match(line)
         if match:
             keysym = int(match[1], 16)
             if 0x100 <= keysym <= 0x1FFF or 0x20A0 <= keysym <= 0x20AC:
-                expected[keysym] = chr(int(match[2], 16))
-    assert len(expected) > 700
+                (approximate if match[2] else exact)[keysym] = chr(int(match[3], 16))
+    assert len(exact) > 700 and len(approximate) > 30
+    expected = {**approximate, **exact}
     for keysym in range(0x100, 0x2100):
-        assert keysym_to_char(keysym) == expected.get(keysym), hex(keysym)
+        want = expected.get(keysym)
+        got = keysym_to_char(keysym)
+        if keysym in NEWER_KEYSYMDEF:
+            assert got in (want, NEWER_KEYSYMDEF[keysym]), hex(keysym)
+        else:
+            assert got == want, hex(keysym)
+
+
+NOVNC_KEYSYMDEF = Path("/usr/share/novnc/core/input/keysymdef.js")
+
+
+@pytest.mark.skipif(not NOVNC_KEYSYMDEF.exists(), reason="noVNC not installed")
+def test_every_legacy_keysym_novnc_sends_types_its_character() -> None:
+    """noVNC sends a legacy keysym for each character in its table: each must type exactly
+    that character (UTF-8), never be dropped."""
+    pairs = re.findall(
+        r"(0x[0-9a-fA-F]+): (0x[0-9a-fA-F]+),", NOVNC_KEYSYMDEF.read_text(encoding="utf-8")
+    )
+    legacy = [(int(cp, 16), int(ks, 16)) for cp, ks in pairs if int(ks, 16) < 0x01000000]
+    assert len(legacy) > 600
+    with capturedLogs() as events:
+        for code, keysym in legacy:
+            assert press(keysym) == chr(code).encode(), (hex(code), hex(keysym))
+    assert events == []
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,10 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.testing import Clock, MemoryReactorClock, StringTransport
 from zope.interface.verify import verifyObject
 
-from tests.unit.test_hub import FakeDevice
+from tests.support.fakes import FakeDevice
 from vncmux.config import ConfigError
 from vncmux.hub import Hub
-from vncmux.interfaces import IBackend
+from vncmux.interfaces import IBackend, IPausableInput
 from vncmux.sockets import (
     BackendFactory,
     ByteServerService,
@@ -132,6 +132,25 @@ def test_transport_pause_blocks_hub_and_resume_unblocks() -> None:
     assert hub.paused and device.paused
     proto.resumeProducing()
     assert not hub.paused and not device.paused
+
+
+def test_full_device_buffer_stops_reading_the_client_until_it_drains() -> None:
+    hub, device, _ = hubWithDevice()
+    factory = BackendFactory(hub, "tcp:4555", ClientSet(4))
+    proto, transport = connect(factory)
+    other, otherTransport = connect(factory, 40001)
+    assert verifyObject(IPausableInput, proto)
+    producer = hub.inputProducer(device)
+    producer.pauseProducing()  # the device's write buffer is full
+    assert transport.producerState == "paused" and otherTransport.producerState == "paused"
+    proto.dataReceived(b"already read")  # in flight when the pause came: still written
+    assert device.written == [b"already read"]
+    producer.resumeProducing()
+    assert transport.producerState == "producing"
+    assert otherTransport.producerState == "producing"
+    # the output direction is separate: a full client buffer still pauses the device
+    proto.pauseProducing()
+    assert device.paused and transport.producerState == "producing"
 
 
 def test_stalled_aborts_the_connection() -> None:
@@ -309,6 +328,32 @@ def test_pty_backend_drops_without_reader_then_carries_both_ways() -> None:
     service.stopService()
     assert hub.backends == ()
     assert clock.getDelayedCalls() == []
+
+
+def test_pty_backend_input_pauses_while_the_device_is_full() -> None:
+    clock = ReadersClock()
+    hub, device, _ = hubWithDevice(clock)
+    service = makePtyService(hub, clock, label="serial0")
+    backend: PtyBackend = service.backend  # type: ignore[attr-defined]
+    assert verifyObject(IPausableInput, backend)
+    service.startService()
+    producer = hub.inputProducer(device)
+    producer.pauseProducing()  # before anyone attached: remembered
+    slave = os.open(backend.slavePath, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        clock.advance(backend.pollInterval)
+        assert backend.connected and clock.readers == set()  # not read while paused
+        producer.resumeProducing()
+        assert clock.readers == {backend}
+        producer.pauseProducing()
+        assert clock.readers == set()
+        producer.resumeProducing()
+        os.write(slave, b"ls\n")
+        backend.doRead()
+        assert device.written == [b"ls\n"]
+    finally:
+        os.close(slave)
+    service.stopService()
 
 
 def test_pty_backend_drops_when_reader_is_slow_without_pausing() -> None:

@@ -2,8 +2,9 @@
 
 What a viewer types must reach the console device exactly as if it had been typed into an
 xterm: the byte sequences follow xterm's ctlseqs (PC-style function keys, modifier parameter
-``1 + (shift 1 | alt 2 | ctrl 4 | meta 8)``).  The module is pure: no I/O, no pyte, so every
-rule is unit-testable and the RFB server only passes keysyms and the terminal's `Modes`.
+``1 + (shift 1 | alt 2 | ctrl 4 | meta 8)``).  The module is pure: no I/O (one log line for
+a keysym that types nothing), no pyte, so every rule is unit-testable and the caller only
+passes keysyms and the terminal's `Modes`.
 
 It holds:
 
@@ -11,14 +12,23 @@ It holds:
 * `paste_bytes` -- text of an explicit paste (bracketed paste aware).
 * `mouse_report` -- RFB pointer masks to xterm mouse reports (X10/1000/1002/1003, SGR/legacy).
 * `is_paste_key` -- Shift+Insert detection.
-* `keysym_to_char` -- the keysym → character rule, including the reverse table for the legacy
-  (pre-Unicode) keysyms that noVNC and TigerVNC still send.
+* `keysym_to_char` -- re-exported from `vncmux.console.keysyms`, which holds X's tables
+  (keysym → character, with the legacy pre-Unicode keysyms noVNC and TigerVNC still send;
+  modifier keysyms; dead keys).
 """
 
 from __future__ import annotations
 
 import unicodedata
 
+from twisted.logger import Logger
+
+from vncmux.console.keysyms import (
+    DEAD_KEYS,
+    DEAD_TWICE,
+    is_modifier_keysym,
+    keysym_to_char,
+)
 from vncmux.console.modes import Modes
 
 __all__ = [
@@ -39,7 +49,8 @@ MOD_ALT = 2
 MOD_CTRL = 4
 MOD_META = 8
 
-# --- keysyms (X11 keysymdef.h) ---------------------------------------------------------------
+
+# --- keysyms (X11 keysymdef.h) -----------------------------------------------------------
 
 XK_BackSpace = 0xFF08
 XK_Tab = 0xFF09
@@ -98,6 +109,7 @@ XK_Alt_R = 0xFFEA
 XK_ISO_Level3_Shift = 0xFE03
 XK_Mode_switch = 0xFF7E
 
+
 _SHIFT_KEYS = frozenset({XK_Shift_L, XK_Shift_R})
 _CTRL_KEYS = frozenset({XK_Control_L, XK_Control_R})
 _ALT_KEYS = frozenset({XK_Alt_L, XK_Alt_R})
@@ -105,222 +117,12 @@ _META_KEYS = frozenset({XK_Meta_L, XK_Meta_R})
 _TRACKED = _SHIFT_KEYS | _CTRL_KEYS | _ALT_KEYS | _META_KEYS
 
 
-def _is_modifier_keysym(keysym: int) -> bool:
-    """Keys that only change the state of others and never produce bytes themselves.
-
-    Shift/Control/Caps/Shift lock/Meta/Alt/Super/Hyper (0xffe1-0xffee), Num_Lock, Scroll_Lock,
-    Mode_switch and the ISO lock/latch/level keys (0xfe01-0xfe13, AltGr is ISO_Level3_Shift).
-    """
-    return (
-        0xFFE1 <= keysym <= 0xFFEE
-        or 0xFE01 <= keysym <= 0xFE13
-        or keysym in (XK_Mode_switch, 0xFF7F, 0xFF14)
-    )
-
-
-# --- legacy keysym → Unicode ----------------------------------------------------------------
-#
-# X11 predates Unicode: Latin-2/3/4, Latin-9, Katakana, Arabic, Cyrillic, Greek, technical,
-# special, publishing, APL, Hebrew, Thai and Korean characters have keysyms of their own, and
-# noVNC/TigerVNC send those in preference to 0x01000000 + code point.  Each block below is
-# (first keysym, string): the character at index i is the one for keysym first + i, "\x00"
-# marks keysyms that have no exact Unicode equivalent (keysymdef.h only approximates them, so
-# they are left out).  Only the exact mappings of keysymdef.h ("/* U+XXXX") are included.
-_LEGACY_BLOCKS: tuple[tuple[int, str], ...] = (
-    (
-        0x01A1,
-        (
-            "Ą˘Ł\x00ĽŚ\x00\x00ŠŞŤŹ\x00ŽŻ\x00ą˛ł\x00ľśˇ\x00šşťź˝žżŔ\x00\x00Ă"
-            "\x00ĹĆ\x00Č\x00Ę\x00Ě\x00\x00ĎĐŃŇ\x00\x00Ő\x00\x00ŘŮ\x00Ű\x00"
-            "\x00Ţ\x00ŕ\x00\x00ă\x00ĺć\x00č\x00ę\x00ě\x00\x00ďđńň\x00\x00ő"
-            "\x00\x00řů\x00ű\x00\x00ţ˙"
-        ),
-    ),
-    (
-        0x02A1,
-        ("Ħ\x00\x00\x00\x00Ĥ\x00\x00İ\x00ĞĴ\x00\x00\x00\x00ħ\x00\x00\x00\x00ĥ\x00\x00ı\x00ğĵ"),
-    ),
-    (0x02C5, "ĊĈ"),
-    (0x02D5, "Ġ\x00\x00Ĝ\x00\x00\x00\x00ŬŜ\x00\x00\x00\x00\x00\x00ċĉ"),
-    (0x02F5, "ġ\x00\x00ĝ\x00\x00\x00\x00ŭŝ"),
-    (
-        0x03A2,
-        (
-            "ĸŖ\x00ĨĻ\x00\x00\x00ĒĢŦ\x00\x00\x00\x00\x00\x00ŗ\x00ĩļ\x00\x00"
-            "\x00ēģŧŊ\x00ŋĀ\x00\x00\x00\x00\x00\x00Į\x00\x00\x00\x00Ė\x00\x00"
-            "Ī\x00ŅŌĶ\x00\x00\x00\x00\x00Ų\x00\x00\x00ŨŪ\x00ā\x00\x00\x00\x00"
-            "\x00\x00į\x00\x00\x00\x00ė\x00\x00ī\x00ņōķ\x00\x00\x00\x00\x00ų"
-            "\x00\x00\x00ũū"
-        ),
-    ),
-    (0x047E, "‾"),
-    (
-        0x04A1,
-        (
-            "\u3002\u300c\u300d\u3001\u30fb\u30f2\u30a1\u30a3\u30a5\u30a7"
-            "\u30a9\u30e3\u30e5\u30e7\u30c3\u30fc\u30a2\u30a4\u30a6\u30a8"
-            "\u30aa\u30ab\u30ad\u30af\u30b1\u30b3\u30b5\u30b7\u30b9\u30bb"
-            "\u30bd\u30bf\u30c1\u30c4\u30c6\u30c8\u30ca\u30cb\u30cc\u30cd"
-            "\u30ce\u30cf\u30d2\u30d5\u30d8\u30db\u30de\u30df\u30e0\u30e1"
-            "\u30e2\u30e4\u30e6\u30e8\u30e9\u30ea\u30eb\u30ec\u30ed\u30ef"
-            "\u30f3\u309b\u309c"
-        ),
-    ),
-    (0x05AC, "،"),
-    (
-        0x05BB,
-        (
-            "\u061b\x00\x00\x00\u061f\x00\u0621\u0622\u0623\u0624\u0625\u0626"
-            "\u0627\u0628\u0629\u062a\u062b\u062c\u062d\u062e\u062f\u0630"
-            "\u0631\u0632\u0633\u0634\u0635\u0636\u0637\u0638\u0639\u063a\x00"
-            "\x00\x00\x00\x00\u0640\u0641\u0642\u0643\u0644\u0645\u0646\u0647"
-            "\u0648\u0649\u064a\u064b\u064c\u064d\u064e\u064f\u0650\u0651"
-            "\u0652"
-        ),
-    ),
-    (
-        0x06A1,
-        (
-            "ђѓёєѕіїјљњћќґўџ№ЂЃЁЄЅІЇЈЉЊЋЌҐЎЏюабцдефгхийклмнопярстужвьызшэщчъЮ"
-            "АБЦДЕФГХИЙКЛМНОПЯРСТУЖВЬЫЗШЭЩЧЪ"
-        ),
-    ),
-    (
-        0x07A1,
-        (
-            "ΆΈΉΊΪ\x00ΌΎΫ\x00Ώ\x00\x00΅―\x00άέήίϊΐόύϋΰώ\x00\x00\x00\x00\x00ΑΒ"
-            "ΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣ\x00ΤΥΦΧΨΩ\x00\x00\x00\x00\x00\x00\x00αβγδεζηθικ"
-            "λμνξοπρσςτυφχψω"
-        ),
-    ),
-    (0x08A1, "⎷\x00\x00⌠⌡\x00⎡⎣⎤⎦⎛⎝⎞⎠⎨⎬"),
-    (
-        0x08BC,
-        ("≤≠≥∫∴∝∞\x00\x00∇\x00\x00∼≃\x00\x00\x00⇔⇒≡\x00\x00\x00\x00\x00\x00√\x00\x00\x00⊂⊃∩∪∧∨"),
-    ),
-    (0x08EF, "∂\x00\x00\x00\x00\x00\x00ƒ\x00\x00\x00\x00←↑→↓"),
-    (0x09E0, "◆▒␉␌␍␊\x00\x00␤␋┘┐┌└┼⎺⎻─⎼⎽├┤┴┬│"),
-    (
-        0x0AA1,
-        (
-            "\u2003\u2002\u2004\u2005\u2007\u2008\u2009\u200a—–\x00\x00\x00…‥"
-            "⅓⅔⅕⅖⅗⅘⅙⅚℅\x00\x00‒\x00\x00\x00\x00\x00\x00\x00⅛⅜⅝⅞\x00\x00™\x00"
-            "\x00\x00\x00\x00\x00‘’“”℞‰′″\x00✝"
-        ),
-    ),
-    (0x0AEC, "♣♦♥\x00✠†‡✓✗♯♭♂♀☎⌕℗‸‚„"),
-    (0x0BC2, "⊤\x00⌊\x00\x00\x00\x00\x00∘\x00⎕\x00⊥○\x00\x00\x00⌈"),
-    (0x0BDC, "⊣"),
-    (0x0BFC, "⊢"),
-    (
-        0x0CDF,
-        (
-            "‗\u05d0\u05d1\u05d2\u05d3\u05d4\u05d5\u05d6\u05d7\u05d8\u05d9"
-            "\u05da\u05db\u05dc\u05dd\u05de\u05df\u05e0\u05e1\u05e2\u05e3"
-            "\u05e4\u05e5\u05e6\u05e7\u05e8\u05e9\u05ea"
-        ),
-    ),
-    (
-        0x0DA1,
-        (
-            "กขฃคฅฆงจฉชซฌญฎฏฐฑฒณดตถทธนบปผฝพฟภมยรฤลฦวศษสหฬอฮฯะ\u0e31าำ\u0e34"
-            "\u0e35\u0e36\u0e37\u0e38\u0e39\u0e3a\x00\x00\x00\x00฿เแโใไๅๆ"
-            "\u0e47\u0e48\u0e49\u0e4a\u0e4b\u0e4c\u0e4d\x00\x00๐๑๒๓๔๕๖๗๘๙"
-        ),
-    ),
-    (
-        0x0EA1,
-        (
-            "\u3131\u3132\u3133\u3134\u3135\u3136\u3137\u3138\u3139\u313a"
-            "\u313b\u313c\u313d\u313e\u313f\u3140\u3141\u3142\u3143\u3144"
-            "\u3145\u3146\u3147\u3148\u3149\u314a\u314b\u314c\u314d\u314e"
-            "\u314f\u3150\u3151\u3152\u3153\u3154\u3155\u3156\u3157\u3158"
-            "\u3159\u315a\u315b\u315c\u315d\u315e\u315f\u3160\u3161\u3162"
-            "\u3163ᆨᆩᆪᆫᆬᆭᆮᆯᆰᆱᆲᆳᆴᆵᆶᆷᆸᆹᆺᆻᆼᆽᆾᆿᇀᇁᇂ\u316d\u3171\u3178\u317f\u3181"
-            "\u3184\u3186\u318d\u318eᇫᇰᇹ"
-        ),
-    ),
-    (0x13BC, "ŒœŸ"),
-    (0x20AC, "€"),
-)
-
-
-def _build_legacy_table() -> dict[int, str]:
-    table: dict[int, str] = {}
-    for first, chars in _LEGACY_BLOCKS:
-        for offset, char in enumerate(chars):
-            if char != "\x00":
-                table[first + offset] = char
-    return table
-
-
-_LEGACY: dict[int, str] = _build_legacy_table()
-
-_UNICODE_KEYSYM_BASE = 0x01000000
-
-
-def keysym_to_char(keysym: int) -> str | None:
-    """The character a keysym types, or None for function/modifier/unknown keysyms.
-
-    Latin-1 keysyms are their own code points, 0x01000000 + c is U+c, and the legacy keysyms
-    come from the reverse table.  Control characters are never "typed" this way: they only
-    come from Return, Tab, Ctrl+letter ...
-    """
-    if 0x20 <= keysym <= 0x7E or 0xA0 <= keysym <= 0xFF:
-        return chr(keysym)
-    if _UNICODE_KEYSYM_BASE + 0x20 <= keysym <= _UNICODE_KEYSYM_BASE + 0x10FFFF:
-        code = keysym - _UNICODE_KEYSYM_BASE
-        if 0x7F <= code < 0xA0 or 0xD800 <= code <= 0xDFFF:
-            return None
-        return chr(code)
-    return _LEGACY.get(keysym)
-
-
 # --- dead keys --------------------------------------------------------------------------------
-#
-# keysym → (combining mark, what the dead key types on its own).  The stand-alone forms follow
-# X's Compose tables for "<dead_x> <space>" (ASCII where X gives ASCII, e.g. dead_acute + space
-# is an apostrophe); dead keys without a spacing form type a space carrying the mark.
-_DEAD_KEYS: dict[int, tuple[str, str]] = {
-    0xFE50: ("\u0300", "`"),  # dead_grave
-    0xFE51: ("\u0301", "'"),  # dead_acute
-    0xFE52: ("\u0302", "^"),  # dead_circumflex
-    0xFE53: ("\u0303", "~"),  # dead_tilde
-    0xFE54: ("\u0304", "\u00af"),  # dead_macron
-    0xFE55: ("\u0306", "\u02d8"),  # dead_breve
-    0xFE56: ("\u0307", "\u02d9"),  # dead_abovedot
-    0xFE57: ("\u0308", '"'),  # dead_diaeresis
-    0xFE58: ("\u030a", "\u00b0"),  # dead_abovering
-    0xFE59: ("\u030b", "\u02dd"),  # dead_doubleacute
-    0xFE5A: ("\u030c", "\u02c7"),  # dead_caron
-    0xFE5B: ("\u0327", "\u00b8"),  # dead_cedilla
-    0xFE5C: ("\u0328", "\u02db"),  # dead_ogonek
-    0xFE5D: ("\u0345", "\u037a"),  # dead_iota
-    0xFE5E: ("\u3099", "\u309b"),  # dead_voiced_sound
-    0xFE5F: ("\u309a", "\u309c"),  # dead_semivoiced_sound
-    0xFE60: ("\u0323", " \u0323"),  # dead_belowdot
-    0xFE61: ("\u0309", " \u0309"),  # dead_hook
-    0xFE62: ("\u031b", " \u031b"),  # dead_horn
-    0xFE64: ("\u0313", " \u0313"),  # dead_abovecomma
-    0xFE65: ("\u0314", " \u0314"),  # dead_abovereversedcomma
-    0xFE66: ("\u030f", " \u030f"),  # dead_doublegrave
-    0xFE67: ("\u0325", " \u0325"),  # dead_belowring
-    0xFE68: ("\u0331", " \u0331"),  # dead_belowmacron
-    0xFE69: ("\u032d", " \u032d"),  # dead_belowcircumflex
-    0xFE6A: ("\u0330", " \u0330"),  # dead_belowtilde
-    0xFE6B: ("\u032e", " \u032e"),  # dead_belowbreve
-    0xFE6C: ("\u0324", " \u0324"),  # dead_belowdiaeresis
-    0xFE6D: ("\u0311", " \u0311"),  # dead_invertedbreve
-    0xFE6E: ("\u0326", " \u0326"),  # dead_belowcomma
-}
-# Pressing the same dead key twice types the accent itself; X gives the Latin-1 accent
-# characters here rather than the ASCII look-alikes it gives for "+ space".
-_DEAD_TWICE: dict[int, str] = {0xFE51: "\u00b4", 0xFE57: "\u00a8"}
 
 
 def _compose(dead: int, char: str) -> str | None:
     """The single precomposed character for dead key + char, or None if there is none."""
-    combining = _DEAD_KEYS[dead][0]
+    combining = DEAD_KEYS[dead][0]
     composed = unicodedata.normalize("NFC", char + combining)
     return composed if len(composed) == 1 else None
 
@@ -408,12 +210,21 @@ class KeyMapper:
     State is what X itself would hold for a keyboard: the modifier keys currently down and a
     pending dead key.  The viewer sends the keysym the key *produced* (Shift already applied),
     so Shift never changes a character, only the function keys' modifier parameter and Tab.
+
+    A keysym that neither types a character nor is a key xterm knows (a legacy keysym without
+    a Unicode meaning, a media key) sends nothing and is logged once per mapper, naming the
+    viewer (``peer``); after ``unmapped_log_limit`` different ones, the rest go unlogged.
     """
 
-    def __init__(self, encoding: str = "utf-8") -> None:
+    log = Logger()
+    unmapped_log_limit = 64
+
+    def __init__(self, encoding: str = "utf-8", peer: str = "viewer") -> None:
         self._encoding = encoding
         self._held: set[int] = set()
         self._dead: int | None = None
+        self.peer = peer
+        self._unmapped: set[int] = set()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -487,11 +298,11 @@ class KeyMapper:
         if not down:
             self._held.discard(keysym)
             return b""
-        if _is_modifier_keysym(keysym):
+        if is_modifier_keysym(keysym):
             if keysym in _TRACKED:
                 self._held.add(keysym)
             return b""
-        if keysym in _DEAD_KEYS:
+        if keysym in DEAD_KEYS:
             return self._dead_key(keysym)
         char = keysym_to_char(keysym)
         if char is not None:
@@ -505,10 +316,10 @@ class KeyMapper:
             return b""
         if previous == keysym:
             self._dead = None
-            return self._encode(_DEAD_TWICE.get(keysym, _DEAD_KEYS[keysym][1]))
+            return self._encode(DEAD_TWICE.get(keysym, DEAD_KEYS[keysym][1]))
         # A different dead key: the first one types its accent, the second one waits.
         self._dead = keysym
-        return self._encode(_DEAD_KEYS[previous][1])
+        return self._encode(DEAD_KEYS[previous][1])
 
     def _char(self, char: str) -> bytes:
         mods = self._modifier_bits()
@@ -524,12 +335,12 @@ class KeyMapper:
         dead, self._dead = self._dead, None
         if dead is not None:
             if char == " ":
-                return self._encode(_DEAD_KEYS[dead][1])
+                return self._encode(DEAD_KEYS[dead][1])
             composed = _compose(dead, char)
             if composed is not None:
                 return self._encode(composed, prefix)
             # Not composable: type the accent, then the key, as X does.
-            return self._encode(_DEAD_KEYS[dead][1]) + self._encode(char, prefix)
+            return self._encode(DEAD_KEYS[dead][1]) + self._encode(char, prefix)
         return self._encode(char, prefix)
 
     def _encode(self, text: str, prefix: str = "") -> bytes:
@@ -543,13 +354,31 @@ class KeyMapper:
     def _function_key(self, keysym: int, modes: Modes) -> bytes:
         sequence = self._function_sequence(keysym, modes)
         if not sequence:
+            self._log_unmapped(keysym)
             return b""
         dead, self._dead = self._dead, None
         if dead is None:
             return sequence
         if keysym in (XK_Escape, XK_BackSpace):
             return b""  # Escape or BackSpace after a dead key cancels it.
-        return self._encode(_DEAD_KEYS[dead][1]) + sequence
+        return self._encode(DEAD_KEYS[dead][1]) + sequence
+
+    def _log_unmapped(self, keysym: int) -> None:
+        """Say once per keysym (up to a limit) that a key the viewer sent types nothing."""
+        if keysym in self._unmapped or len(self._unmapped) > self.unmapped_log_limit:
+            return
+        self._unmapped.add(keysym)
+        if len(self._unmapped) > self.unmapped_log_limit:
+            self.log.info(
+                "Viewer {peer}: more keysyms that type nothing; no longer logging them",
+                peer=self.peer,
+            )
+            return
+        self.log.info(
+            "Viewer {peer}: keysym {keysym} types nothing (no character or key sequence)",
+            peer=self.peer,
+            keysym=f"0x{keysym:x}",
+        )
 
     def _function_sequence(self, keysym: int, modes: Modes) -> bytes:
         """The xterm sequence for a non-character key under the current modifiers."""
