@@ -368,22 +368,44 @@ def test_hextile_round_trip(fmt: PixelFormat) -> None:
         assert got == expected
 
 
-def test_every_subencoding_is_exercised() -> None:
+# A 32-bit format whose colour needs all 4 bytes: CPIXELs are whole pixels.
+DEEP = PixelFormat(32, 30, False, True, 1023, 1023, 1023, 20, 10, 0)
+RGB565 = PixelFormat(16, 16, False, True, 31, 63, 31, 11, 5, 0)
+
+
+def spare_byte_left_out(fmt: PixelFormat) -> bool:
+    """3-byte CPIXELs of a 32-bit pixel: the viewer supplies the spare byte, and gtk-vnc
+    supplies 0 on its solid and raw tile paths, so the encoder must avoid those."""
+    return fmt.bpp == 32 and cpixel_reader(fmt)[0] == 3
+
+
+@pytest.mark.parametrize("fmt", [NATIVE, DEEP, RGB565], ids=lambda f: f.pack().hex())
+def test_every_zrle_subencoding_is_exercised(fmt: PixelFormat) -> None:
     """The round-trip tests above mean something only if they reach every branch."""
     zrle_seen: set[int] = set()
-    hextile_seen: set[int] = set()
-    zenc, henc = ZRLEEncoder(SharedWork()), HextileEncoder(SharedWork())
+    zenc = ZRLEEncoder(SharedWork())
     inflater = zlib.decompressobj()
     for image in images(random.Random(9)):
         w, h = image.size
-        expected = reference_convert(NATIVE, image)
-        assert (
-            zrle_decode(zenc.encode(image, NATIVE), NATIVE, w, h, inflater, zrle_seen) == expected
-        )
-        assert hextile_decode(henc.encode(image, NATIVE), NATIVE, w, h, hextile_seen) == expected
-    assert {0, 1, 2, 3, 128} <= zrle_seen  # raw, solid, 1-bit, 2-bit, plain RLE
+        expected = reference_convert(fmt, image)
+        assert zrle_decode(zenc.encode(image, fmt), fmt, w, h, inflater, zrle_seen) == expected
+    assert {2, 3, 128} <= zrle_seen  # 1-bit, 2-bit, plain RLE
     assert any(5 <= s <= 16 for s in zrle_seen)  # 4-bit packed
     assert any(130 <= s for s in zrle_seen)  # palette RLE
+    if spare_byte_left_out(fmt):
+        assert not {0, 1} & zrle_seen  # never raw, never solid
+    else:
+        assert {0, 1} <= zrle_seen  # raw, solid
+
+
+def test_every_hextile_subencoding_is_exercised() -> None:
+    """The round-trip tests above mean something only if they reach every branch."""
+    hextile_seen: set[int] = set()
+    henc = HextileEncoder(SharedWork())
+    for image in images(random.Random(9)):
+        w, h = image.size
+        expected = reference_convert(NATIVE, image)
+        assert hextile_decode(henc.encode(image, NATIVE), NATIVE, w, h, hextile_seen) == expected
     assert 1 in hextile_seen  # raw tile
     assert 0 in hextile_seen  # background carried over
     assert any(s & 4 for s in hextile_seen)  # foreground specified
@@ -410,37 +432,49 @@ def test_random_round_trip(
 
 
 def test_cpixel_layout_matches_tigervnc() -> None:
-    """First 3 wire bytes whenever the last carries no colour (TigerVNC readOpaque24A)."""
+    """First 3 wire bytes whenever the last carries no colour (TigerVNC readOpaque24A).
+
+    A one-pixel tile is plain RLE (one run of 1): a 3-byte CPIXEL is never sent solid."""
     middle_be = PixelFormat(32, 16, True, True, 31, 63, 31, 19, 13, 8)
     payload = ZRLEEncoder(SharedWork()).encode(Image.new("RGB", (1, 1), (255, 255, 255)), middle_be)
     tile = zlib.decompressobj().decompress(payload[4:])
-    assert tile == b"\x01" + middle_be.pixel(255, 255, 255)[:3]
+    assert tile == b"\x80" + middle_be.pixel(255, 255, 255)[:3] + b"\x00"
     ms_le = PixelFormat(32, 24, False, True, 255, 255, 255, 24, 16, 8)
     payload = ZRLEEncoder(SharedWork()).encode(Image.new("RGB", (1, 1), (1, 2, 3)), ms_le)
     tile = zlib.decompressobj().decompress(payload[4:])
-    assert tile == b"\x01" + ms_le.pixel(1, 2, 3)[1:] == b"\x01\x03\x02\x01"
+    assert tile == b"\x80" + ms_le.pixel(1, 2, 3)[1:] + b"\x00" == b"\x80\x03\x02\x01\x00"
 
 
-def test_zrle_subencodings_are_chosen_well() -> None:
-    """Sizes that matter for the budgets: blank, text and noise tiles."""
-    fmt = NATIVE
+@pytest.mark.parametrize("fmt", [NATIVE, DEEP], ids=lambda f: f.pack().hex())
+def test_zrle_subencodings_are_chosen_well(fmt: PixelFormat) -> None:
+    """Sizes that matter for the budgets: blank, text and noise tiles.  With 3-byte
+    CPIXELs, blank and noise tiles are plain RLE instead of solid and raw."""
+    cp = cpixel_reader(fmt)[0]
+    black = fmt.pixel(0, 0, 0)[:cp]  # little-endian: a CPIXEL is the pixel's first bytes
     enc = ZRLEEncoder(SharedWork())
     inflater = zlib.decompressobj()
     blank = Image.new("RGB", (64, 64), (0, 0, 0))
-    assert inflater.decompress(enc.encode(blank, fmt)[4:]) == b"\x01\x00\x00\x00"
+    data = inflater.decompress(enc.encode(blank, fmt)[4:])
+    if spare_byte_left_out(fmt):
+        assert data == b"\x80" + black + b"\xff" * 16 + b"\x0f"  # one run of 4096
+    else:
+        assert data == b"\x01" + black
     text = terminal_image(random.Random(3), 64, 64).convert("L").point(lambda v: 255 if v else 0)
     raw_tile = inflater.decompress(enc.encode(text.convert("RGB"), fmt)[4:])
-    assert raw_tile[0] == 2 and len(raw_tile) == 1 + 2 * 3 + 64 * 8  # packed, 1 bit per pixel
+    assert raw_tile[0] == 2 and len(raw_tile) == 1 + 2 * cp + 64 * 8  # packed, 1 bit per pixel
     stripes = Image.new("RGB", (64, 64), (0, 0, 0))
     stripes.paste((200, 0, 0), (0, 10, 64, 20))
     stripes.paste((0, 200, 0), (0, 30, 64, 31))
     stripes.paste((0, 0, 200), (0, 50, 64, 51))
     data = inflater.decompress(enc.encode(stripes, fmt)[4:])
     # palette RLE: header, 4 CPIXELs, 7 runs of at most 1 + 4 length bytes
-    assert data[0] == 128 + 4 and len(data) <= 1 + 4 * 3 + 7 * 5
+    assert data[0] == 128 + 4 and len(data) <= 1 + 4 * cp + 7 * 5
     noise = random_image(random.Random(4), 64, 64)
     data = inflater.decompress(enc.encode(noise, fmt)[4:])
-    assert data[0] == 0 and len(data) == 1 + 64 * 64 * 3
+    if spare_byte_left_out(fmt):
+        assert data[0] == 128 and len(data) <= 1 + 64 * 64 * (cp + 1)
+    else:
+        assert data[0] == 0 and len(data) == 1 + 64 * 64 * cp
 
 
 def test_zrle_stream_continues_across_updates() -> None:
@@ -577,6 +611,17 @@ def test_empty_rectangle(number: int) -> None:
 # -- Tight (not in the registry until the server splits rectangles) ---------------------
 
 
+def tpixel_is_rgb(fmt: PixelFormat) -> bool:
+    """rfbproto: TPIXELs are 3 bytes R, G, B (no spare byte) for these 32-bit formats."""
+    return (
+        fmt.true_colour
+        and fmt.bpp == 32
+        and fmt.depth == 24
+        and (fmt.red_max, fmt.green_max, fmt.blue_max) == (255, 255, 255)
+        and all(s % 8 == 0 for s in (fmt.red_shift, fmt.green_shift, fmt.blue_shift))
+    )
+
+
 def tight_decode(
     payload: bytes, fmt: PixelFormat, w: int, h: int, inflaters: list[Any], full: bool = False
 ) -> list[int]:
@@ -584,13 +629,7 @@ def tight_decode(
 
     With ``full``, whole pixel values; bits a 3-byte TPIXEL leaves out count as ones."""
     r = Reader(payload)
-    tp888 = (
-        fmt.true_colour
-        and fmt.bpp == 32
-        and fmt.depth == 24
-        and (fmt.red_max, fmt.green_max, fmt.blue_max) == (255, 255, 255)
-        and all(s % 8 == 0 for s in (fmt.red_shift, fmt.green_shift, fmt.blue_shift))
-    )
+    tp888 = tpixel_is_rgb(fmt)
     tp = 3 if tp888 else fmt.bytes_per_pixel
 
     def tpixel(b: bytes) -> int:
@@ -656,7 +695,10 @@ def test_tight_round_trip(fmt: PixelFormat) -> None:
         payload = enc.encode(image, fmt)
         seen.add((payload[0], payload[1] if payload[0] & 0x40 else None))
         assert tight_decode(payload, fmt, *image.size, inflaters) == expected
-    assert (0x80, None) in seen  # fill
+    if tpixel_is_rgb(fmt):  # a fill's spare byte is gtk-vnc's to choose (0): never sent
+        assert not any(control & 0x80 for control, _ in seen)
+    else:
+        assert (0x80, None) in seen  # fill
     f = fmt.effective()
     if (f.red_max + 1) * (f.green_max + 1) * (f.blue_max + 1) > 16:
         assert (0x00, None) in seen  # copy
@@ -690,7 +732,27 @@ def test_tight_limits_and_lengths() -> None:
         enc.encode(Image.new("RGB", (2049, 1)), NATIVE)
     with pytest.raises(ValueError):
         enc.encode(Image.new("RGB", (256, 257)), NATIVE)
-    assert enc.encode(Image.new("RGB", (2048, 32)), NATIVE) == b"\x80\x00\x00\x00"
+    assert enc.encode(Image.new("RGB", (2048, 32)), RGB565) == b"\x80\x00\x00"
+
+
+def test_tight_single_colour_with_rgb_tpixels_is_a_palette() -> None:
+    """gtk-vnc gives a fill rectangle's 3-byte TPIXEL a spare byte of 0 (transparent in
+    gvncviewer's screenshot) but palette pixels 0xff: one colour goes as a 2-colour palette
+    whose bitmap is all zeros; other formats keep the 4-byte fill."""
+    colour = (200, 30, 90)
+    for w, h in [(2048, 32), (1, 1), (7, 3)]:
+        image = Image.new("RGB", (w, h), colour)
+        payload = TightEncoder(SharedWork()).encode(image, NATIVE)
+        tpixel = bytes(colour)
+        assert payload[:9] == b"\x50\x01\x01" + tpixel * 2  # mono palette: c, c
+        inflaters = [zlib.decompressobj() for _ in range(4)]
+        got = tight_decode(payload, NATIVE, w, h, inflaters, full=True)
+        assert got == [int.from_bytes(NATIVE.pixel(*colour), "little")] * (w * h)
+    # 7680 bitmap bytes of zeros deflate to a few dozen
+    assert len(TightEncoder(SharedWork()).encode(Image.new("RGB", (640, 96)), NATIVE)) < 80
+    assert TightEncoder(SharedWork()).encode(Image.new("RGB", (9, 9), colour), DEEP) == (
+        b"\x80" + DEEP.pixel(*colour)
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -751,7 +813,9 @@ def _serve_one_frame(conn: socket.socket, image: Image.Image, number: int) -> No
             _recv_exactly(conn, 9)
             if sent:
                 continue
-            assert number in offered or number == encodings.RAW, offered
+            # gvnccapture does not offer Tight, but its library decodes it (gvncviewer,
+            # whose screenshots have the same alpha channel, does offer it)
+            assert number in offered or number in (encodings.RAW, encodings.TIGHT), offered
             sent = True
             if number == encodings.TIGHT:
                 enc: Any = TightEncoder(SharedWork())
@@ -801,6 +865,7 @@ def _listen_on_display() -> tuple[socket.socket, int]:
         ("gvnccapture", encodings.RAW),
         ("gvnccapture", encodings.HEXTILE),
         ("gvnccapture", encodings.ZRLE),
+        ("gvnccapture", encodings.TIGHT),
         ("vncsnapshot", encodings.HEXTILE),
         ("vncsnapshot", encodings.ZLIB),
         ("vncsnapshot", encodings.ZRLE),
@@ -811,6 +876,9 @@ def test_real_viewer_decodes(tool: str, number: int, tmp_path: Path) -> None:
     if shutil.which(tool) is None:
         pytest.skip(f"{tool} not installed")
     image = terminal_image(random.Random(number), 300, 150)
+    image.paste((0, 0, 170), (0, 64, 256, 128))  # solid tiles; a Tight fill
+    ramp = bytes(v for y in range(64) for x in range(44) for v in (5 * x, 4 * y, 128))
+    image.paste(Image.frombytes("RGB", (44, 64), ramp), (256, 64))  # raw tiles; copy filter
     listener, display = _listen_on_display()
     errors: list[BaseException] = []
 
@@ -841,11 +909,11 @@ def test_real_viewer_decodes(tool: str, number: int, tmp_path: Path) -> None:
     thread.join(30)
     assert not errors, errors
     captured = Image.open(out)
-    if tool == "gvnccapture" and number != encodings.ZRLE:
-        # gtk-vnc copies the spare byte of a whole 32-bit pixel into the PNG's alpha
-        # channel: solid tiles and images alike must come out opaque.  (For 3-byte ZRLE
-        # CPIXELs the byte is not sent; gtk-vnc fills it itself, with 0 on its solid and
-        # raw tile paths, whatever the server does.)
+    if tool == "gvnccapture":
+        # gtk-vnc copies the spare byte of a 32-bit pixel into the PNG's alpha channel:
+        # solid tiles and images alike must come out opaque.  (3-byte ZRLE CPIXELs and
+        # Tight TPIXELs leave the byte out and gtk-vnc fills in 0 on its solid/fill and
+        # raw tile paths: the encoders avoid those paths for such formats.)
         assert captured.mode == "RGBA"
         assert captured.getchannel("A").getextrema() == (255, 255)
     got = captured.convert("RGB")

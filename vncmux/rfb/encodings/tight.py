@@ -11,6 +11,12 @@ which we guarantee by never encoding more than 65536 pixels at once (TightVNC's 
 limit).  :meth:`TightEncoder.encode` raises ValueError beyond them rather than emit a
 stream the client would reject.
 
+For the common 32-bit formats with 8-bit channels a TPIXEL is 3 bytes, R, G, B: the spare
+byte is not sent and the viewer fills it in.  gtk-vnc fills it with 0 for a fill rectangle
+and with 0xff for palette and copy-filter pixels, and ``gvncviewer`` saves it as the
+screenshot's alpha.  So for those formats a single colour goes as a two-entry palette with
+an all-zero bitmap, deflated: 18 bytes for 64x16, 63 for 640x96, instead of a 4-byte fill.
+
 Each viewer's encoder owns three zlib streams (0 full colour, 1 two-colour bitmaps,
 2 indexed), sync-flushed per rectangle, freed with the encoder; with several viewers a
 frame is built once for all of them on freshly reset streams (see ``TightEncoder``).
@@ -98,7 +104,8 @@ class TightEncoder:
         self._reset: set[int] = set()  # streams the client reset since we last used them
 
     def encode(self, image: Image.Image, fmt: PixelFormat) -> bytes:
-        """Fill for one colour, palette filter for 2..16, else the copy filter."""
+        """Fill for one colour (a palette with 3-byte TPIXELs), palette filter for 2..16,
+        else the copy filter."""
         w, h = image.size
         if w > MAX_WIDTH or w * h > MAX_PIXELS:
             raise ValueError(f"Tight rectangle {w}x{h} too large: split it")
@@ -116,11 +123,18 @@ class TightEncoder:
         w, h = image.size
         timg = tpixel_image(image, fmt)
         colours = timg.getcolors(_MAX_PALETTE)
-        if colours is not None and len(colours) == 1:
-            return bytes((FILL,)) + colour_bytes(colours[0][1])
-        if colours is not None and w * h > len(colours):
-            palette = [colour_bytes(px) for _, px in colours]
+        palette = None if colours is None else [colour_bytes(px) for _, px in colours]
+        index = b""
+        if palette is not None and len(palette) == 1:
+            if not is_888(fmt):
+                return bytes((FILL,)) + palette[0]
+            palette = palette * 2  # the bitmap never points at the second entry
+            index = bytes(w * h)
+        elif palette is not None and w * h > len(palette):
             index = index_bytes(timg.tobytes(), len(palette[0]), palette)
+        else:
+            palette = None
+        if palette is not None:
             if len(palette) == 2:
                 stream = STREAM_MONO
                 data = Image.frombytes("P", (w, h), index).tobytes("raw", "P;1")

@@ -10,6 +10,13 @@ indices come from ``bytes.translate`` on the byte lanes (``common.index_bytes``)
 starts from XOR-ing the index bytes with themselves shifted by one pixel, and bit packing
 from Pillow's ``P;1/P;2/P;4`` packers (which pad each row to a byte exactly as ZRLE
 requires).  Only RLE output loops, once per run, and RLE is chosen only when runs are few.
+
+A 32-bit pixel whose colour fits 3 bytes travels as a 3-byte CPIXEL: its spare byte is not
+sent and the viewer fills it in.  gtk-vnc (``gvnccapture``) fills it with 0 on its solid and
+raw tile paths and with 0xff on its palette and RLE paths, and writes it to the PNG's alpha
+channel.  So for such formats no tile is sent solid or raw: a solid tile is plain RLE with
+one run (about 20 bytes instead of 4 before zlib, a few after) and a tile that would be raw
+is plain or palette RLE (at most 4 bytes a pixel instead of 3, only for picture-like tiles).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ __all__ = [
     "cpixel_image",
     "cpixel_size",
     "encode_tile",
+    "spare_byte_left_out",
     "zrle_tiles",
 ]
 
@@ -154,22 +162,40 @@ def _index_marks(index: bytes) -> bytes:
     return diff.to_bytes(n, "big").translate(_MARK_TABLE)
 
 
+def spare_byte_left_out(cp: int) -> bool:
+    """True when CPIXELs of ``cp`` bytes are 32-bit pixels without their spare byte.
+
+    Only a 32-bpp format has 3-byte CPIXELs (:func:`cpixel_size`), and the byte it leaves
+    out carries no colour bit.  The viewer supplies that byte, and gtk-vnc supplies it
+    differently per subencoding (see the module docstring).
+    """
+    return cp == 3
+
+
 def encode_tile(tile: Image.Image, cp: int, out: bytearray) -> None:
     """Append one ZRLE tile (subencoding byte and data) for a CPIXEL-band image.
 
     Picks the smallest of raw, solid, packed palette, plain RLE and palette RLE by their
-    uncompressed size (RLE sizes estimated from the run count, two bytes per run).
+    uncompressed size (RLE sizes estimated from the run count, two bytes per run).  When
+    the CPIXEL leaves out the spare byte, never raw or solid: every pixel then reaches a
+    viewer through the same decoding paths, so it comes out the same (opaque in gtk-vnc).
     """
+    avoid_raw_and_solid = spare_byte_left_out(cp)
+    w, h = tile.size
+    n = w * h
     colours = tile.getcolors(127)
     palette: list[bytes] | None = None
     if colours is not None:
         palette = [colour_bytes(px) for _, px in colours]
         if len(palette) == 1:
-            out.append(1)
-            out += palette[0]
+            if avoid_raw_and_solid:
+                out.append(128)  # plain RLE, one run
+                out += palette[0]
+                out += _RUN_LENGTH[n]
+            else:
+                out.append(1)
+                out += palette[0]
             return
-    w, h = tile.size
-    n = w * h
     data = tile.tobytes()
     index: bytes | None = None
     if palette is not None and len(palette) <= 16:
@@ -181,7 +207,7 @@ def encode_tile(tile: Image.Image, cp: int, out: bytearray) -> None:
     best = "raw"
     size = n * cp
     plain = runs * (cp + 1)
-    if plain < size:
+    if plain < size or avoid_raw_and_solid:
         best, size = "plain", plain
     if palette is not None:
         k = len(palette)
