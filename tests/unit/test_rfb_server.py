@@ -23,6 +23,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IPushProducer, ITCPTransport
 from twisted.internet.testing import Clock, StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -1293,3 +1294,191 @@ def test_extended_clipboard_oversized_or_broken_dropped() -> None:
     c.send(ext_cut(CLIP_PROVIDE | CLIP_TEXT, b"not zlib") + ext_cut(0) + fbur(0, 0, 0, 8, 8))
     assert paste_buffer(c) == "" and not c.closed
     assert parse_update(c.take())[0]
+
+
+# -- a close always finishes ---------------------------------------------------------------
+
+JUNK = b"\x64" + b"\0" * 30  # message type 100: unknown, so the viewer is closed
+
+
+class TLSLikeTransport(StringTransport):
+    """Behaves as Twisted's TLS layer does on close: while a producer is registered,
+    ``loseConnection`` only marks the connection as closing; the close alert (and so the
+    end of the connection) waits for the producer to be unregistered."""
+
+    close_started = False
+
+    def loseConnection(self) -> None:
+        super().loseConnection()
+        if self.producer is None:
+            self.close_started = True
+
+    def unregisterProducer(self) -> None:
+        super().unregisterProducer()
+        if self.disconnecting:
+            self.close_started = True
+
+
+def test_a_close_the_peer_never_completes_is_aborted_after_the_grace() -> None:
+    factory, _, clock = make_factory()
+    c = connected(factory)
+    c.send(JUNK)  # an unknown message type: closed, the transport never finishes
+    assert c.closed and not c.tr.disconnected
+    assert c.tr.producer is None  # unregistered, or TCP would wait for the producer
+    clock.advance(factory.close_grace - 0.1)
+    assert not c.tr.disconnected
+    clock.advance(0.2)
+    assert c.tr.disconnected  # aborted
+
+
+def test_a_close_that_finishes_cancels_the_grace() -> None:
+    factory, _, clock = make_factory()
+    c = connected(factory)
+    c.send(JUNK)
+    c.proto.connectionLost()
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_closed_viewer_gives_its_slot_back_at_once() -> None:
+    factory, _, _ = make_factory(connections=2)
+    connected(factory)
+    b = connected(factory, port=40001)
+    b.send(JUNK)  # closing, but its transport is still open
+    assert b.closed and not b.tr.disconnected
+    c = Client(factory, port=40002)
+    assert not c.closed and c.take() == b"RFB 003.008\n"
+    assert [p for p in factory.live()] == [factory.clients[0], c.proto]
+    d = Client(factory, port=40003)
+    assert d.closed  # the limit still holds for live viewers
+
+
+def test_a_viewer_that_stops_reading_then_sends_junk_is_dropped_within_the_grace() -> None:
+    """--stall-timeout's promise holds even when the viewer misbehaves while stalled."""
+    factory, _, clock = make_factory(stall_timeout=30)
+    c = connected(factory)
+    c.proto.pauseProducing()  # its transport is full: it does not read
+    c.send(JUNK)
+    assert c.closed
+    clock.advance(factory.close_grace + 0.1)
+    assert c.tr.disconnected
+
+
+def test_wrong_password_inside_tls_starts_the_tls_close() -> None:
+    """With a producer registered the TLS close never starts (X509Vnc, wrong password)."""
+    factory, _, clock = make_factory(password=b"pw", auth_failure_delay=0.1)
+    c = Client(factory, transport=TLSLikeTransport)
+    c.take()
+    c.send(b"RFB 003.008\n")
+    c.take()
+    c.send(b"\x02")
+    challenge = c.take()
+    c.send(auth.vnc_auth_response(challenge, b"wrong"))
+    clock.advance(0.2)
+    assert c.take().startswith(b"\0\0\0\x01")
+    assert isinstance(c.tr, TLSLikeTransport) and c.tr.close_started
+    clock.advance(factory.close_grace)
+    assert c.tr.disconnected  # and the peer that never answers the close is dropped
+
+
+@pytest.mark.parametrize("abort", [False, True])
+def test_every_close_path_unregisters_and_is_bounded(abort: bool) -> None:
+    factory, _, clock = make_factory()
+    c = connected(factory)
+    c.proto.close("test", abort=abort)
+    assert c.tr.producer is None and c.closed
+    c.tr.disconnected = False  # an abort the transport did not carry out
+    clock.advance(factory.close_grace + 0.1)
+    assert c.tr.disconnected
+
+
+def test_a_refused_connection_is_closed_within_the_grace() -> None:
+    factory, _, clock = make_factory(connections=1)
+    connected(factory)
+    c = Client(factory, port=40001)
+    assert c.closed and c.proto not in factory.clients
+    clock.advance(factory.close_grace + 0.1)
+    assert c.tr.disconnected
+
+
+def test_handshake_timeout_of_a_connection_that_never_closes() -> None:
+    factory, _, clock = make_factory()
+    c = Client(factory)
+    clock.advance(factory.handshake_timeout + 0.1)
+    assert c.tr.disconnected  # aborted: no grace needed
+
+
+# -- pending handshakes: eviction by host ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "hosts, newcomer, victim",
+    [
+        (["a", "b", "c", "d"], "e", 0),  # one each: the oldest overall
+        (["user", "x", "x", "x"], "x", 1),  # the flooding host loses its own oldest
+        (["user", "x", "x", "x"], "user", 1),  # even when the user connects again
+        (["x", "user", "user", "x"], "y", 0),  # as many each: the one whose oldest is oldest
+        (["x", "user", "user", "x"], "user", 1),  # the newcomer counts with its host
+        (["a"], "a", 0),
+    ],
+)
+def test_eviction_victim(hosts: list[str], newcomer: str, victim: int) -> None:
+    from vncmux.rfb.factory import eviction_victim
+
+    assert eviction_victim(hosts, newcomer) == victim
+
+
+def test_a_flood_from_one_host_evicts_its_own_handshakes_not_a_users() -> None:
+    factory, _, _ = make_factory(password=b"pw", max_pending=4)
+    user = Client(factory, host="10.0.0.2")
+    user.take()
+    user.send(b"RFB 003.008\n\x02")
+    challenge = user.take()[2:]
+    flood = [Client(factory, host="10.0.0.1", port=50000 + i) for i in range(64)]
+    assert not user.closed
+    assert all(f.closed for f in flood[:-3]) and not any(f.closed for f in flood[-3:])
+    user.send(auth.vnc_auth_response(challenge, b"pw"))
+    assert user.take() == b"\0\0\0\0"
+
+
+def test_eviction_counts_loopback_as_one_host() -> None:
+    factory, _, _ = make_factory(max_pending=2)
+    first = Client(factory, host="127.0.0.2")
+    Client(factory, host="127.0.0.1", port=40001)
+    Client(factory, host="127.0.0.3", port=40002)
+    assert first.closed  # the same host (loopback): its oldest
+
+
+def test_handshakes_in_progress_are_capped() -> None:
+    factory, _, _ = make_factory(max_pending=3)
+    clients = [Client(factory, host=f"10.0.0.{i}") for i in range(1, 6)]
+    assert [c.closed for c in clients] == [True, True, False, False, False]
+    assert len([c for c in factory.live() if c.state is not State.NORMAL]) == 3
+
+
+# -- a view-only viewer never takes exclusive access ---------------------------------------
+
+
+def test_view_only_viewer_cannot_take_exclusive_access() -> None:
+    factory, _, _ = make_factory(share="allow-exclusive", password=b"full", view_password=b"look")
+
+    def login(password: bytes, shared: int, port: int) -> Client:
+        c = Client(factory, port=port)
+        c.take()
+        c.send(b"RFB 003.008\n\x02")
+        challenge = c.take()[2:]
+        c.send(auth.vnc_auth_response(challenge, password))
+        assert c.take() == b"\0\0\0\0"
+        c.send(bytes([shared]))
+        assert c.take() == server_init(factory.console)
+        return c
+
+    driver = login(b"full", 1, 40000)
+    with capturedLogs() as events:
+        watcher = login(b"look", 0, 40001)
+    assert not driver.closed and not watcher.closed
+    assert watcher.proto.shared and not watcher.proto.exclusive
+    assert any("view-only: its request for exclusive" in formatEvent(e) for e in events)
+    second = login(b"full", 1, 40002)  # full-control viewers are not locked out
+    assert not second.closed
+    owner = login(b"full", 0, 40003)  # a full-control viewer still may take it
+    assert owner.proto.exclusive and driver.closed and watcher.closed and second.closed

@@ -1,57 +1,123 @@
-"""Per-host blocking after repeated authentication failures, as TigerVNC does it.
+"""Who counts as one host, and per-host blocking after repeated authentication failures.
 
-Five failures from one host block it for 10 s; every further failure doubles the block;
-while blocked, even the right password is refused (the server checks before it checks the
-password).  A success forgets the host.  Pure: time comes from an ``IReactorTime``.
+``host_key`` turns a peer address into the key every per-host limit uses (this blacklist
+and the factory's pending-handshake eviction): an IPv4 address is itself, an IPv6 address
+counts by its /64 (one subscriber's network: its owner picks any of 2^64 addresses at will),
+an IPv4-mapped IPv6 address as the IPv4 one, all of loopback (127.0.0.0/8 and ::1) as one
+host, and UNIX peers as one host.  Without that, one machine could try its guesses from
+127.0.0.2, 127.0.0.3, ... or from every address of its /64, each with a fresh count.
+
+The blacklist works as TigerVNC's: five failures from one host block it for 10 s; every
+further failure doubles the block; while blocked, even the right password is refused (the
+server checks before it checks the password).  A success forgets the host.  At most
+``MAX_HOSTS`` hosts are remembered, so a flood of failures from many addresses costs bounded
+memory.  Pure: time comes from an ``IReactorTime``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from twisted.logger import Logger
 
 THRESHOLD = 5
 INITIAL = 10.0
+# Hosts remembered at once; past it the least recently failed host that is not blocked now
+# is forgotten first (then the least recently failed of all).
+MAX_HOSTS = 4096
+# Every IPv6 address within one of these counts as the same host.
+IPV6_PREFIX = 64
+
+LOOPBACK = "loopback"
+UNIX = "unix"
 
 log = Logger()
 
 
-class Blacklist:
-    """Failure counts and block deadlines per host (UNIX peers count as one host)."""
+def host_key(address: Any) -> str:
+    """The host ``address`` (an ``IAddress``) counts as, for every per-host limit.
 
-    def __init__(self, clock: Any, threshold: int = THRESHOLD, initial: float = INITIAL) -> None:
+    ``'loopback'`` for 127.0.0.0/8, ::1 and their IPv4-mapped forms; ``'unix'`` for a UNIX
+    peer (or anything without a host); ``'2001:db8:1:2::/64'`` for an IPv6 address; the
+    address itself for IPv4 (and for a host that is not an IP address)."""
+    host = getattr(address, "host", None)
+    if host is None:
+        return UNIX
+    text = str(host).split("%", 1)[0]  # a link-local address's zone is not part of it
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return str(host)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return LOOPBACK
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ip)
+    return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+
+
+def peer_host(address: Any) -> str:
+    """The address's host as it is, for log lines ('local' for a UNIX peer)."""
+    return str(getattr(address, "host", "local"))
+
+
+class Blacklist:
+    """Failure counts and block deadlines per host (see ``host_key``)."""
+
+    def __init__(
+        self,
+        clock: Any,
+        threshold: int = THRESHOLD,
+        initial: float = INITIAL,
+        max_hosts: int = MAX_HOSTS,
+    ) -> None:
         self.clock = clock
         self.threshold = threshold
         self.initial = initial
-        self._hosts: dict[str, tuple[int, float, float]] = {}  # host → (count, until, wait)
+        self.max_hosts = max_hosts
+        # key → (count, until, wait), least recently failed first
+        self._hosts: dict[str, tuple[int, float, float]] = {}
 
-    @staticmethod
-    def host(address: Any) -> str:
-        return str(getattr(address, "host", "local"))
+    def __len__(self) -> int:
+        return len(self._hosts)
 
     def blockedFor(self, address: Any) -> float:
         """Seconds ``address``'s host must still wait before trying again (0 = may try)."""
-        entry = self._hosts.get(self.host(address))
+        entry = self._hosts.get(host_key(address))
         if entry is None:
             return 0.0
         return max(0.0, entry[1] - self.clock.seconds())
 
     def failed(self, address: Any) -> None:
-        host = self.host(address)
-        count, _until, wait = self._hosts.get(host, (0, 0.0, 0.0))
+        key = host_key(address)
+        count, _until, wait = self._hosts.pop(key, (0, 0.0, 0.0))
         count += 1
         until = 0.0
         if count >= self.threshold:
             wait = self.initial if wait == 0 else wait * 2
             until = self.clock.seconds() + wait
+            where = peer_host(address)
             log.warn(
-                "VNC: {count} authentication failures from {host}; blocked for {wait:g} s",
+                "VNC: {count} authentication failures from {host}; blocked for {wait:g} s{scope}",
                 count=count,
-                host=host,
+                host=where,
                 wait=wait,
+                scope="" if key == where else f" (with every address of {key})",
             )
-        self._hosts[host] = (count, until, wait)
+        if len(self._hosts) >= self.max_hosts:
+            self._forgetOne()
+        self._hosts[key] = (count, until, wait)  # (re-)inserted: now the most recent
 
     def succeeded(self, address: Any) -> None:
-        self._hosts.pop(self.host(address), None)
+        self._hosts.pop(host_key(address), None)
+
+    def _forgetOne(self) -> None:
+        """Make room: drop the least recently failed host that is not blocked now (else the
+        least recently failed of all)."""
+        now = self.clock.seconds()
+        victim = next((k for k, e in self._hosts.items() if e[1] <= now), None)
+        if victim is None:
+            victim = next(iter(self._hosts))
+        del self._hosts[victim]

@@ -3,10 +3,17 @@
 Shared per console: the security settings (passwords, users, TLS context), the share
 policy, the connection limits, the per-host authentication blacklist and the encoders'
 ``SharedWork`` (work done once for all viewers of this console's frames).
+
+Only live viewers count: one that is being closed has given its place back (its connection
+is gone within ``close_grace`` seconds).  Per-host limits use ``blacklist.host_key``: a flood
+of handshakes from one host evicts that host's own oldest, not another host's user who is
+still typing a password.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.protocol import Factory
@@ -23,8 +30,12 @@ log = Logger()
 MAX_CUT_TEXT = 1 << 20
 HANDSHAKE_TIMEOUT = 30.0
 # At most this many connections may be in the handshake at once; a new one evicts the oldest
-# (a slow-handshake flood cannot lock everyone out, and the oldest is the likeliest idle).
+# of the host holding the most (a slow-handshake flood cannot lock everyone out, and evicts
+# only its own: see ``eviction_victim``).
 MAX_PENDING = 16
+# A connection still open this long after the server closed it is aborted: a peer that does
+# not read (or never answers the TLS close) cannot keep it, or a viewer slot, open.
+CLOSE_GRACE = 2.0
 # Every failed authentication is answered after this delay (TigerVNC's 100 ms), so guessing
 # costs time even before the blacklist.  RFBFactory's default is 0; the service passes this.
 AUTH_FAILURE_DELAY = 0.1
@@ -34,6 +45,22 @@ MAX_OUTPUT = 4 << 20
 STALL_TIMEOUT = 30.0
 
 SHARE_POLICIES = ("allow-exclusive", "force-shared", "ignore")
+
+
+def eviction_victim(hosts: Sequence[str], newcomer: str) -> int:
+    """Which handshake in progress to evict for a new one from host ``newcomer``.
+
+    ``hosts`` are the host keys of the handshakes in progress, oldest first; the answer is
+    an index into it: the oldest of the host holding the most handshakes (the newcomer
+    counted with its host), and among hosts holding as many, the one whose oldest is the
+    oldest.  So a host opening connections faster than others finish evicts its own, and
+    when every host holds one, the oldest overall goes."""
+    if not hosts:
+        raise ValueError("no handshake in progress to evict")
+    counts = Counter(hosts)
+    counts[newcomer] += 1
+    most = max(counts[h] for h in hosts)
+    return next(i for i, h in enumerate(hosts) if counts[h] == most)
 
 
 class RFBFactory(Factory):
@@ -66,6 +93,7 @@ class RFBFactory(Factory):
         auth_failure_delay: float = 0.0,
         max_pending: int = MAX_PENDING,
         max_output: int = MAX_OUTPUT,
+        close_grace: float = CLOSE_GRACE,
     ) -> None:
         if share not in SHARE_POLICIES:
             raise ValueError(f"share policy must be one of {', '.join(SHARE_POLICIES)}")
@@ -90,6 +118,7 @@ class RFBFactory(Factory):
         self.auth_failure_delay = auth_failure_delay
         self.max_pending = max_pending
         self.max_output = max_output
+        self.close_grace = close_grace
         self.clients: list[RFBServerProtocol] = []
         self.blacklist = Blacklist(clock)
         self.work = SharedWork()
@@ -106,31 +135,38 @@ class RFBFactory(Factory):
 
     # -- admission -----------------------------------------------------------------------
 
+    def live(self) -> list[RFBServerProtocol]:
+        """The connections that count against ``connections=``: every one not being closed."""
+        return [c for c in self.clients if c.state is not State.CLOSED]
+
     def admit(self, proto: RFBServerProtocol) -> bool:
-        """Count a new connection, or refuse it (closed, logged) past the limit."""
-        if len(self.clients) >= self.connections:
+        """Count a new connection, or refuse it (logged; the caller closes it) past the
+        limit.  Connections being closed do not count: they are gone within the grace."""
+        if len(self.live()) >= self.connections:
             log.warn(
                 "VNC connection from {peer} refused: limit of {n} connections reached",
                 peer=proto.peer,
                 n=self.connections,
             )
-            proto.state = State.CLOSED
-            proto.transport.loseConnection()
             return False
         self.clients.append(proto)
         return True
 
     def limitPending(self, proto: RFBServerProtocol) -> None:
-        """Keep at most ``max_pending`` connections in the handshake: evict the oldest."""
+        """Keep at most ``max_pending`` connections in the handshake: evict the oldest of
+        the host holding the most (``eviction_victim``)."""
         pending = [
             c
             for c in self.clients
             if c is not proto and c.state not in (State.NORMAL, State.CLOSED)
         ]
-        while len(pending) >= self.max_pending:
-            oldest = pending.pop(0)
-            oldest.close(
-                f"evicted: {self.max_pending} handshakes in progress and {proto.peer} arrived",
+        while pending and len(pending) >= self.max_pending:
+            hosts = [c.host for c in pending]
+            victim = pending.pop(eviction_victim(hosts, proto.host))
+            held = hosts.count(victim.host)
+            victim.close(
+                f"evicted: {len(hosts)} handshakes in progress, the most ({held}) from host "
+                f"{victim.host}, and {proto.peer} arrived",
                 abort=True,
             )
 
@@ -151,6 +187,14 @@ class RFBFactory(Factory):
                 )
             proto.shared = True
             return True
+        if not proto.shared and proto.view_only:
+            # Exclusive access would lock full-control viewers out: view only means view only.
+            log.info(
+                "VNC viewer {peer} is view-only: its request for exclusive access is "
+                "treated as shared",
+                peer=proto.peer,
+            )
+            proto.shared = True
         others = [c for c in self.clients if c is not proto]
         if not proto.shared:
             proto.exclusive = True

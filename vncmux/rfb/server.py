@@ -18,8 +18,9 @@ cap, never allocated; inflated clipboard data bounded too), FBUR rectangles that
 Fence payloads over 64 bytes, unknown message types, per-host authentication guessing
 (TigerVNC's blacklist: 5 failures, then 10 s doubling, and every failure answered only after
 a short delay), handshakes that never finish (a deadline, and a cap on handshakes in
-progress that evicts the oldest), and viewers that never read (nothing is queued for them
-past ``max_output`` bytes; they are dropped).
+progress that evicts the oldest of the busiest host), viewers that never read (nothing is
+queued for them past ``max_output`` bytes; they are dropped), and closes that never finish
+(aborted after ``close_grace``).
 """
 
 from __future__ import annotations

@@ -17,9 +17,14 @@ viewer's damage accumulator holds something (``updateAvailable``).  Nothing is s
 the transport is paused, so a viewer that stops reading costs at most one update of buffer,
 and is dropped after ``stall_timeout`` seconds or past ``max_output`` bytes queued.
 
+A close always finishes: the session stops being the transport's producer (Twisted's TLS
+layer does not start its close while one is registered), and a connection still open
+``close_grace`` seconds later (its peer reads nothing, or ignores the TLS close) is
+aborted.  A closed viewer no longer counts against ``connections=`` or the handshakes.
+
 Promises: never sends a FramebufferUpdate that was not requested; pad bytes are zero; never
 allocates what a client merely declares; any protocol error closes this viewer only, with a
-log line naming the peer.
+log line naming the peer, and the connection is gone within ``close_grace`` seconds.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from zope.interface import implementer
 from vncmux.console.damage import Damage
 from vncmux.console.interfaces import IViewer, IViewerSession
 from vncmux.rfb import writer
+from vncmux.rfb.blacklist import host_key
 from vncmux.rfb.encode_manager import Capabilities, EncodeManager
 from vncmux.rfb.handshake import VERSION_SIZE, Step, choice_step, version_step
 from vncmux.rfb.pixels import NATIVE, PixelFormat, colour_map_entries
@@ -96,6 +102,7 @@ class RFBServerProtocol(Protocol):
         self.state = State.VERSION
         self.version: tuple[int, int] = (3, 8)
         self.peer = "?"
+        self.host = "?"  # the host key (``blacklist.host_key``) of every per-host limit
         self.shared = True
         self.exclusive = False
         self._buf = bytearray()
@@ -107,6 +114,8 @@ class RFBServerProtocol(Protocol):
         self._handshake_timer: Any = None  # IDelayedCall
         self._stall_timer: Any = None
         self._fail_timer: Any = None
+        self._close_timer: Any = None
+        self._producing = False  # registered as the transport's producer
         self.view_only = False
         self.user: str | None = None
         self._paused = False
@@ -127,13 +136,18 @@ class RFBServerProtocol(Protocol):
     # -- connection ----------------------------------------------------------------------
 
     def connectionMade(self) -> None:
-        self.peer = peer_label(self.transport.getPeer())
+        address = self.transport.getPeer()
+        self.peer = peer_label(address)
+        self.host = host_key(address)
         self.reader.peer = self.peer
         if not self.factory.admit(self):
+            self.state = State.CLOSED
+            self._finish(abort=False)
             return
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)  # small updates and bells go out at once
         self.transport.registerProducer(self, True)
+        self._producing = True
         self.factory.limitPending(self)
         self._handshake_timer = self._clock.callLater(
             self.factory.handshake_timeout, self._handshakeTimeout
@@ -144,12 +158,13 @@ class RFBServerProtocol(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         was = self.state
         self.state = State.CLOSED
+        self._producing = False
         self._buf = bytearray()
         self.reader.clear()
-        for timer in (self._handshake_timer, self._stall_timer, self._fail_timer):
-            if timer is not None and timer.active():
-                timer.cancel()
-        self._handshake_timer = self._stall_timer = self._fail_timer = None
+        self._cancelTimers()
+        if self._close_timer is not None and self._close_timer.active():
+            self._close_timer.cancel()
+        self._close_timer = None
         if self.session is not None:
             self.session.detach()
             self.session = None
@@ -174,15 +189,47 @@ class RFBServerProtocol(Protocol):
         return state.value
 
     def close(self, why: str, *, abort: bool = False) -> None:
-        """Log ``why`` with the peer and close (after what was written, unless ``abort``)."""
+        """Log ``why`` with the peer and close (after what was written, unless ``abort``).
+
+        The viewer stops counting as one at once; the connection is aborted if it is still
+        open ``close_grace`` seconds later."""
         if self.state is State.CLOSED:
             return
         log.info("VNC viewer {peer}: {why}; closing", peer=self.peer, why=why)
         self.state = State.CLOSED
+        self._cancelTimers()
+        self._finish(abort)
+
+    def _finish(self, abort: bool) -> None:
+        """Close the transport, and make sure the close finishes."""
+        if self._producing:
+            # With a producer registered, TLS never sends its close and TCP, once the
+            # buffer drains, resumes the producer instead of closing.
+            self._producing = False
+            self.transport.unregisterProducer()
         if abort:
             self.transport.abortConnection()
         else:
             self.transport.loseConnection()
+        if self._close_timer is None:
+            self._close_timer = self._clock.callLater(self.factory.close_grace, self._overdue)
+
+    def _overdue(self) -> None:
+        """The close did not finish in time (the peer reads nothing, or ignores TLS's)."""
+        self._close_timer = None
+        log.info(
+            "VNC viewer {peer}: connection still open {grace:g} s after closing; aborting",
+            peer=self.peer,
+            grace=self.factory.close_grace,
+        )
+        self.transport.abortConnection()
+
+    def _cancelTimers(self) -> None:
+        """Stop the handshake, stall and failure-delay timers (not the close's own)."""
+        for timer in (self._handshake_timer, self._stall_timer, self._fail_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._handshake_timer = self._stall_timer = self._fail_timer = None
 
     def _handshakeTimeout(self) -> None:
         self._handshake_timer = None
@@ -197,7 +244,11 @@ class RFBServerProtocol(Protocol):
         self._paused = True
         if self.session is not None:
             self.session.cancelRequest()  # resumeProducing asks again
-        if self._stall_timer is None and self.factory.stall_timeout > 0:
+        if (
+            self._stall_timer is None
+            and self.factory.stall_timeout > 0
+            and self.state is not State.CLOSED
+        ):
             self._stall_timer = self._clock.callLater(self.factory.stall_timeout, self._stalled)
 
     def resumeProducing(self) -> None:
@@ -405,7 +456,9 @@ class RFBServerProtocol(Protocol):
         self.session = console.attach(self, view_only=self.view_only, peer=self.peer)
         self.damage = self.session.damage
         self.updates = UpdateScheduler(self.damage, console, console.width, console.height)
-        self.encoders = EncodeManager(self.factory.work, console.crop, self._viewerCount)
+        # Pixels come from the session: the shared frame, or this viewer's own view
+        # (scrolled back, or showing its selection).
+        self.encoders = EncodeManager(self.factory.work, self.session.crop, self._viewerCount)
         self.transport.write(
             writer.server_init(console.width, console.height, NATIVE, self.factory.desktopName())
         )
@@ -545,6 +598,17 @@ class RFBServerProtocol(Protocol):
         if self.state is State.NORMAL and self.caps.desktop_name and self.updates is not None:
             self.updates.nameChanged()
             self._pull()
+
+    def cutText(self, text: str) -> None:
+        """Text for the viewer's clipboard: an Extended Clipboard provide (UTF-8) when the
+        viewer has the extension, else ServerCutText (Latin-1, '?' for what it lacks)."""
+        if self.state is not State.NORMAL:
+            return
+        if self.caps.ext_clipboard:
+            payload = writer.clipboard_text_payload(text, self.factory.max_cut_text)
+            self._out(writer.extended_clipboard(CLIP_PROVIDE | CLIP_TEXT, payload))
+        else:
+            self._out(writer.server_cut_text(text[: self.factory.max_cut_text]))
 
     def sizeChanged(self, width: int, height: int) -> None:
         if self.state is not State.NORMAL or self.updates is None:
