@@ -176,38 +176,26 @@ def test_a_viewer_that_stops_reading_then_sends_junk_does_not_hold_its_slot(
 # -- item 6: a flood of handshakes from one host evicts its own -------------------------
 
 
-def other_local_address() -> str | None:
-    """A local address that is not loopback (so not the flood's host), or None.
-
-    All of 127.0.0.0/8 counts as one host; a user on another host is played from this
-    machine's own address on another interface (the kernel routes it to the loopback
-    listener)."""
-    candidates: list[str] = []
-    for target in ("192.0.2.1", "10.255.255.254", "198.51.100.1"):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.connect((target, 9))  # no packet is sent: only a route is chosen
-            except OSError:
-                continue
-            candidates.append(str(probe.getsockname()[0]))
-    try:
-        candidates += [str(i[4][0]) for i in socket.getaddrinfo(socket.gethostname(), None)]
-    except OSError:
-        pass
-    for address in candidates:
-        if not address.startswith("127.") and ":" not in address:
-            return address
-    return None
-
-
 def test_a_handshake_flood_from_one_host_does_not_evict_a_user_typing_a_password(
     vncmux: Start, pty: Pty, tmp_path: Path, held: list[socket.socket | ssl.SSLSocket]
 ) -> None:
-    source = other_local_address()
-    if source is None:
-        pytest.skip("no local non-loopback IPv4 address to play a second host from")
-    proc, port = serve(vncmux, pty, "", "--password-file", password_file(tmp_path, "pw"))
-    user = Viewer(port, source=source)
+    # All of 127.0.0.0/8 is one host; the user is played from ::1, a host of its own, on a
+    # dual-stack listener (IPv4 peers arrive as mapped addresses and count as IPv4).
+    port = free_tcp_port()
+    proc = vncmux(
+        [
+            "--device",
+            pty.path,
+            "--vnc",
+            f"[::]:{port - 5900}",
+            "--password-file",
+            password_file(tmp_path, "pw"),
+        ]
+    )
+    proc.wait_for_log(r"VNC server listening", timeout=30)
+    proc.wait_for_log(r"Device .* opened", timeout=30)
+    user = Viewer(port, host="::1")
+    source = "::1"
     user.version()
     assert user.security_types() == [2]
     user.send(b"\x02")
@@ -217,7 +205,7 @@ def test_a_handshake_flood_from_one_host_does_not_evict_a_user_typing_a_password
         f = Viewer(port)
         held.append(f.sock)
         flood.append(f)
-    proc.wait_for_log(r"VNC connection from 127\.0\.0\.1", DEADLINE, count=64)
+    proc.wait_for_log(r"VNC connection from \[::ffff:127\.0\.0\.1\]", DEADLINE, count=64)
     proc.wait_for_log(r"evicted: 16 handshakes in progress", DEADLINE, count=48)
     from vncmux.rfb.auth import vnc_auth_response
 
@@ -226,7 +214,7 @@ def test_a_handshake_flood_from_one_host_does_not_evict_a_user_typing_a_password
     user.client_init()
     user.set_encodings(RAW)
     user.alive()
-    assert f"VNC viewer {source}:{local_port(user.sock)}: evicted" not in proc.log
+    assert f"VNC viewer [{source}]:{local_port(user.sock)}: evicted" not in proc.log
 
 
 # -- item 8: the blacklist holds for every address of a host ----------------------------

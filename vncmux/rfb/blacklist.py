@@ -30,6 +30,7 @@ MAX_HOSTS = 4096
 IPV6_PREFIX = 64
 
 LOOPBACK = "loopback"
+LOOPBACK6 = "loopback6"  # ::1: a second key for the same machine (see host_key)
 UNIX = "unix"
 
 log = Logger()
@@ -38,7 +39,9 @@ log = Logger()
 def host_key(address: Any) -> str:
     """The host ``address`` (an ``IAddress``) counts as, for every per-host limit.
 
-    ``'loopback'`` for 127.0.0.0/8, ::1 and their IPv4-mapped forms; ``'unix'`` for a UNIX
+    ``'loopback'`` for 127.0.0.0/8 and its IPv4-mapped form, ``'loopback6'`` for ::1 (kept
+    apart so that a local user on one stack is not locked out by a local flood on the
+    other; a local attacker gains one extra count, not one per address); ``'unix'`` for a UNIX
     peer (or anything without a host); ``'2001:db8:1:2::/64'`` for an IPv6 address; the
     address itself for IPv4 (and for a host that is not an IP address)."""
     host = getattr(address, "host", None)
@@ -52,7 +55,7 @@ def host_key(address: Any) -> str:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_loopback:
-        return LOOPBACK
+        return LOOPBACK if isinstance(ip, ipaddress.IPv4Address) else LOOPBACK6
     if isinstance(ip, ipaddress.IPv4Address):
         return str(ip)
     return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
