@@ -40,6 +40,9 @@ class FakeViewerSession:
     def cancelRequest(self) -> None:
         self.console.waiting.discard(self)
 
+    def crop(self, box: tuple[int, int, int, int]) -> Any:
+        return self.console.crop(box)
+
     def _record(self, *event: Any) -> None:
         if self.attached and not self.view_only:
             self.console.inputs.append(event)

@@ -338,8 +338,8 @@ def test_row_text() -> None:
 
 def test_rows_scrolled_off_are_built_only_while_someone_listens() -> None:
     """Turning scrolled rows into cells halves the fast path's speed, so the console asks
-    the terminal for them only while a listener is subscribed."""
-    s = Setup(cols=20, rows=5)
+    the terminal for them only while a listener (or a scrollback) wants them."""
+    s = Setup(cols=20, rows=5, scrollback=0)
     assert s.console.terminal.report_scrolled_off is False
     listener = Listener()
     s.console.subscribe(listener)

@@ -13,6 +13,8 @@ way: ``vncmux.rfb`` imports ``vncmux.console``; ``vncmux.console`` never imports
   in the session, inside the console, so the protocol code does no terminal work.
 - ``IConsoleListener``: events for consumers that are not viewers (history, recordings,
   the screen API): output changed, bell, title, lines scrolled off the top.
+- ``ITerminalEvents`` (and the optional ``ITerminalClipboard``): what a terminal tells
+  its owner.
 """
 
 from __future__ import annotations
@@ -35,11 +37,16 @@ class IViewer(Interface):
     def sizeChanged(width: int, height: int) -> None:
         """The console was resized: announce it and send a full frame when asked."""
 
+    def cutText(text: str) -> None:
+        """Put ``text`` on the viewer's clipboard (what it selected; OSC 52 when the
+        console allows it).  Sent as the viewer can take it (Latin-1 or UTF-8)."""
+
 
 class IViewerSession(Interface):
     """One viewer attached to a console: the only way a viewer acts on it.
 
-    Input from a view-only session is dropped (logged once), whatever the method.
+    Input from a view-only session is dropped (logged once), whatever the method; it may
+    still scroll its own view back and copy text out (neither reaches the device).
     Coordinates are framebuffer pixels; the console maps them to cells."""
 
     damage = Attribute(
@@ -55,12 +62,23 @@ class IViewerSession(Interface):
     def cancelRequest() -> None:
         """Forget a pending request (the viewer paused, or answered it itself)."""
 
+    def crop(box: tuple[int, int, int, int]) -> object:
+        """A PIL image of ``box`` (left, top, right, bottom) of what *this* viewer sees:
+        the console's shared crop (``IConsole.crop``) while it watches the live screen,
+        its own picture while it is scrolled back or shows a selection.  The viewer
+        encodes its updates from this, never from the console directly."""
+
     def key(keysym: int, down: bool) -> None:
-        """An X keysym pressed or released; becomes the bytes xterm would send."""
+        """An X keysym pressed or released; becomes the bytes xterm would send, except
+        Shift+PgUp/PgDn, which scroll this viewer's view while there is a scrollback.
+        Typing brings a scrolled-back view back to the live screen."""
 
     def pointer(buttons: int, x: int, y: int) -> None:
         """The pointer at framebuffer pixel (x, y) with this button mask: mouse reports
-        when the application asked for them, otherwise a middle click pastes."""
+        when the application asked for them (and Shift is not held); otherwise the left
+        button selects text (drag, double click a word, triple click a line) for
+        ``IViewer.cutText``, the wheel scrolls this viewer's view back and forth, and a
+        middle click pastes."""
 
     def clipboard(text: str) -> None:
         """The viewer's clipboard changed: kept as this viewer's paste buffer, typed only
@@ -138,3 +156,12 @@ class ITerminalEvents(Interface):
         """Rows that left the top of the main screen (not the alternate screen), oldest
         first; each is a list of pyte ``Char`` one per column.  The fast path reports
         them too, so a scrollback buffer sees every line whichever path fed it."""
+
+
+class ITerminalClipboard(Interface):
+    """An optional part of a terminal's events object: the application's clipboard
+    writes (OSC 52).  Kept apart from ``ITerminalEvents``: an owner that does not provide
+    it never hears of them."""
+
+    def clipboard(text: str) -> None:
+        """The application asked to set the clipboard to ``text`` (OSC 52)."""

@@ -352,6 +352,8 @@ class Parser:
         code, _, param = body.partition(";")
         if code in ("0", "2"):
             self.screen.set_title(param)
+        elif code == "52":
+            self.screen.set_clipboard(param)
 
     # -- dispatch --------------------------------------------------------------------
 

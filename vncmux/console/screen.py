@@ -9,6 +9,8 @@ back what it ran with :meth:`TermScreen.apply_run`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import unicodedata
 from collections import defaultdict
@@ -30,7 +32,7 @@ from vncmux.console.cells import (
     well_formed,
 )
 from vncmux.console.damage import Damage
-from vncmux.console.interfaces import ITerminalEvents
+from vncmux.console.interfaces import ITerminalClipboard, ITerminalEvents
 from vncmux.console.modes import Modes
 
 if TYPE_CHECKING:
@@ -580,6 +582,22 @@ class TermScreen(Screen):
         if title != self.title:
             self.title = title
             self.events.title(title)
+
+    def set_clipboard(self, param: str) -> None:
+        """OSC 52 ``Pc;Pd``: the application sets the clipboard to base64 ``Pd``.  A query
+        (``?``) is never answered (we would leak a viewer's clipboard); undecodable data
+        is ignored; the text goes to the owner, who decides (``ITerminalClipboard``)."""
+        _targets, _, data = param.partition(";")
+        if data == "?":
+            return
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            return
+        text = raw.decode("utf-8", "replace")
+        owner = ITerminalClipboard(self.events, None)
+        if text and owner is not None:
+            owner.clipboard(text)
 
     def set_keypad(self, application: bool) -> None:
         """DECKPAM (ESC =) / DECKPNM (ESC >)."""

@@ -35,7 +35,7 @@ from vncmux.console.cells import (
     well_formed,
 )
 from vncmux.console.damage import Damage
-from vncmux.console.interfaces import ITerminalEvents
+from vncmux.console.interfaces import ITerminalClipboard, ITerminalEvents
 from vncmux.console.modes import Modes
 from vncmux.console.parser import GROUND, Parser, parse_params
 from vncmux.console.screen import MAX_COMBINING, TermScreen, sanitize_title
@@ -60,10 +60,11 @@ class NoEvents:
         pass
 
 
-@implementer(ITerminalEvents)
+@implementer(ITerminalEvents, ITerminalClipboard)
 class _Guarded:
     """The owner's events object behind a guard: a failing handler is logged, and the
-    parsing that raised the event goes on."""
+    parsing that raised the event goes on.  OSC 52 reaches the owner only if it provides
+    ``ITerminalClipboard``."""
 
     def __init__(self, events: ITerminalEvents) -> None:
         self._events = events
@@ -91,6 +92,15 @@ class _Guarded:
             self._events.scrolledOff(rows)
         except Exception:  # noqa: BLE001
             log.failure("Terminal: the scrolled-off handler failed")
+
+    def clipboard(self, text: str) -> None:
+        owner = ITerminalClipboard(self._events, None)
+        if owner is None:
+            return
+        try:
+            owner.clipboard(text)
+        except Exception:  # noqa: BLE001
+            log.failure("Terminal: the clipboard handler failed")
 
 
 def _status_cells(message: str, cols: int) -> list[Cell]:

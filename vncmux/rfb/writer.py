@@ -8,6 +8,7 @@ Pad bytes are always zero.  Names follow the community rfbproto specification.
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Iterable, Sequence
 
 from vncmux.rfb import encodings
@@ -131,6 +132,17 @@ def extended_clipboard(flags: int, payload: bytes = b"") -> bytes:
     (formats in the low bits, one action in the top byte), then the action's payload."""
     length = 4 + len(payload)
     return struct.pack("!BxxxiI", SERVER_CUT_TEXT, -length, flags) + payload
+
+
+def clipboard_text_payload(text: str, limit: int) -> bytes:
+    """The payload of an Extended Clipboard provide holding text: zlib of (U32 size, the
+    text in UTF-8 with CR LF line ends and a terminating NUL), the text cut to ``limit``
+    bytes (never inside a character)."""
+    data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    if len(data) >= limit:
+        data = data[: max(0, limit - 1)].decode("utf-8", "ignore").encode("utf-8")
+    data += b"\0"
+    return zlib.compress(_U32.pack(len(data)) + data)
 
 
 def fence(flags: int, payload: bytes) -> bytes:
