@@ -23,10 +23,10 @@ frames); for the viewer, its updates and bytes during the flood and how long aft
 byte client finished its last update arrived (its update stream must end: no update for
 0.3 s within 30 s, or the run fails).  Medians over the repetitions.
 
-Budget (design.md section 4): with the console and a viewer attached, ≥ 10× pyte's own feed
+Budget: with the console and a viewer attached, ≥ 10× pyte's own feed
 in the same run.
 
-    /work/venv/bin/python bench/console_flood.py [--quick] [--mb N] [--reps N]
+    .venv/bin/python bench/console_flood.py [--quick] [--mb N] [--reps N]
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ echoes what you type.  vncmux runs with ``--vnc unix:...`` and ``--socket unix:.
 
 Budget: median ≤ 5 ms, p99 ≤ 20 ms (loopback, echoing device).
 
-    /work/venv/bin/python bench/latency.py [--quick] [--n N]
+    .venv/bin/python bench/latency.py [--quick] [--n N]
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from console_feed's generators) held by real Terminals.  Figures, medians:
 - baseline, same run: ``ImageDraw.rectangle`` + ``ImageDraw.text`` per cell with the same
   font and colours (what a straightforward server does).
 
-    /work/venv/bin/python bench/render.py [--quick] [--reps N]
+    .venv/bin/python bench/render.py [--quick] [--reps N]
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ What it checks and prints:
   and a byte client are dropped and replaced (churn);
 - errors: any verification failure, disconnect not caused by us, or exception.
 
-    /work/venv/bin/python bench/soak.py                       # 3 minutes, 8 viewers, 8 clients
-    /work/venv/bin/python bench/soak.py --seconds 600 --viewers 20 --clients 20
-    /work/venv/bin/python bench/soak.py --quick               # 15 s smoke run
+    .venv/bin/python bench/soak.py                       # 3 minutes, 8 viewers, 8 clients
+    .venv/bin/python bench/soak.py --seconds 600 --viewers 20 --clients 20
+    .venv/bin/python bench/soak.py --quick               # 15 s smoke run
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ relay doing the one-client job (connect to the device, accept the client, copy).
 serves one client per process, so the 16-client comparison is against 16× socat's
 one-client time, as the budget reads: 1 client ≥ 0.5× socat; 16 clients cost ≤ 3× one.
 
-    /work/venv/bin/python bench/throughput.py [--quick] [--mb N] [--reps N] [--clients 1,4,16]
+    .venv/bin/python bench/throughput.py [--quick] [--mb N] [--reps N] [--clients 1,4,16]
 """
 
 from __future__ import annotations

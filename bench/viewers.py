@@ -14,7 +14,7 @@ own CPU is printed too: with 100 viewers it shares the 2 cores with vncmux.
 
 Budget: 100 viewers at 100 KB/s: ≤ 1 core, every viewer current within 100 ms, RSS ≤ 300 MB.
 
-    /work/venv/bin/python bench/viewers.py [--quick] [--seconds S] [--viewers 1,10,100]
+    .venv/bin/python bench/viewers.py [--quick] [--seconds S] [--viewers 1,10,100]
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ ZRLE, with CopyRect off and on, a fresh viewer:
 Baseline, same run: Raw without CopyRect (every ratio is against it).  Budgets: ZRLE +
 CopyRect ≤ 2 KB per scrolled line; a full screen in ZRLE ≤ 20 KB.
 
-    /work/venv/bin/python bench/wire.py [--quick] [--lines N]
+    .venv/bin/python bench/wire.py [--quick] [--lines N]
 """
 
 from __future__ import annotations

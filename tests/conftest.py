@@ -1,20 +1,23 @@
 """Fixtures shared by the end-to-end and robustness tests: ``vncmux`` starts real twistd
 processes (stopped at teardown, their logs printed when a test fails) and ``pty`` gives
-the far end of a serial line.  tests/e2e/support.py holds the helpers behind them."""
+the far end of a serial line.  The helpers behind them live in ``tests.support``.
+
+Under CI a skipped test fails (``tests.support.ci_skips`` says why and how).
+"""
 
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
+from tests.support.pty_device import Pty
+from tests.support.vncmux_process import VncmuxProcess, start_vncmux
 
-from support import Pty, VncmuxProcess, start_vncmux  # noqa: E402
+pytest_plugins = ["tests.support.ci_skips"]
 
 
 @pytest.fixture

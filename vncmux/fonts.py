@@ -3,9 +3,10 @@
 The bundled font is Terminus as OpenType bitmap strikes (OFL).  It lives in ``fonts/`` of a
 source checkout and is installed by ``setup.cfg`` into ``<prefix>/share/vncmux/fonts``; we
 look in every place an install can put it and, failing that, say where we looked.  A crisp
-bitmap font is the default because it decides the bandwidth (two colours a cell, see
-design.md §4).  A user font (``--font PATH``, any TrueType/OpenType file FreeType reads) has
-one face only: bold is synthesised by the renderer and italics fall back to upright.
+bitmap font is the default because it decides the bandwidth: two colours a cell keep a full
+text screen small in every encoding.  A user font (``--font PATH``, any TrueType/OpenType
+file FreeType reads) has one face only: bold is synthesised by the renderer and italics fall
+back to upright.
 """
 
 from __future__ import annotations

@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import (
-    VncmuxProcess,
+
+from tests.support.net import (
     closed_by_peer,
     connect_unix,
     free_tcp_port,
-    fresh_pty,
-    read_fd_until,
     recv_exactly,
     recv_until,
-    wait_until,
 )
+from tests.support.pty_device import fresh_pty, read_fd_until
+from tests.support.vncmux_process import VncmuxProcess
+from tests.support.waiting import wait_until
 
 Start = Callable[..., VncmuxProcess]
 

@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import free_tcp_port, wait_until
+
+from tests.support.net import free_tcp_port
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TWISTD = Path(sys.executable).with_name("twistd")

@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops
-from support import Pty, VncmuxProcess, free_tcp_port, wait_until
 
+from tests.support.net import free_tcp_port
+from tests.support.pty_device import Pty
+from tests.support.vncmux_process import VncmuxProcess
+from tests.support.waiting import wait_until
 from vncmux.console.render import Renderer
 from vncmux.console.terminal import Terminal
 

@@ -13,8 +13,9 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_rfb_server import Client, FakeDisplay, make_factory
-from tests.unit.test_terminal import Events
+from tests.support.fake_console import FakeConsole as FakeDisplay
+from tests.support.fakes import Events
+from tests.support.rfb_client import Client, make_factory
 from vncmux.console.damage import Damage
 from vncmux.console.keys import KeyMapper
 from vncmux.console.modes import Modes

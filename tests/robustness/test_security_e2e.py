@@ -12,17 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from rfbkit import RFBError, TLSFiles, Viewer
-from support import (
-    Pty,
-    VncmuxProcess,
-    connect_unix,
-    free_tcp_port,
-    read_fd_until,
-    recv_until,
-    wait_until,
-)
 
+from tests.support.net import connect_unix, free_tcp_port, recv_until
+from tests.support.pty_device import Pty, read_fd_until
+from tests.support.rfbkit import RFBError, Viewer
+from tests.support.tls_files import TLSFiles
+from tests.support.vncmux_process import VncmuxProcess
+from tests.support.waiting import wait_until
 from vncmux.rfb import vencrypt
 
 Start = Callable[..., VncmuxProcess]

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.fakes import Events
 from tests.support.screen_picture import catch_up, picture
-from tests.unit.test_terminal import Events
 from vncmux.console.terminal import Terminal
 
 WORDS = [

@@ -206,7 +206,7 @@ def test_the_rfb_session_sends_cut_text_as_its_viewer_can_take_it() -> None:
     import struct
     import zlib
 
-    from tests.unit.test_rfb_server import connected, ext_clipboard_client, make_factory
+    from tests.support.rfb_client import connected, ext_clipboard_client, make_factory
     from vncmux.rfb.reader import CLIP_PROVIDE, CLIP_TEXT
 
     factory, _display, _clock = make_factory()

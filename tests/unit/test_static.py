@@ -1,10 +1,17 @@
-"""The code stays typed and lint-clean: mypy (with the zope plugin) and ruff, as CI runs them."""
+"""The code stays typed and lint-clean (mypy with the zope plugin, ruff), CI's script is
+valid bash, and nothing in the repository points at files outside it.
+
+mypy and ruff are in the ``test`` extra: when one is missing these tests fail, saying so,
+rather than skip, since a skipped lint check would let untyped code through unnoticed."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not installed (pip install '.[test]')")
+        pytest.fail(
+            f"{module} is not installed, though the test extra needs it: pip install '.[test]'"
+        )
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=REPO,
@@ -32,3 +41,81 @@ def test_mypy_is_clean() -> None:
 def test_ruff_is_clean() -> None:
     result = run("ruff", "check", ".")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_script_is_valid_bash() -> None:
+    result = subprocess.run(
+        ["bash", "-n", str(REPO / ".ci" / "run")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# Directories that are not part of the repository's content: git's own, and what tools and
+# the test command create in a checkout (all in .gitignore).
+NOT_CONTENT = {
+    ".git",
+    ".venv",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+    "build",
+    "dist",
+    "node_modules",
+    "_trial_temp",
+}
+
+# References to material that exists only on the machine the project was developed on.
+# Written so that this file does not match them itself.
+OUTSIDE = {
+    r"\.\./shared": "a sibling directory of the checkout",
+    r"shared/(?:notes|tools)": "notes or tools kept outside the repository",
+    r"/wor[k]/": "an absolute path of the development machine",
+    r"\bdesign\.md\b": "a design document that is not in the repository",
+    r"\bnotes/[\w.-]+\.md\b": "notes that are not in the repository",
+}
+
+
+def repository_files(root: Path) -> Iterator[Path]:
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in NOT_CONTENT and not d.endswith(".egg-info")]
+        for name in files:
+            yield Path(directory, name)
+
+
+def test_nothing_points_outside_the_repository() -> None:
+    """Every file must stand alone: a comment citing a file elsewhere sends the reader to
+    something they do not have."""
+    patterns = [(re.compile(p.encode()), why) for p, why in OUTSIDE.items()]
+    found = []
+    for path in repository_files(REPO):
+        data = path.read_bytes()
+        for number, line in enumerate(data.splitlines(), 1):
+            for pattern, why in patterns:
+                if pattern.search(line):
+                    text = line.decode(errors="replace").strip()[:120]
+                    found.append(f"{path.relative_to(REPO)}:{number}: {why}: {text}")
+    assert not found, "\n".join(found)
+
+
+# Known pointers, with an "@" that keeps this file itself clean; removed before matching.
+@pytest.mark.parametrize(
+    "line",
+    [
+        "see ..@/shared/x.md",
+        "in /wor@k/shared@/notes@/rfb.md",
+        "shared@/tools/run.sh",
+        "/wor@k/venv/bin/python bench/x.py",
+        "the budgets in design@.md section 4",
+        "pyte's bugs (see notes@/pyte.md)",
+    ],
+)
+def test_outside_patterns_catch_known_pointers(line: str) -> None:
+    line = line.replace("@", "")
+    assert any(re.search(p, line) for p in OUTSIDE), line
+
+
+def test_outside_patterns_spare_ordinary_text() -> None:
+    for line in ("vncmux/rfb/encodings/shared.py", "/novnc/../../etc/passwd", "README.rst"):
+        assert not any(re.search(p, line) for p in OUTSIDE), line

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.logger import capturedLogs
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from tests.support.fakes import Events
 from tests.support.screen_picture import catch_up, picture
 from vncmux.console import parser as parser_mod
 from vncmux.console import screen as screen_mod
@@ -22,32 +22,6 @@ from vncmux.console.modes import Modes
 from vncmux.console.terminal import COLOUR_NAMES, MAX_COMBINING, Cell, NoEvents, Terminal
 
 VALID_NAMED = {"default", *COLOUR_NAMES}
-
-
-@implementer(ITerminalEvents)
-class Events:
-    """Records every event a terminal emits."""
-
-    def __init__(self) -> None:
-        self.replies: list[bytes] = []
-        self.bells = 0
-        self.titles: list[str] = []
-        self.gone: list[list[Cell]] = []  # every row scrolled off, oldest first
-
-    def reply(self, data: bytes) -> None:
-        self.replies.append(data)
-
-    def bell(self) -> None:
-        self.bells += 1
-
-    def title(self, title: str) -> None:
-        self.titles.append(title)
-
-    def scrolledOff(self, rows: list[Cell]) -> None:  # type: ignore[override]
-        self.gone.extend(rows)  # type: ignore[arg-type]
-
-    def gone_text(self) -> list[str]:
-        return ["".join(c.data for c in row).rstrip() for row in self.gone]
 
 
 def make(cols: int = 20, rows: int = 5, **kw: object) -> tuple[Terminal, list[bytes]]:

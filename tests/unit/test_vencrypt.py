@@ -12,7 +12,8 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import Clock, StringTransport
 
-from tests.unit.test_rfb_server import Client, FakeDisplay, server_init
+from tests.support.fake_console import FakeConsole as FakeDisplay
+from tests.support.rfb_client import Client, server_init
 from vncmux import preflight
 from vncmux.config import ConfigError, build_config, exposure_warnings
 from vncmux.rfb import auth, vencrypt
@@ -503,7 +504,7 @@ def test_viewer_clipboard_caps_are_not_read_as_provide() -> None:
     bits; that message must not be inflated as clipboard data."""
     from twisted.logger import capturedLogs
 
-    from tests.unit.test_rfb_server import ext_clipboard_client, ext_cut, paste_buffer
+    from tests.support.rfb_client import ext_clipboard_client, ext_cut, paste_buffer
 
     c, display, _factory = ext_clipboard_client()
     flags = (1 << 0) | (1 << 24) | (1 << 25) | (1 << 26) | (1 << 27) | (1 << 28)

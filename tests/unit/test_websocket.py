@@ -35,7 +35,8 @@ from wsproto.events import (
     TextMessage,
 )
 
-from tests.unit.test_rfb_server import FakeDisplay, server_init
+from tests.support.fake_console import FakeConsole as FakeDisplay
+from tests.support.rfb_client import server_init
 from vncmux.errors import ConfigError
 from vncmux.rfb import http_limits, novnc_page
 from vncmux.rfb.http_limits import MAX_MESSAGE, GuardedFactory, RefusalLog
