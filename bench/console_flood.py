@@ -26,6 +26,10 @@ byte client finished its last update arrived (its update stream must end: no upd
 Budget: with the console and a viewer attached, ≥ 10× pyte's own feed
 in the same run.
 
+``--extra-vncmux-arg`` passes an option to both vncmux processes (repeat it for each word),
+e.g. ``--extra-vncmux-arg=--scrollback --extra-vncmux-arg=0`` to measure without the
+scrollback.
+
     .venv/bin/python bench/console_flood.py [--quick] [--mb N] [--reps N]
 """
 
@@ -212,8 +216,9 @@ def pyte_rate(parts: list[bytes]) -> float:
 class Setup:
     """The two vncmux processes (console, and ``--vnc none``) and their device sockets."""
 
-    def __init__(self, work: str) -> None:
+    def __init__(self, work: str, extra: list[str]) -> None:
         self.work = work
+        self.extra = extra
         self.vnc_path = os.path.join(work, "vnc.sock")
         self.servers: list[socket.socket] = []
         self.devs: list[socket.socket] = []
@@ -224,8 +229,8 @@ class Setup:
         mux_sock = os.path.join(self.work, f"{name}-mux.sock")
         server = listen_unix(dev_path)
         self.servers.append(server)
-        mux = Vncmux(["--device", f"unix:{dev_path}", "--vnc", vnc, "--socket", f"unix:{mux_sock}"],
-                     self.work, ready_socket=mux_sock)
+        mux = Vncmux(["--device", f"unix:{dev_path}", "--vnc", vnc, "--socket", f"unix:{mux_sock}",
+                      *self.extra], self.work, ready_socket=mux_sock)
         mux.log_path = os.path.join(self.work, f"{name}-vncmux.log")
         self.muxes.append(mux)
         mux.start()
@@ -242,7 +247,7 @@ class Setup:
 
 async def run(args: argparse.Namespace, payload: LogPayload) -> dict[str, list[float | Run]]:
     work = tempdir()
-    setup = Setup(work)
+    setup = Setup(work, args.extra_vncmux_arg)
     sample = payload.block[: payload.block.rfind(b"\r\n", 0, int(args.pyte_mb * 1e6)) + 2]
     parts = chunks(sample)
     timeout = max(120.0, payload.total / 1e6 * 5)
@@ -276,6 +281,9 @@ def main() -> int:
     ap.add_argument("--pyte-mb", type=float, default=None,
                     help="MB of the same lines fed to pyte (default 0.5, quick 0.1)")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3, quick 1)")
+    ap.add_argument("--extra-vncmux-arg", action="append", default=[], metavar="ARG",
+                    help="one more word for both vncmux command lines (repeatable), e.g. "
+                         "--extra-vncmux-arg=--scrollback --extra-vncmux-arg=0")
     args = ap.parse_args()
     mb = args.mb if args.mb is not None else (3.0 if args.quick else 40.0)
     args.pyte_mb = args.pyte_mb if args.pyte_mb is not None else (0.1 if args.quick else 0.5)
@@ -285,6 +293,7 @@ def main() -> int:
     print(f"console_flood: {machine_line()}")
     print(f"{payload.total / 1e6:.1f} MB of plain log lines per flood, median of {args.reps}; "
           f"pyte baseline on {args.pyte_mb:.2f} MB of the same lines, 4 KiB chunks")
+    print(f"vncmux extra arguments: {' '.join(args.extra_vncmux_arg) or '(none)'}")
     t_start = time.monotonic()
     try:
         res = asyncio.run(run(args, payload))

@@ -14,6 +14,9 @@ own CPU is printed too: with 100 viewers it shares the 2 cores with vncmux.
 
 Budget: 100 viewers at 100 KB/s: ≤ 1 core, every viewer current within 100 ms, RSS ≤ 300 MB.
 
+``--extra-vncmux-arg`` passes an option to vncmux (repeat it for each word), e.g.
+``--extra-vncmux-arg=--scrollback --extra-vncmux-arg=0`` to measure without the scrollback.
+
     .venv/bin/python bench/viewers.py [--quick] [--seconds S] [--viewers 1,10,100]
 """
 
@@ -163,8 +166,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, float]]:
     work = tempdir()
     pty = PtyDevice()
     vnc_path = os.path.join(work, "vnc.sock")
-    mux = Vncmux(["--device", pty.path, "--vnc", f"unix:{vnc_path},connections=250"], work,
-                 ready_socket=vnc_path)
+    mux = Vncmux(["--device", pty.path, "--vnc", f"unix:{vnc_path},connections=250",
+                  *args.extra_vncmux_arg], work, ready_socket=vnc_path)
     data = gen_plain(2_000_000, random.Random("viewers"))
     out = []
     try:
@@ -185,12 +188,16 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a few seconds' smoke run")
     ap.add_argument("--seconds", type=float, default=None, help="seconds per run (default 10, quick 1)")
     ap.add_argument("--viewers", default=None, help="viewer counts (default 1,10,100; quick 1,10)")
+    ap.add_argument("--extra-vncmux-arg", action="append", default=[], metavar="ARG",
+                    help="one more word for vncmux's command line (repeatable), e.g. "
+                         "--extra-vncmux-arg=--scrollback --extra-vncmux-arg=0")
     args = ap.parse_args()
     args.seconds = args.seconds or (1.0 if args.quick else 10.0)
     args.viewers = [int(v) for v in (args.viewers or ("1,10" if args.quick else "1,10,100")).split(",")]
     print(f"viewers: {machine_line()}")
     print(f"{RATE / 1000:.0f} KB/s of log lines to the device for {args.seconds:.0f} s per run; "
-          f"viewers use ZRLE + CopyRect over a UNIX socket\n")
+          f"viewers use ZRLE + CopyRect over a UNIX socket")
+    print(f"vncmux extra arguments: {' '.join(args.extra_vncmux_arg) or '(none)'}\n")
     try:
         res = asyncio.run(run(args))
     except BenchError as e:

@@ -27,9 +27,11 @@ from vncmux.qemu_opts import (
     parse_chardevs,
     parse_int,
     parse_port,
+    parse_size,
     parse_vnc,
 )
 from vncmux.specs import (
+    ApiSpec,
     ByteClient,
     ByteServer,
     ChardevPlan,
@@ -44,6 +46,7 @@ from vncmux.specs import (
 )
 
 __all__ = [
+    "ApiSpec",
     "ByteClient",
     "ByteServer",
     "ChardevPlan",
@@ -58,6 +61,7 @@ __all__ = [
     "VncSpec",
     "build_config",
     "exposure_warnings",
+    "parse_api",
     "parse_chardevs",
     "parse_device",
     "parse_encoding",
@@ -65,6 +69,11 @@ __all__ = [
     "parse_socket",
     "parse_vnc",
 ]
+
+
+#: Most lines ``--scrollback`` may keep: a line costs about a pointer a column, so a
+#: million 80-column lines is some 900 MB.
+MAX_SCROLLBACK = 1_000_000
 
 
 # --------------------------------------------------------------------------------------
@@ -192,7 +201,9 @@ def split_endpoint(description: str) -> list[str]:
     return parts
 
 
-def parse_socket(value: str, label: str = "", readonly: bool = False) -> ByteServer:
+def parse_socket(
+    value: str, label: str = "", readonly: bool = False, replay: int = 0
+) -> ByteServer:
     """``--socket``: a Twisted server endpoint string, its syntax checked here (type, port,
     keyword names, ``mode=``); ``vncmux.preflight`` then has Twisted build the endpoint.  A
     UNIX socket without ``mode=`` gets ``mode=600``: the console is a root shell often
@@ -223,7 +234,25 @@ def parse_socket(value: str, label: str = "", readonly: bool = False) -> ByteSer
     endpoint = value
     if kind == "unix" and not any(p.startswith("mode=") for p in parts[2:]):
         endpoint = value + ":mode=600"
-    return ByteServer(endpoint=endpoint, label=label or value, readonly=readonly)
+    return ByteServer(endpoint=endpoint, label=label or value, readonly=readonly, replay=replay)
+
+
+def parse_api(
+    value: str, token_file: str | None = None, view_token_file: str | None = None
+) -> ApiSpec:
+    """``--api``: a server endpoint string checked as ``--socket``'s (a UNIX socket gets
+    ``mode=600``), with its token files.  Without a token the API is open to whoever
+    reaches it: allowed only on a UNIX socket, whose mode says who that is."""
+    try:
+        endpoint = parse_socket(value).endpoint
+    except ConfigError as e:
+        raise ConfigError(str(e).replace("--socket", "--api", 1)) from None
+    if token_file is None and view_token_file is None and split_endpoint(value)[0] != "unix":
+        raise ConfigError(
+            f"--api {value}: a TCP endpoint needs --api-token-file (or "
+            "--api-view-token-file); only a unix: socket may go without a token"
+        )
+    return ApiSpec(endpoint=endpoint, token_file=token_file, view_token_file=view_token_file)
 
 
 # --------------------------------------------------------------------------------------
@@ -266,6 +295,13 @@ def build_config(
     view_password_file: str | None = None,
     users_file: str | None = None,
     wait_device: bool = False,
+    history: str | int = "1M",
+    scrollback: str | int = 10_000,
+    osc52: bool = False,
+    socket_replay: str | int = 0,
+    api: str | None = None,
+    api_token_file: str | None = None,
+    api_view_token_file: str | None = None,
 ) -> Config:
     """Every option, validated, into one ``Config``.  Values may be the strings as typed.
 
@@ -278,9 +314,14 @@ def build_config(
     rowsN = parse_int("--rows", rows, 1, 1000)
     serial = parse_serial(baud, bytesize, parity, stopbits, rtscts, xonxoff, dtr, rts)
     vncSpec = parse_vnc(vnc)
-    servers = [parse_socket(s) for s in sockets]
-    servers += [parse_socket(s, readonly=True) for s in sockets_ro]
+    historySize = parse_size("--history", history)
+    scrollbackLines = parse_int("--scrollback", scrollback, 0, MAX_SCROLLBACK)
+    replay = parse_size("--socket-replay", socket_replay)
+    servers = [parse_socket(s, replay=replay) for s in sockets]
+    servers += [parse_socket(s, readonly=True, replay=replay) for s in sockets_ro]
     plan = parse_chardevs(chardevs, cols=colsN, rows=rowsN)
+    if historySize == 0:
+        check_replay_without_history(servers, plan)
     try:
         stall = float(str(stall_timeout))
     except ValueError:
@@ -294,6 +335,9 @@ def build_config(
             "--users-file needs TLS (--vnc ...,tls-cert=FILE): user passwords "
             "are never sent in clear text"
         )
+    if api is None and (api_token_file is not None or api_view_token_file is not None):
+        raise ConfigError("--api-token-file and --api-view-token-file need --api ENDPOINT")
+    apiSpec = parse_api(api, api_token_file, api_view_token_file) if api is not None else None
     console = plan.console
     if console is None and vncSpec.kind != "none":
         console = ConsoleSpec(cols=colsN, rows=rowsN)
@@ -311,7 +355,20 @@ def build_config(
         password_file=password_file,
         view_password_file=view_password_file,
         users_file=users_file,
+        history=historySize,
+        scrollback=scrollbackLines,
+        osc52=osc52,
+        api=apiSpec,
     )
+
+
+def check_replay_without_history(servers: Sequence[ByteServer], plan: ChardevPlan) -> None:
+    """``--history 0`` keeps no output, so a replay would silently send nothing: refuse."""
+    backends: list[ByteServer | ByteClient] = [*servers, *plan.servers, *plan.clients]
+    for backend in backends:
+        if backend.replay:
+            where = "--socket-replay" if backend in servers else f"chardev {backend.label} replay="
+            raise ConfigError(f"{where} needs the output history, which --history 0 turns off")
 
 
 # --------------------------------------------------------------------------------------
@@ -376,4 +433,10 @@ def exposure_warnings(config: Config) -> list[str]:
                 "AUTHENTICATION: anyone who can reach it gets the console (use "
                 "interface=127.0.0.1 or a unix: socket)"
             )
+    api = config.api
+    if api is not None and api.endpoint.startswith("tcp") and _endpointExposed(api.endpoint):
+        warnings.append(
+            f"the API on {api.endpoint} listens beyond loopback over plain HTTP: its token "
+            "travels in clear text (use an ssl: endpoint, or interface=127.0.0.1)"
+        )
     return warnings

@@ -27,6 +27,7 @@ def check(config: Config) -> None:
     for server in config.servers:
         check_endpoint(server)
     check_view_password(config)
+    check_api(config)
 
 
 def _files(config: Config) -> list[tuple[str, str, bool]]:
@@ -38,6 +39,11 @@ def _files(config: Config) -> list[tuple[str, str, bool]]:
         ("--view-password-file ", config.view_password_file, True),
         ("--users-file ", config.users_file, True),
     ]
+    if config.api is not None:
+        files += [
+            ("--api-token-file ", config.api.token_file, True),
+            ("--api-view-token-file ", config.api.view_token_file, True),
+        ]
     tls = config.vnc.tls
     if tls is not None:
         if tls.key == tls.cert:
@@ -109,6 +115,44 @@ def check_view_password(config: Config) -> None:
             f"--view-password-file {config.view_password_file} holds the same password as "
             f"--password-file {config.password_file}: a view-only viewer would get full "
             "control; choose a different view-only password"
+        )
+
+
+def read_token_file(where: str, path: str) -> str:
+    """The API token in ``path``: its first line, stripped; ``ConfigError`` if there is
+    none (an empty token would let anyone in)."""
+    try:
+        with open(path, encoding="utf-8", errors="strict") as f:
+            token = f.readline().strip()
+    except (OSError, UnicodeError) as e:
+        raise ConfigError(f"{where}{path}: {e}") from None
+    if not token:
+        raise ConfigError(f"{where}{path}: the first line (the token) is empty")
+    return token
+
+
+def check_api(config: Config) -> None:
+    """The API's endpoint can be built and its token files hold a token each, two
+    different ones: a view-only token that also opens the input endpoints would be a lie."""
+    api = config.api
+    if api is None:
+        return
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        serverFromString(object(), api.endpoint)  # builds the endpoint object only
+    except Exception as e:  # noqa: BLE001 - whatever Twisted or pyOpenSSL raise
+        raise ConfigError(f"--api {api.endpoint}: {e}".replace("\n", " ")) from None
+    full = read_token_file("--api-token-file ", api.token_file) if api.token_file else None
+    view = (
+        read_token_file("--api-view-token-file ", api.view_token_file)
+        if api.view_token_file
+        else None
+    )
+    if full is not None and full == view:
+        raise ConfigError(
+            f"--api-view-token-file {api.view_token_file} holds the same token as "
+            f"--api-token-file {api.token_file}: choose a different view-only token"
         )
 
 

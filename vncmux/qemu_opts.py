@@ -56,6 +56,23 @@ def parse_bool(option: str, value: str) -> bool:
     raise ConfigError(f"{option}: {value!r} is not on or off")
 
 
+_SIZE = re.compile(r"\s*(\d+)\s*(?:([KMGT])(?:iB)?|B)?\s*\Z", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+MAX_SIZE = 1 << 30  # a bound on in-memory sizes: a typo must not eat the machine
+
+
+def parse_size(option: str, value: str | int, high: int = MAX_SIZE) -> int:
+    """A byte count as QEMU spells sizes: ``65536``, ``64K``, ``1M``, ``1G`` (binary
+    units, any case, ``KiB`` and a ``B`` suffix accepted too); 0 up to ``high``."""
+    match = _SIZE.match(str(value))
+    if match is None:
+        raise ConfigError(f"{option}: {value!r} is not a size (bytes, or 64K, 1M, 1G)")
+    number = int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").upper()]
+    if number > high:
+        raise ConfigError(f"{option}: {value} is too large (at most {high >> 20}M)")
+    return number
+
+
 def parse_port(option: str, value: str | int, allowZero: bool = False) -> int:
     """A TCP port number, 1-65535 (0 too with ``allowZero``: 'any free port')."""
     return parse_int(option, value, 0 if allowZero else 1, 65535)
@@ -248,7 +265,9 @@ def parse_vnc(value: str) -> VncSpec:
 
 _MUX_TYPES = ("mux-be", "hub")
 _CHARDEV_KEYS: dict[str, frozenset[str]] = {
-    "socket": frozenset({"path", "host", "port", "server", "wait", "telnet", "nodelay", "mode"}),
+    "socket": frozenset(
+        {"path", "host", "port", "server", "wait", "telnet", "nodelay", "mode", "replay"}
+    ),
     "vc": frozenset({"cols", "rows", "width", "height"}),
     "file": frozenset({"path", "append"}),
     "pty": frozenset(),
@@ -336,6 +355,7 @@ def _socketBackend(cd: _Chardev) -> ByteServer | ByteClient:
     if "nodelay" in o:
         parse_bool(f"{where} nodelay", o["nodelay"])
     server = parse_bool(f"{where} server", o.get("server", "off"))
+    replay = parse_size(f"{where} replay", o.get("replay", "0"))
     path = o.get("path")
     if path is not None and ("host" in o or "port" in o):
         raise ConfigError(f"{where}: give either path= or host=/port=, not both")
@@ -347,10 +367,14 @@ def _socketBackend(cd: _Chardev) -> ByteServer | ByteClient:
         if "mode" in o:
             raise ConfigError(f"{where}: mode= only applies to server=on UNIX sockets")
         if path is not None:
-            return ByteClient(endpoint="unix:path=" + escape_endpoint(path), label=cd.id)
+            return ByteClient(
+                endpoint="unix:path=" + escape_endpoint(path), label=cd.id, replay=replay
+            )
         host = o.get("host", "").strip("[]") or "127.0.0.1"
         port = parse_port(f"{where} port", o["port"])
-        return ByteClient(endpoint=f"tcp:host={escape_endpoint(host)}:port={port}", label=cd.id)
+        return ByteClient(
+            endpoint=f"tcp:host={escape_endpoint(host)}:port={port}", label=cd.id, replay=replay
+        )
     if "wait" in o:
         parse_bool(f"{where} wait", o["wait"])  # accepted; vncmux never waits for a client
     if path is not None:
@@ -359,15 +383,19 @@ def _socketBackend(cd: _Chardev) -> ByteServer | ByteClient:
             int(mode, 8)
         except ValueError:
             raise ConfigError(f"{where}: mode={mode} is not an octal file mode") from None
-        return ByteServer(endpoint=f"unix:{escape_endpoint(path)}:mode={mode}", label=cd.id)
+        return ByteServer(
+            endpoint=f"unix:{escape_endpoint(path)}:mode={mode}", label=cd.id, replay=replay
+        )
     if "mode" in o:
         raise ConfigError(f"{where}: mode= only applies to UNIX sockets")
     port = parse_port(f"{where} port", o["port"], allowZero=True)
     host = o.get("host", "").strip("[]")
     if not host:
-        return ByteServer(endpoint=f"tcp:{port}", label=cd.id)
+        return ByteServer(endpoint=f"tcp:{port}", label=cd.id, replay=replay)
     kind = "tcp6" if ":" in host else "tcp"
-    return ByteServer(endpoint=f"{kind}:{port}:interface={escape_endpoint(host)}", label=cd.id)
+    return ByteServer(
+        endpoint=f"{kind}:{port}:interface={escape_endpoint(host)}", label=cd.id, replay=replay
+    )
 
 
 def _vcConsole(cd: _Chardev, cols: int, rows: int) -> ConsoleSpec:

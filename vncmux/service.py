@@ -17,6 +17,7 @@ from twisted.application.service import IService, MultiService
 from twisted.logger import Logger
 
 from vncmux.config import Config, ConsoleSpec
+from vncmux.history import HistoryBackend, OutputHistory, replayer
 from vncmux.hub import Hub
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ def makeConsole(
     encoding: str = "utf-8",
     name: str = "vncmux",
     on_resize: Callable[[int, int], None] | None = None,
+    scrollback: int = 10_000,
+    osc52: bool = False,
 ) -> Console:
     """One console on ``hub``, sized as ``spec`` says; ``on_resize`` hears its new sizes
     (connect it to an ``exec:`` device so the program sees its window change)."""
@@ -65,15 +68,45 @@ def makeConsole(
 
     cols, rows = consoleSize(spec)
     return Console(
-        hub, reactor, cols, rows, encoding=encoding, default_name=name, on_resize=on_resize
+        hub,
+        reactor,
+        cols,
+        rows,
+        encoding=encoding,
+        default_name=name,
+        on_resize=on_resize,
+        scrollback=scrollback,
+        osc52=osc52,
     )
 
 
+def makeHistory(config: Config, hub: Hub, reactor: Any) -> OutputHistory:
+    """The device's output history (``--history``), recording from now on: attached to
+    ``hub`` before any other backend, so each one attached later can be replayed to from it
+    without a gap.  One per hub, so one per console: it is what ``makeService`` hands to
+    ``makeConsoleServices`` (``history=``) and to the byte backends with ``replay=``."""
+    history = OutputHistory(config.history, reactor.seconds)
+    hub.attach(HistoryBackend(history))
+    log.info("vncmux: output history of {size} bytes", size=config.history)
+    return history
+
+
+def describeReplay(size: int) -> str:
+    """The end of a byte socket's log line: how much history its clients get first."""
+    return f", replaying up to {size} bytes of history to each client" if size else ""
+
+
 def makeConsoleServices(
-    config: Config, spec: ConsoleSpec, hub: Hub, reactor: Any, device: IService
+    config: Config,
+    spec: ConsoleSpec,
+    hub: Hub,
+    reactor: Any,
+    device: IService,
+    history: OutputHistory | None = None,
 ) -> list[IService]:
     """The services of one console: the console on the hub, then its VNC server (unless
-    ``--vnc none``)."""
+    ``--vnc none``).  ``history`` is the output history of the console's hub (what an API
+    on this console reads)."""
     from vncmux.console.console import ConsoleService
 
     console = makeConsole(
@@ -83,6 +116,8 @@ def makeConsoleServices(
         encoding=config.encoding,
         name=f"vncmux: {config.device.label}",
         on_resize=getattr(device, "resize", None),  # an exec: device resizes its pty
+        scrollback=config.scrollback,
+        osc52=config.osc52,
     )
     services: list[IService] = [ConsoleService(console)]
     if config.vnc.kind != "none":
@@ -120,6 +155,7 @@ def makeService(config: Config, reactor: Any) -> MultiService:
 
     top = MultiService()
     hub = Hub(reactor, config.stall_timeout)
+    history = makeHistory(config, hub, reactor)
     cols, rows = consoleSize(config.console) if config.console else (80, 24)
 
     log.info("vncmux: device {device}", device=config.device.label)
@@ -128,23 +164,35 @@ def makeService(config: Config, reactor: Any) -> MultiService:
     for server in config.servers:
         label = server.label or server.endpoint
         log.info(
-            "vncmux: byte socket {label} on {endpoint}",
+            "vncmux: byte socket {label} on {endpoint}{replay}",
             label="" if label == server.endpoint else f"(chardev {label})",
             endpoint=server.endpoint,
+            replay=describeReplay(server.replay),
         )
         children.append(
             makeByteServerService(
-                server.endpoint, hub, reactor, config.max_clients, label, server.readonly
+                server.endpoint,
+                hub,
+                reactor,
+                config.max_clients,
+                label,
+                server.readonly,
+                replay=replayer(history, server.replay),
             )
         )
     for client in config.clients:
         label = client.label or client.endpoint
         log.info(
-            "vncmux: byte socket {label} connecting to {endpoint}",
+            "vncmux: byte socket {label} connecting to {endpoint}{replay}",
             label=label,
             endpoint=client.endpoint,
+            replay=describeReplay(client.replay),
         )
-        children.append(makeByteClientService(client.endpoint, hub, reactor, label))
+        children.append(
+            makeByteClientService(
+                client.endpoint, hub, reactor, label, replay=replayer(history, client.replay)
+            )
+        )
     for logfile in config.logfiles:
         log.info("vncmux: logging device output to {path}", path=logfile.path)
         children.append(makeLogFileService(logfile.path, hub))
@@ -157,9 +205,17 @@ def makeService(config: Config, reactor: Any) -> MultiService:
             rows=rows,
             vnc=describeVnc(config),
         )
-        children += makeConsoleServices(config, config.console, hub, reactor, device)
+        children += makeConsoleServices(
+            config, config.console, hub, reactor, device, history=history
+        )
     else:
         log.info("vncmux: no virtual console (pure byte multiplexer)")
+    if config.api is not None:
+        from vncmux.api.service import makeApiService
+
+        consoles = [c for c in children if c.name == "console"]  # the ConsoleService
+        console = consoles[0].console if consoles else None  # type: ignore[attr-defined]
+        children.append(makeApiService(config.api, hub, reactor, console, history, config.encoding))
     for child in children:
         top.addService(child)
     return top

@@ -107,6 +107,7 @@ class ByteServer:
     endpoint: str
     label: str = ""
     readonly: bool = False  # --socket-ro: clients see the output, their input is dropped
+    replay: int = 0  # bytes of history a client gets on connect (replay=, --socket-replay)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class ByteClient:
 
     endpoint: str
     label: str = ""
+    replay: int = 0  # bytes of history sent on each (re)connect, before the live stream
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,18 @@ class ChardevPlan:
 
 
 @dataclass(frozen=True)
+class ApiSpec:
+    """``--api``: where the HTTP/JSON API listens (a Twisted server endpoint string; a UNIX
+    socket gets ``mode=600``) and the files holding its bearer tokens.  ``token_file``
+    allows everything, ``view_token_file`` only reading; with neither, the API is open to
+    whoever can reach it, which ``vncmux.config`` allows only on a UNIX socket."""
+
+    endpoint: str
+    token_file: str | None = None
+    view_token_file: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything makeService needs, validated."""
 
@@ -166,3 +180,7 @@ class Config:
     password_file: str | None = None
     view_password_file: str | None = None  # a second VNC password: view-only viewers
     users_file: str | None = None  # user:password[:view] lines for VeNCrypt X509Plain
+    history: int = 1 << 20  # --history: bytes of output kept in memory (0: none)
+    scrollback: int = 10_000  # --scrollback: lines viewers can scroll back to (0: none)
+    osc52: bool = False  # --osc52: the application may set the viewers' clipboard
+    api: ApiSpec | None = None  # --api: the HTTP/JSON API (None: off)

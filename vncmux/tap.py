@@ -36,8 +36,8 @@ _SOCKET_HELP = (
     "mode=600).  Each accepts many clients.  Repeatable."
 )
 _CHARDEV_HELP = (
-    "A QEMU -chardev: socket,id=ID,path=P|host=H,port=N[,server=on|off][,wait=on|off]; "
-    "vc,id=ID[,cols=C,rows=R|width=PX,height=PX]; file,id=ID,path=P; pty,id=ID; "
+    "A QEMU -chardev: socket,id=ID,path=P|host=H,port=N[,server=on|off][,wait=on|off]"
+    "[,replay=SIZE]; vc,id=ID[,cols=C,rows=R|width=PX,height=PX]; file,id=ID,path=P; pty,id=ID; "
     "mux-be,id=ID with mux-be-id=ID on the others; hub,id=ID,chardevs.0=ID,chardevs.1=ID. "
     "Repeatable."
 )
@@ -98,6 +98,34 @@ class Options(usage.Options):
         ],
         ["max-clients", None, "64", "Most clients at once on each --socket/chardev endpoint."],
         [
+            "history",
+            None,
+            "1M",
+            (
+                "Bytes of the device's recent output kept in memory (e.g. 64K, 1M; 0 = none), "
+                "for replay to late byte clients and for reading back."
+            ),
+        ],
+        [
+            "scrollback",
+            None,
+            "10000",
+            (
+                "Lines scrolled off the top of the virtual console kept for VNC viewers to "
+                "scroll back to (Shift+PgUp/PgDn, the mouse wheel); 0 = none."
+            ),
+        ],
+        [
+            "socket-replay",
+            None,
+            "0",
+            (
+                "Each client of a --socket/--socket-ro endpoint first gets up to this many of "
+                "the most recent bytes of output (from a line start), then the live stream "
+                "(e.g. 64K; default 0: live only).  For chardev sockets: replay=SIZE."
+            ),
+        ],
+        [
             "encoding",
             None,
             "utf-8",
@@ -125,6 +153,32 @@ class Options(usage.Options):
             ),
         ],
         [
+            "api",
+            None,
+            None,
+            (
+                "Serve the HTTP/JSON API (/api/v1/: screen, output, input, keys, wait, "
+                "status) on this Twisted server endpoint: unix:/run/vncmux.api (mode 600 "
+                "unless :mode= says otherwise) or tcp:8700:interface=127.0.0.1 (needs "
+                "--api-token-file).  Default: off."
+            ),
+        ],
+        [
+            "api-token-file",
+            None,
+            None,
+            "A file whose first line is the API's bearer token (full access).",
+        ],
+        [
+            "api-view-token-file",
+            None,
+            None,
+            (
+                "A file whose first line is a second API token that may only read (screen, "
+                "output, wait, status): input and keys answer 403."
+            ),
+        ],
+        [
             "users-file",
             None,
             None,
@@ -144,6 +198,14 @@ class Options(usage.Options):
             (
                 "The device may appear later (a USB adapter not plugged in yet, a VM not "
                 "started): start anyway and keep retrying instead of failing at start."
+            ),
+        ],
+        [
+            "osc52",
+            None,
+            (
+                "Let the program on the device set the VNC viewers' clipboard (OSC 52).  Off "
+                "by default: anything printed on the console could fill your clipboard."
             ),
         ],
     ]
@@ -210,6 +272,13 @@ class Options(usage.Options):
                 view_password_file=self["view-password-file"],
                 users_file=self["users-file"],
                 wait_device=bool(self["wait-device"]),
+                history=self["history"],
+                scrollback=self["scrollback"],
+                osc52=bool(self["osc52"]),
+                socket_replay=self["socket-replay"],
+                api=self["api"],
+                api_token_file=self["api-token-file"],
+                api_view_token_file=self["api-view-token-file"],
             )
             preflight.check(self.config)
         except ConfigError as e:

@@ -696,3 +696,102 @@ def test_vnc_and_socket_parsers_only_raise_config_error(vnc: str, socket: str) -
             parse(value)  # type: ignore[operator]
         except ConfigError as e:
             assert "\n" not in str(e)
+
+
+# -- --history, --socket-replay, chardev replay= (sizes as QEMU spells them) --------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("0", 0),
+        ("65536", 65536),
+        ("64K", 64 * 1024),
+        ("64k", 64 * 1024),
+        ("64KiB", 64 * 1024),
+        ("1M", 1 << 20),
+        (" 16m ", 16 << 20),
+        ("1G", 1 << 30),
+        ("512B", 512),
+    ],
+)
+def test_history_sizes(text: str, size: int) -> None:
+    assert build_config(history=text).history == size
+
+
+def test_history_defaults_to_one_mebibyte_and_replay_to_none() -> None:
+    config = build_config(sockets=["tcp:4555"], chardevs=["socket,id=s,port=4556,server=on"])
+    assert config.history == 1 << 20
+    assert [s.replay for s in config.servers] == [0, 0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"history": "lots"}, "--history: 'lots' is not a size"),
+        ({"history": "-1"}, "--history: '-1' is not a size"),
+        ({"history": "1.5M"}, "--history: '1.5M' is not a size"),
+        ({"history": "2G"}, "--history: 2G is too large (at most 1024M)"),
+        ({"history": "1T"}, "--history: 1T is too large"),
+        ({"socket_replay": "64Q", "sockets": ["tcp:1"]}, "--socket-replay: '64Q' is not a size"),
+        (
+            {"chardevs": ["socket,id=s0,port=1,server=on,replay=big"]},
+            "chardev s0 replay: 'big' is not a size",
+        ),
+        (
+            {"history": "0", "socket_replay": "64K", "sockets": ["tcp:1"]},
+            "--socket-replay needs the output history, which --history 0 turns off",
+        ),
+        (
+            {"history": "0", "chardevs": ["socket,id=up,host=h,port=1,replay=1K"]},
+            "chardev up replay= needs the output history, which --history 0 turns off",
+        ),
+    ],
+)
+def test_history_and_replay_errors(kwargs: dict[str, object], needle: str) -> None:
+    assert needle in error(build_config, **kwargs)
+
+
+def test_socket_replay_applies_to_every_socket_and_socket_ro_endpoint() -> None:
+    config = build_config(
+        sockets=["tcp:4555"],
+        sockets_ro=["unix:/run/ro.sock"],
+        chardevs=["socket,id=s,port=4556,server=on"],
+        socket_replay="64K",
+    )
+    assert [(s.endpoint, s.readonly, s.replay) for s in config.servers] == [
+        ("tcp:4555", False, 65536),
+        ("unix:/run/ro.sock:mode=600", True, 65536),
+        ("tcp:4556", False, 0),  # a chardev socket says its own replay=
+    ]
+
+
+def test_chardev_socket_replay_for_servers_and_clients() -> None:
+    plan = parse_chardevs(
+        [
+            "socket,id=a,path=/tmp/a.sock,server=on,replay=64K",
+            "socket,id=b,host=::1,port=4000,server=on,replay=1M",
+            "socket,id=c,host=h,port=1,replay=4096",
+            "socket,id=d,path=/tmp/d.sock,replay=0",
+        ]
+    )
+    assert plan.servers == (
+        ByteServer(endpoint="unix:/tmp/a.sock:mode=600", label="a", replay=65536),
+        ByteServer(endpoint="tcp6:4000:interface=\\:\\:1", label="b", replay=1 << 20),
+    )
+    assert plan.clients == (
+        ByteClient(endpoint="tcp:host=h:port=1", label="c", replay=4096),
+        ByteClient(endpoint="unix:path=/tmp/d.sock", label="d", replay=0),
+    )
+
+
+def test_history_options_reach_the_config_from_the_command_line() -> None:
+    from vncmux.tap import Options
+
+    options = Options()
+    options.parseOptions(
+        ["--vnc", "none", "--socket", "tcp:0", "--history", "256K", "--socket-replay", "8K"]
+    )
+    assert options.config is not None
+    assert options.config.history == 256 * 1024
+    assert [s.replay for s in options.config.servers] == [8192]

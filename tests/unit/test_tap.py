@@ -183,7 +183,7 @@ class Recorder:
         monkeypatch.setitem(sys.modules, "vncmux.sockets", sockets)
         if console:
             make = self.factory("console")
-            monkeypatch.setattr(service, "makeConsoleServices", lambda *a: [make(*a)])
+            monkeypatch.setattr(service, "makeConsoleServices", lambda *a, **k: [make(*a, **k)])
         else:
             # Importing the console stack in byte-only mode would now raise ImportError.
             for name in ("vncmux.console.console", "vncmux.rfb.service"):
@@ -212,8 +212,8 @@ def test_byte_only_wiring(monkeypatch: pytest.MonkeyPatch) -> None:
     spec, hub, devReactor, cols, rows = calls["device"]
     assert (spec, devReactor, cols, rows) == (config.device, reactor, 80, 24)
     assert isinstance(hub, Hub) and hub.stallTimeout == 3
-    assert calls["server"] == ("tcp:4555", hub, reactor, 5, "tcp:4555", False)
-    assert calls["client"] == ("tcp:host=h:port=1", hub, reactor, "up")
+    assert calls["server"] == ("tcp:4555", hub, reactor, 5, "tcp:4555", False, ("replay", None))
+    assert calls["client"] == ("tcp:host=h:port=1", hub, reactor, "up", ("replay", None))
     assert calls["logfile"] == ("/tmp/l", hub)
     assert calls["pty"] == (hub, reactor, ("label", "p"))
     assert len(list(top)) == 5  # every service is a child of the returned tree

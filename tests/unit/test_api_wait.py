@@ -1,0 +1,188 @@
+"""``/wait`` underneath: screen and output watches fire on the event that makes the pattern
+match, time out on the clock, forget cancelled waits, and listen only while someone waits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.testing import Clock
+from zope.interface.verify import verifyObject
+
+from tests.support.fakes import FakeDevice
+from vncmux.api.wait import (
+    CHECK_INTERVAL,
+    MAX_PATTERN,
+    OUTPUT_SPAN,
+    OutputWatch,
+    PatternError,
+    ScreenWatch,
+    WaitTimeout,
+    compile_pattern,
+)
+from vncmux.console.console import Console
+from vncmux.console.interfaces import IConsoleListener
+from vncmux.history import HistoryBackend, OutputHistory
+from vncmux.hub import Hub
+
+
+class Setup:
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.hub = Hub(self.clock)
+        self.history = OutputHistory(1 << 16, self.clock.seconds)
+        self.hub.attach(HistoryBackend(self.history))
+        self.hub.deviceConnected(FakeDevice())
+        self.console = Console(self.hub, self.clock, 30, 4)
+        self.console.start()
+        self.screen = ScreenWatch(self.console, self.clock, lambda: self.history.end)
+        self.output = OutputWatch(self.history, self.clock)
+
+    def feed(self, data: bytes) -> None:
+        """Output that reaches the screen, and time enough for the screen to be checked."""
+        self.hub.deviceOutput(data)
+        self.clock.advance(0)
+        self.clock.advance(CHECK_INTERVAL)
+
+
+def result(d: Deferred[Any]) -> list[Any]:
+    got: list[Any] = []
+    d.addBoth(got.append)
+    return got
+
+
+@pytest.fixture
+def s() -> Setup:
+    return Setup()
+
+
+def test_the_screen_watch_is_a_console_listener(s: Setup) -> None:
+    verifyObject(IConsoleListener, s.screen)
+
+
+def test_a_screen_pattern_already_there_matches_at_once(s: Setup) -> None:
+    s.feed(b"login: ")
+    got = result(s.screen.wait(compile_pattern(r"login: ?$"), 5))
+    # rows lose their trailing blanks, so "login: " reads "login:"
+    assert got == [{"match": "login:", "groups": [], "row": 0, "col": 0, "offset": 7}]
+    assert s.screen.waiting == 0
+
+
+def test_a_screen_pattern_arriving_in_pieces_and_across_a_redraw(s: Setup) -> None:
+    got = result(s.screen.wait(compile_pattern(r"READY (\d\d)$"), 5))
+    s.feed(b"REA")
+    s.feed(b"DY 4")
+    assert got == []
+    s.feed(b"\x1b[2J\x1b[H")  # a full redraw wipes the half-written line
+    s.feed(b"x\r\nREADY 4")
+    assert got == []
+    s.feed(b"2")
+    assert got[0]["match"] == "READY 42" and got[0]["groups"] == ["42"]
+    assert (got[0]["row"], got[0]["col"]) == (1, 0)
+
+
+def test_the_screen_watch_listens_only_while_someone_waits(s: Setup) -> None:
+    d = s.screen.wait(compile_pattern("never"), 5)
+    assert s.screen in s.console._listeners
+    d.cancel()
+    assert s.screen not in s.console._listeners
+    got = result(s.screen.wait(compile_pattern("soon"), 5))
+    s.feed(b"soon")
+    assert got and s.screen not in s.console._listeners
+
+
+def test_a_screen_wait_times_out_on_the_clock(s: Setup) -> None:
+    got = result(s.screen.wait(compile_pattern("never"), 2.5))
+    s.clock.advance(2.4)
+    assert got == []
+    s.clock.advance(0.2)
+    assert got[0].check(WaitTimeout)
+    assert s.screen.waiting == 0 and s.screen not in s.console._listeners
+
+
+def test_a_cancelled_wait_is_forgotten_with_its_timer(s: Setup) -> None:
+    d = s.screen.wait(compile_pattern("never"), 2)
+    got = result(d)
+    d.cancel()
+    assert got[0].check(CancelledError)
+    assert s.clock.getDelayedCalls() == []
+    assert s.screen.waiting == 0
+
+
+def test_many_waiters_each_fire_on_their_own_pattern(s: Setup) -> None:
+    waits = [result(s.screen.wait(compile_pattern(f"item{i}\\b"), 5)) for i in range(100)]
+    assert s.screen.waiting == 100
+    s.feed(b"item7 item42")
+    assert [i for i, got in enumerate(waits) if got] == [7, 42]
+    assert s.screen.waiting == 98
+
+
+def test_an_output_pattern_arriving_in_pieces(s: Setup) -> None:
+    s.feed(b"old boot-ok\n")
+    got = result(s.output.wait(compile_pattern("boot-ok", as_bytes=True), s.history.end, 5))
+    s.feed(b"...bo")
+    s.feed(b"ot-")
+    assert got == []
+    s.feed(b"ok!")
+    assert got == [{"match": "boot-ok", "groups": [], "offset": 15, "end": 22}]
+    assert s.output.waiting == 0
+
+
+def test_an_output_pattern_from_an_earlier_offset_matches_the_history(s: Setup) -> None:
+    s.feed(b"abc\ndone 7\nxyz")
+    got = result(s.output.wait(compile_pattern(r"^done (\d)$", as_bytes=True), 0, 5))
+    assert got[0]["groups"] == ["7"] and got[0]["offset"] == 4
+
+
+def test_an_output_match_of_the_span_limit_is_found_a_longer_one_may_not_be(s: Setup) -> None:
+    near = result(s.output.wait(compile_pattern("<a*>", as_bytes=True), 0, 5))
+    far = result(s.output.wait(compile_pattern("{b*}", as_bytes=True), 0, 5))
+    s.feed(b"<" + b"a" * (OUTPUT_SPAN - 2))
+    s.feed(b">")
+    assert near and near[0]["end"] - near[0]["offset"] == OUTPUT_SPAN
+    s.feed(b"{" + b"b" * OUTPUT_SPAN)
+    s.feed(b"}")
+    assert far == []  # its start left the window before its end came
+
+
+def test_an_output_wait_from_the_future_is_refused(s: Setup) -> None:
+    s.feed(b"abc")
+    with pytest.raises(ValueError):
+        s.output.wait(compile_pattern("x", as_bytes=True), 4, 5)
+
+
+def test_the_output_watch_subscribes_only_while_someone_waits(s: Setup) -> None:
+    d = s.output.wait(compile_pattern("x", as_bytes=True), s.history.end, 1)
+    assert s.history._subscribers
+    got = result(d)
+    s.clock.advance(1)
+    assert got[0].check(WaitTimeout)
+    assert not s.history._subscribers
+
+
+@pytest.mark.parametrize("pattern", ["(", "a{2,1}", "x" * (MAX_PATTERN + 1)])
+def test_bad_patterns_are_refused_with_a_reason(pattern: str) -> None:
+    with pytest.raises(PatternError):
+        compile_pattern(pattern)
+
+
+def test_a_screen_that_keeps_changing_is_read_once_per_interval_and_after_the_last_change(
+    s: Setup,
+) -> None:
+    got = result(s.screen.wait(compile_pattern(r"^line 9$"), 5))
+    reads: list[int] = []
+    text = s.console.text
+
+    def counted() -> list[str]:
+        reads.append(1)
+        return text()
+
+    s.console.text = counted  # type: ignore[method-assign]
+    for n in range(10):  # ten changes within one interval
+        s.hub.deviceOutput(b"\r\nline %d" % n)
+        s.clock.advance(0)
+    assert len(reads) == 1 and got == []  # the first change was read at once
+    s.clock.advance(CHECK_INTERVAL)
+    assert len(reads) == 2  # one reading for the other nine, of the screen as it is now
+    assert got and got[0]["match"] == "line 9"

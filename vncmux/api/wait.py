@@ -1,0 +1,293 @@
+"""``/wait``: answer when a pattern shows up on the screen or in the output.
+
+Event-driven, so idle waiters cost nothing: ``ScreenWatch`` listens to the console only
+while somebody waits and, on a ``changed`` (at most every ``CHECK_INTERVAL`` while the
+screen keeps changing, and always after the last change), reads the screen text once for
+all its waiters; ``OutputWatch`` subscribes to the output history only while somebody waits and
+searches each new chunk, per waiter, from a little before where its last search ended.
+Nothing polls.  Each wait is a ``Deferred`` that fires with the match (a dict), fails with
+``WaitTimeout`` after its timeout, and forgets everything when cancelled (the HTTP client
+went away).
+
+Patterns are Python regular expressions with ``re.MULTILINE`` (``^`` and ``$`` match at
+every row or line).  A screen pattern sees the screen's rows joined with newlines; an
+output pattern sees the raw bytes (the pattern is taken as UTF-8); a match of up to
+``OUTPUT_SPAN`` bytes is always found, a longer one only if it arrives in one piece.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from vncmux.api.screen import match_position
+from vncmux.console.interfaces import IConsoleListener
+
+log = Logger()
+
+#: Longest output match always found, in bytes: each new chunk is searched from this far
+#: back.
+OUTPUT_SPAN = 4096
+#: Seconds between two readings of a screen that keeps changing (see ``ScreenWatch``).
+CHECK_INTERVAL = 0.02
+#: Longest pattern accepted.
+MAX_PATTERN = 1000
+#: Longest timeout accepted, in seconds.
+MAX_TIMEOUT = 3600.0
+
+Result = dict[str, Any]
+
+
+class WaitTimeout(Exception):
+    """The pattern did not show up in time."""
+
+
+class PatternError(ValueError):
+    """A pattern that does not compile (or is too long); the message says why."""
+
+
+def compile_pattern(pattern: str, as_bytes: bool = False) -> re.Pattern[Any]:
+    """``pattern`` compiled with ``re.MULTILINE`` (as a bytes pattern for output)."""
+    if len(pattern) > MAX_PATTERN:
+        raise PatternError(f"pattern longer than {MAX_PATTERN} characters")
+    try:
+        if as_bytes:
+            return re.compile(pattern.encode("utf-8", "surrogateescape"), re.MULTILINE)
+        return re.compile(pattern, re.MULTILINE)
+    except re.error as e:
+        raise PatternError(f"bad regular expression {pattern!r}: {e}") from None
+
+
+def _groups(match: re.Match[Any]) -> list[str | None]:
+    return [g.decode("utf-8", "replace") if isinstance(g, bytes) else g for g in match.groups()]
+
+
+class _Waiter:
+    """One pending wait: its Deferred and its timer."""
+
+    def __init__(self, forget: Callable[[_Waiter], None]) -> None:
+        self.deferred: Deferred[Result] = Deferred(lambda _d: forget(self))
+        self.timer: IDelayedCall | None = None
+
+    def fire(self, result: Result) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.deferred.callback(result)
+
+
+class _Watch:
+    """What both watches share: the waiter list and the timeouts."""
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._waiters: list[Any] = []
+
+    @property
+    def waiting(self) -> int:
+        """How many waits are pending."""
+        return len(self._waiters)
+
+    def _add(self, waiter: Any, timeout: float) -> None:
+        if not self._waiters:
+            self._start()
+        self._waiters.append(waiter)
+        waiter.timer = self._clock.callLater(timeout, self._timedOut, waiter)
+
+    def _forget(self, waiter: Any) -> None:
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+            if waiter.timer is not None and waiter.timer.active():
+                waiter.timer.cancel()
+            if not self._waiters:
+                self._stop()
+
+    def _timedOut(self, waiter: Any) -> None:
+        waiter.timer = None
+        if waiter in self._waiters:
+            self._forget(waiter)
+            waiter.deferred.errback(WaitTimeout())
+
+    def _matched(self, waiter: Any, result: Result) -> None:
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+            if not self._waiters:
+                self._stop()
+        waiter.fire(result)
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _stop(self) -> None:
+        raise NotImplementedError
+
+
+class _ScreenWaiter(_Waiter):
+    def __init__(self, forget: Callable[[_Waiter], None], regex: re.Pattern[str]) -> None:
+        super().__init__(forget)
+        self.regex = regex
+
+
+@implementer(IConsoleListener)
+class ScreenWatch(_Watch):
+    """Waits for patterns on one console's screen (see the module docstring).
+
+    The screen is read again on a change, but at most once per ``CHECK_INTERVAL`` while it
+    keeps changing (a flood changes it on every reactor turn), and always after the last
+    change: a screen that settles is always checked, one that lasted less than the
+    interval in the middle of a flood may not be (no viewer saw it either: frames are
+    paced too).  ``offset`` is called for the output offset the screen reflects,
+    reported with a match.
+    """
+
+    #: This listener ignores ``scrolledOff``: a console may skip making text of the rows
+    #: for it (it costs a flood about a third of its speed).
+    wantsScrolledOff = False
+
+    def __init__(
+        self, console: Any, clock: IReactorTime, offset: Callable[[], int | None] = lambda: None
+    ) -> None:
+        super().__init__(clock)
+        self._console = console
+        self._offset = offset
+        self._lastCheck = float("-inf")
+        self._later: IDelayedCall | None = None
+
+    def wait(self, regex: re.Pattern[str], timeout: float) -> Deferred[Result]:
+        """Fires with ``{"match", "groups", "row", "col", "offset"}`` as soon as ``regex``
+        matches the screen (at once if it does now)."""
+        text = self._text()
+        found = self._search(regex, text)
+        if found is not None:
+            return succeed(found)
+        waiter = _ScreenWaiter(self._forget, regex)
+        self._add(waiter, timeout)
+        return waiter.deferred
+
+    def _text(self) -> str:
+        return "\n".join(self._console.text())
+
+    def _search(self, regex: re.Pattern[str], text: str) -> Result | None:
+        match = regex.search(text)
+        if match is None:
+            return None
+        row, col = match_position(text, match.start())
+        return {
+            "match": match.group(0),
+            "groups": _groups(match),
+            "row": row,
+            "col": col,
+            "offset": self._offset(),
+        }
+
+    def _start(self) -> None:
+        self._console.subscribe(self)
+
+    def _stop(self) -> None:
+        self._console.unsubscribe(self)
+        if self._later is not None and self._later.active():
+            self._later.cancel()
+        self._later = None
+
+    def _check(self) -> None:
+        self._later = None
+        self._lastCheck = self._clock.seconds()
+        text = self._text()
+        for waiter in list(self._waiters):
+            found = self._search(waiter.regex, text)
+            if found is not None:
+                self._matched(waiter, found)
+
+    # -- IConsoleListener
+
+    def changed(self) -> None:
+        if self._later is not None:
+            return  # a check is due soon; it will read the screen as it is then
+        wait = self._lastCheck + CHECK_INTERVAL - self._clock.seconds()
+        if wait <= 0:
+            self._check()
+        else:
+            self._later = self._clock.callLater(wait, self._check)
+
+    def bell(self) -> None:
+        pass
+
+    def titleChanged(self, title: str) -> None:
+        pass
+
+    def scrolledOff(self, lines: list[str]) -> None:
+        pass
+
+
+class _OutputWaiter(_Waiter):
+    """The bytes since ``base`` that a match could still use (at most ``OUTPUT_SPAN`` once
+    the first search is done)."""
+
+    def __init__(
+        self, forget: Callable[[_Waiter], None], regex: re.Pattern[bytes], base: int
+    ) -> None:
+        super().__init__(forget)
+        self.regex = regex
+        self.base = base
+        self.buffer = bytearray()
+
+    def feed(self, offset: int, data: bytes) -> Result | None:
+        """Take the chunk at ``offset``; the match if one now exists."""
+        end = self.base + len(self.buffer)
+        if offset + len(data) <= end:
+            return None  # already seen (the wait began after this chunk was stored)
+        if offset > end:  # a gap (cannot happen with one history): start over there
+            self.base, self.buffer = offset, bytearray()
+            end = offset
+        pos = max(0, len(self.buffer) - OUTPUT_SPAN)
+        self.buffer += data[end - offset :]
+        match = self.regex.search(self.buffer, pos)
+        if match is not None:
+            return {
+                "match": match.group(0).decode("utf-8", "replace"),
+                "groups": _groups(match),
+                "offset": self.base + match.start(),
+                "end": self.base + match.end(),
+            }
+        drop = len(self.buffer) - OUTPUT_SPAN
+        if drop > 0:
+            del self.buffer[:drop]
+            self.base += drop
+        return None
+
+
+class OutputWatch(_Watch):
+    """Waits for patterns in one output history (see the module docstring)."""
+
+    def __init__(self, history: Any, clock: IReactorTime) -> None:
+        super().__init__(clock)
+        self._history = history
+
+    def wait(self, regex: re.Pattern[bytes], from_: int, timeout: float) -> Deferred[Result]:
+        """Fires with ``{"match", "groups", "offset", "end"}`` (byte offsets of the match)
+        once ``regex`` matches the output from ``from_`` on (what is still held of it).
+        ``ValueError`` when ``from_`` is in the future."""
+        start, data = self._history.read(from_)
+        waiter = _OutputWaiter(self._forget, regex, start)
+        found = waiter.feed(start, data)
+        if found is not None:
+            return succeed(found)
+        self._add(waiter, timeout)
+        return waiter.deferred
+
+    def _start(self) -> None:
+        self._history.subscribe(self._append)
+
+    def _stop(self) -> None:
+        self._history.unsubscribe(self._append)
+
+    def _append(self, offset: int, data: bytes) -> None:
+        for waiter in list(self._waiters):
+            found = waiter.feed(offset, data)
+            if found is not None:
+                self._matched(waiter, found)
