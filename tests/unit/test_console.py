@@ -348,3 +348,20 @@ def test_rows_scrolled_off_are_built_only_while_someone_listens() -> None:
     assert listener.lines == ["row 0", "row 1", "row 2"]
     s.console.unsubscribe(listener)
     assert s.console.terminal.report_scrolled_off is False
+
+
+def test_listeners_that_do_not_want_scrolled_off_rows_cost_no_text() -> None:
+    """A listener declaring ``wantsScrolledOff = False`` (the API's screen waiters) is not
+    told of scrolled rows, and without a scrollback the terminal does not build them."""
+    s = Setup(cols=20, rows=5, scrollback=0)
+    quiet = Listener()
+    quiet.wantsScrolledOff = False  # type: ignore[attr-defined]
+    s.console.subscribe(quiet)
+    assert s.console.terminal.report_scrolled_off is False
+    s.feed(b"".join(b"row %d\r\n" % i for i in range(7)))
+    assert quiet.lines == [] and "changed" in quiet.events
+    keen = Listener()
+    s.console.subscribe(keen)
+    assert s.console.terminal.report_scrolled_off is True
+    s.feed(b"".join(b"more %d\r\n" % i for i in range(5)))
+    assert quiet.lines == [] and keen.lines[:2] == ["row 3", "row 4"]

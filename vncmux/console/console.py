@@ -217,15 +217,24 @@ class Console:
     def subscribe(self, listener: IConsoleListener) -> None:
         if listener not in self._listeners:
             self._listeners.append(listener)
-        self.terminal.report_scrolled_off = True
+        self._updateScrolledOff()
 
     def unsubscribe(self, listener: IConsoleListener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
-        self.terminal.report_scrolled_off = bool(self._listeners) or self.scrollback is not None
+        self._updateScrolledOff()
 
-    def _tell(self, event: str, *args: Any) -> None:
-        for listener in list(self._listeners):
+    def _updateScrolledOff(self) -> None:
+        """Rows scrolled off are built (a cost on the fast path) only while the scrollback
+        or a listener that wants them is there."""
+        self.terminal.report_scrolled_off = self.scrollback is not None or any(
+            getattr(x, "wantsScrolledOff", True) for x in self._listeners
+        )
+
+    def _tell(
+        self, event: str, *args: Any, listeners: list[IConsoleListener] | None = None
+    ) -> None:
+        for listener in list(self._listeners if listeners is None else listeners):
             try:
                 getattr(listener, event)(*args)
             except Exception:  # noqa: BLE001 -- one listener must not break the console
@@ -267,8 +276,10 @@ class Console:
     def scrolledOff(self, rows: list) -> None:  # type: ignore[type-arg]
         if self.scrollback is not None:
             self.scrollback.add(rows)
-        if self._listeners:
-            self._tell("scrolledOff", [row_text(row) for row in rows])
+        wanting = [x for x in self._listeners if getattr(x, "wantsScrolledOff", True)]
+        if wanting:
+            lines = [row_text(row) for row in rows]
+            self._tell("scrolledOff", lines, listeners=wanting)
 
     def clipboard(self, text: str) -> None:
         """OSC 52 from the application: to every viewer's clipboard, if allowed."""

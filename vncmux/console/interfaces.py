@@ -136,7 +136,11 @@ class IConsoleListener(Interface):
         """The application set the terminal title."""
 
     def scrolledOff(lines: list[str]) -> None:
-        """These rows left the top of the main screen, oldest first (text only)."""
+        """These rows left the top of the main screen, oldest first (text only).
+
+        A listener with a class attribute ``wantsScrolledOff = False`` is not called: the
+        console then does not turn rows into text for it (building them costs the
+        terminal's fast path)."""
 
 
 class ITerminalEvents(Interface):
