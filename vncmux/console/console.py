@@ -47,9 +47,12 @@ from vncmux.console.modes import Modes
 from vncmux.console.render import Renderer
 from vncmux.console.scrollback import DEFAULT_LINES, Scrollback
 from vncmux.console.selection import Pos, Selection, Selector, selected_text
+from vncmux.console.statusline import StatusLine, is_takeover_key
 from vncmux.console.terminal import Terminal
+from vncmux.console.textrow import TextRow
 from vncmux.console.vc import VirtualConsole
 from vncmux.console.viewport import Viewport
+from vncmux.events import Client
 from vncmux.hub import Hub
 
 log = Logger()
@@ -76,6 +79,8 @@ def console_size(
 def row_text(cells: Sequence[Any]) -> str:
     """One row of cells as text: a wide character once (its right half is empty), combining
     marks with their base, trailing blanks removed."""
+    if isinstance(cells, TextRow):
+        return cells.plain()
     return "".join(cell.data for cell in cells).rstrip()
 
 
@@ -96,7 +101,8 @@ class Console:
     with OSC 52 (off by default: a program on the device could otherwise plant text in
     every viewer's clipboard, or read back what a viewer pastes).  ``make_renderer(cols,
     rows)`` makes the renderers: the shared one (unless ``renderer`` is given) and the one
-    of each viewer whose view differs from it.
+    of each viewer whose view differs from it.  ``status_line``: a row below the terminal
+    says who has the keyboard (``hub.keyboard``) and whether the device is up.
     """
 
     def __init__(
@@ -113,8 +119,10 @@ class Console:
         scrollback: int = DEFAULT_LINES,
         osc52: bool = False,
         make_renderer: Callable[[int, int], Any] = Renderer,
+        status_line: bool = False,
     ) -> None:
         self.hub = hub
+        self.events = hub.events  # who did what (``vncmux.events``), shared with the hub
         self.clock = clock
         self.encoding = encoding
         self.osc52 = osc52
@@ -138,7 +146,9 @@ class Console:
             clock,
             default_name=default_name,
             busy=lambda: self.vc.backlog > 0,
+            status_line=status_line,
         )
+        self.status = StatusLine(hub, clock, self.display.set_status) if status_line else None
 
     # -- life ------------------------------------------------------------------------------
 
@@ -152,6 +162,8 @@ class Console:
         self.hub.detach(self.vc)
         self.vc.close()
         self.display.close()
+        if self.status is not None:
+            self.status.stop()
 
     # -- IConsole: geometry and state ------------------------------------------------------
 
@@ -204,8 +216,14 @@ class Console:
 
     # -- IConsole: viewers and listeners ---------------------------------------------------
 
-    def attach(self, viewer: IViewer, view_only: bool = False, peer: str = "") -> ViewerSession:
-        session = ViewerSession(self, viewer, view_only=view_only, peer=peer)
+    def attach(
+        self,
+        viewer: IViewer,
+        view_only: bool = False,
+        peer: str = "",
+        client: Client | None = None,
+    ) -> ViewerSession:
+        session = ViewerSession(self, viewer, view_only=view_only, peer=peer, client=client)
         self._sessions.append(session)
         return session
 
@@ -246,9 +264,10 @@ class Console:
 
     # -- input from viewers ----------------------------------------------------------------
 
-    def input(self, data: bytes) -> None:
-        """Bytes a viewer typed (keys, pastes, mouse reports): to the device."""
-        self.vc.input(data)
+    def input(self, data: bytes, client: Client | None = None) -> None:
+        """Bytes a viewer typed (keys, pastes, mouse reports): to the device, as ``client``'s
+        input (``vncmux.events``)."""
+        self.vc.input(data, client)
 
     @property
     def modes(self) -> Modes:
@@ -259,6 +278,8 @@ class Console:
 
     def _changed(self) -> None:
         """The backend fed a batch that left damage (or the device banner changed)."""
+        if self.status is not None:
+            self.status.update()  # the device may have come or gone
         self.display.changed()
         self._tell("changed")
 
@@ -298,6 +319,8 @@ class Console:
 LEFT, MIDDLE, WHEEL_UP, WHEEL_DOWN = 1, 2, 8, 16
 #: Lines one wheel step scrolls back or forth.
 WHEEL_LINES = 5
+#: Pause and Break: with Ctrl+Alt held, a serial BREAK to the device (``Hub.sendBreak``).
+BREAK_KEYSYMS = (0xFF13, 0xFF6B)
 
 
 @implementer(IViewerSession, IViewer)
@@ -329,12 +352,15 @@ class ViewerSession:
         *,
         view_only: bool = False,
         peer: str = "",
+        client: Client | None = None,
     ) -> None:
         self.console = console
         self.viewer = viewer
         self.view_only = view_only
         self.peer = peer or "?"
-        self.damage = Damage(console.rows)
+        #: Who this viewer is, for the event bus (``hub.events``) and the keyboard lock.
+        self.client = client or Client.of("vnc", self.peer, view_only=view_only)
+        self.damage = Damage(console.display.lines)  # the terminal's rows + the status line
         self.damage.mark_all()
         self._live = console.display.attach(self)
         self._requested = False
@@ -376,7 +402,7 @@ class ViewerSession:
     def crop(self, box: tuple[int, int, int, int]) -> Any:
         """The shared crop while the view is live, this viewer's own picture otherwise."""
         if self._view.active:
-            return self._view.crop(box)
+            return self.console.display.with_status(self._view.crop(box), box)
         return self.console.crop(box)
 
     def detach(self) -> None:
@@ -385,6 +411,7 @@ class ViewerSession:
             self._requested = False
             self._view.stop()
             self.console._detached(self)
+            self.console.hub.keyboard.release(self.client)
 
     def _sync(self) -> bool:
         """Bring ``damage`` up to date with what this viewer should see; True when the
@@ -398,6 +425,7 @@ class ViewerSession:
                 self.damage.mark_all()
             elif live or self._stale:
                 view.update(self.damage)
+                self.damage.mark(r for r in live.rows if r >= view.rows)  # the status line
             live.clear()
         elif view.active:
             view.stop()
@@ -444,7 +472,7 @@ class ViewerSession:
         self._view.selection = None
         self._view.stop()
         self._live.clear()
-        self.damage.lines = self.console.rows
+        self.damage.lines = self.console.display.lines
         self.damage.mark_all()
         self.viewer.sizeChanged(width, height)
 
@@ -477,7 +505,14 @@ class ViewerSession:
             return
         if self.view_only and is_modifier_keysym(keysym):
             self._mapper.key(keysym, down, self.console.modes)  # Shift+PgUp scrolls
+        if down and keysym in BREAK_KEYSYMS and self._mapper.ctrl and self._mapper.alt:
+            self.console.hub.sendBreak(self.client, how="Ctrl+Alt+Break")  # refused if view-only
+            return
         if self._dropped("key events"):
+            return
+        lock = self.console.hub.keyboard  # Ctrl+Alt+T takes it (exclusive policy only)
+        if down and lock.exclusive and is_takeover_key(keysym, self._mapper):
+            lock.takeover(self.client)  # not sent to the device
             return
         if down and is_paste_key(keysym, self._mapper):
             self._paste()
@@ -485,7 +520,7 @@ class ViewerSession:
         data = self._mapper.key(keysym, down, self.console.modes)
         if data:
             self._typed()
-            self.console.input(data)
+            self.console.input(data, self.client)
 
     def _scrollKey(self, keysym: int) -> bool:
         """Shift+PgUp/PgDn scroll this view a page (less one line) when there is a
@@ -524,7 +559,7 @@ class ViewerSession:
         data = paste_bytes(self._paste_buffer, self.console.modes, self.console.encoding)
         if data:
             self._typed()
-            self.console.input(data)
+            self.console.input(data, self.client)
 
     def pointer(self, buttons: int, x: int, y: int) -> None:
         if not self._attached:
@@ -540,7 +575,7 @@ class ViewerSession:
                 return  # xterm reports motion per cell, not per pixel
             data = mouse_report(buttons, prev, col, row, modes)
             if data:
-                self.console.input(data)
+                self.console.input(data, self.client)
             return
         pressed = buttons & ~prev
         if pressed & WHEEL_UP:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import itertools
 import re
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pyte import modes as mo
@@ -48,6 +48,7 @@ from pyte.screens import wcwidth as _wcwidth
 from twisted.logger import Logger
 
 from vncmux.console.cells import well_formed
+from vncmux.console.textrow import TextRow
 
 if TYPE_CHECKING:
     from vncmux.console.cells import Cell
@@ -208,6 +209,9 @@ class FastPath:
         mode = s.mode
         return (
             s.margins is None
+            and s.lr_margins is None
+            and not s.reverse_wrap
+            and not s.iso_protection
             and mo.IRM not in mode
             and mo.DECOM not in mode
             and (s.g1_charset if s.charset else s.g0_charset) is LAT1_MAP
@@ -446,10 +450,10 @@ class FastPath:
                 cleared = range(y + 1, lines)
             elif how == 1:
                 cleared = range(y)
-            elif how in (2, 3):
+            elif how == 2:
                 cleared = range(lines)
             else:
-                return off
+                return off  # 3 erases the saved lines only (as the slow path)
             for r in cleared:
                 rows[off + r] = [blank]
             if how >= 2:
@@ -512,7 +516,7 @@ class FastPath:
             rows[start:off] = [None] * (off - start)  # (never read again: free the memory)
         self._reported = off
 
-    def _cells(self, row: _Row | None, a: int) -> list[Any]:
+    def _cells(self, row: _Row | None, a: int) -> Sequence[Any]:
         """The well-formed cells of a pending row that scrolled off (never stored as a
         line); tidied (``well_formed``) only where a wide character may have been cut."""
         cols = self.screen.columns
@@ -524,10 +528,11 @@ class FastPath:
         elif row is not None and len(row) == 2 and row[1][0] == 0:
             # The common case: a fresh row written once from its start (a log line).
             _, text, attrs = row[1]
+            if text.isascii() and base.data.isascii() and len(text) <= cols:
+                return TextRow(text, attrs, base, cols)  # cells made only if looked at
             cells = list(map(attrs.__getitem__, text))
             cells += [base] * (cols - len(cells))
-            tidy = not text.isascii() or not base.data.isascii()
-            return well_formed(cells) if tidy else cells
+            return well_formed(cells)
         else:
             cells = [base] * cols
             tidy = not base.data.isascii()

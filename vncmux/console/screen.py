@@ -32,8 +32,11 @@ from vncmux.console.cells import (
     well_formed,
 )
 from vncmux.console.damage import Damage
+from vncmux.console.editing import EditingMixin
 from vncmux.console.interfaces import ITerminalClipboard, ITerminalEvents
 from vncmux.console.modes import Modes
+from vncmux.console.modeswitch import ModesMixin
+from vncmux.console.reports import ReportsMixin
 
 if TYPE_CHECKING:
     from pyte.screens import Cursor
@@ -47,13 +50,6 @@ if TYPE_CHECKING:
 MAX_COMBINING = 8  # combining marks kept per cell; more are dropped
 MAX_TITLE = 256  # characters of a window title kept
 
-# What we answer to DA and secondary DA.  Neither can be read back as a query (a device
-# that echoes must not start an endless conversation): primary DA answers carry the "?"
-# prefix, and the secondary answer's first parameter is not 0 (xterm's form, with 1 for
-# the VT220 the primary answer claims to be).
-PRIMARY_DA = "\x1b[?62;22c"  # VT220 with ANSI colour
-SECONDARY_DA = "\x1b[>1;10;0c"  # VT220, version 10, no ROM cartridge
-
 
 def sanitize_title(title: str) -> str:
     """A title without control characters, at most ``MAX_TITLE`` characters."""
@@ -64,7 +60,7 @@ def sanitize_title(title: str) -> str:
 # -- the screen ------------------------------------------------------------------------
 
 
-class TermScreen(Screen):
+class TermScreen(EditingMixin, ReportsMixin, ModesMixin, Screen):
     """pyte's screen with xterm's missing pieces and exact damage recording.
 
     Damage is kept in two parts: pyte's own ``dirty`` set (rows its methods touch) and
@@ -85,6 +81,7 @@ class TermScreen(Screen):
         self.damage = Damage(lines)
         self.in_alt = False
         self._main_buffer: defaultdict[int, StaticDefaultDict[int, Cell]] | None = None
+        self._alt_store: defaultdict[int, StaticDefaultDict[int, Cell]] | None = None
         self._alt_saved: Savepoint | None = None
         self.reverse_screen = False
         self.last_char = " "
@@ -92,6 +89,15 @@ class TermScreen(Screen):
         self.cursor_ref: int | None = None
         self.banner_ref: int | None = None
         self.fast: FastPath | None = None  # set by the parser when it has one
+        self.cursor_style = 1  # DECSCUSR, reported by DECRQSS
+        self.conformance = 64  # DECSCL's level (61..65), reported by DECRQSS
+        self.attr_change_extent = 0  # DECSACE, reported by DECRQSS
+        self._saved: dict[bool, Savepoint] = {}  # DECSC's slot per screen (main, alternate)
+        self.saved_modes: dict[int, bool] = {}  # XTSAVE
+        self.iso_protection = False  # SPA was used: ED/EL/ECH spare protected cells
+        self.title_hex = [False, False]  # titles set / reported in hexadecimal
+        self._init_editing()
+        self._init_reports()
         super().__init__(columns, lines)
 
     # -- attributes ----------------------------------------------------------------
@@ -107,16 +113,25 @@ class TermScreen(Screen):
             self.buffer = self._main_buffer
             self.in_alt = False
         title = self.title
+        self._alt_store = None
         super().reset()
         self.title = title
         self.g1_charset = self.g0_charset  # as xterm: G1 is ASCII until designated
         self.cursor.attrs = DEFAULT_CELL
         self.savepoints = []
+        self._saved = {}
         self._alt_saved = None
         self.reverse_screen = False
         modes = self.modes
         for name, value in vars(Modes()).items():
             setattr(modes, name, value)
+        self._init_editing()
+        self._init_reports()
+        self.cursor_style = 1
+        self.conformance = 64
+        self.attr_change_extent = 0
+        self.iso_protection = False
+        self.title_hex = [False, False]
 
     def _new_line(self, fill: Cell = DEFAULT_CELL) -> StaticDefaultDict[int, Cell]:
         return StaticDefaultDict(fill)
@@ -132,6 +147,10 @@ class TermScreen(Screen):
 
     def draw(self, data: str) -> None:
         """pyte's draw for ordinary text; zero-width characters go through ``_mark``."""
+        if self.lr_margins is not None and self.declrmm:
+            self.draw_in_margins(data)
+            return
+        self.lr_wrap_at = None
         if data.isascii() or ZERO_WIDTH_RUN.search(data) is None:
             super().draw(data)
             self.last_char = data[-1]
@@ -173,16 +192,6 @@ class TermScreen(Screen):
         c.x = min(max(0, c.x), self.columns)
         c.y = min(max(0, c.y), self.lines - 1)
 
-    def cursor_to_line(self, line: int | None = None) -> None:
-        """VPA; pyte's version asserts (leaving the cursor off-screen) under DECOM
-        without margins."""
-        y = (line or 1) - 1
-        if mo.DECOM in self.mode:
-            top, bottom = self._region()
-            y = min(y + top, bottom)
-        self.cursor.y = y
-        self.ensure_vbounds()
-
     def repeat_last(self, count: int = 0) -> None:
         """REP (CSI n b): draw the last graphic character again, bounded by the screen."""
         n = min(count or 1, self.columns * self.lines)
@@ -201,6 +210,7 @@ class TermScreen(Screen):
         for y in range(self.lines):
             self.buffer[y] = self._new_line(e)
         self.margins = None
+        self.lr_margins = None
         self.cursor.x = self.cursor.y = 0
         self.dirty.update(range(self.lines))
 
@@ -252,11 +262,11 @@ class TermScreen(Screen):
         """True when rows leaving the top are to be reported (main screen, a listener)."""
         return self.scrollback and not self.in_alt
 
-    def scrolled_off(self, rows: list[list[Cell]]) -> None:
+    def scrolled_off(self, rows: Sequence[Sequence[Cell]]) -> None:
         """Report ``rows`` (well-formed, oldest first) as gone from the top of the main
         screen; nothing when :attr:`reports_scrolled_off` is False."""
         if rows and self.reports_scrolled_off:
-            self.events.scrolledOff(rows)
+            self.events.scrolledOff(list(rows))
 
     def stored_line(self, y: int) -> Line | None:
         """Row ``y`` as stored (None: never written, blank), without creating it."""
@@ -302,7 +312,10 @@ class TermScreen(Screen):
                     for x in range(cols, self.columns):
                         line.pop(x, None)
         self.lines, self.columns = rows, cols
+        self._alt_store = None  # the stored alternate screen is not resized: dropped
         self.margins = None
+        self.set_lrmm(self.declrmm)
+        self.lr_margins = None
         self.tabstops = set(range(8, cols, 8))
         self.cursor.x = min(self.cursor.x, cols - 1)
         self.cursor.y = min(self.cursor.y, rows - 1)
@@ -322,48 +335,6 @@ class TermScreen(Screen):
     def _region(self) -> tuple[int, int]:
         return self.margins or Margins(0, self.lines - 1)
 
-    def index(self) -> None:
-        top, bottom = self._region()
-        if self.cursor.y == bottom:
-            self.scroll_region(top, bottom, 1, scrolls_off=True)
-        else:
-            self.cursor_down()
-
-    def reverse_index(self) -> None:
-        top, bottom = self._region()
-        if self.cursor.y == top:
-            self.scroll_region(top, bottom, -1)
-        else:
-            self.cursor_up()
-
-    def scroll_up(self, count: int = 0) -> None:
-        """SU (CSI n S): scroll the region up, cursor stays."""
-        top, bottom = self._region()
-        self.scroll_region(top, bottom, min(count or 1, self.lines), scrolls_off=True)
-
-    def scroll_down(self, count: int = 0) -> None:
-        """SD (CSI n T): scroll the region down, cursor stays."""
-        top, bottom = self._region()
-        self.scroll_region(top, bottom, -min(count or 1, self.lines))
-
-    def insert_lines(self, count: int | None = None) -> None:
-        """IL: a downward scroll of the region from the cursor row to the bottom margin."""
-        top, bottom = self._region()
-        if top <= self.cursor.y <= bottom:
-            self.scroll_region(self.cursor.y, bottom, -min(count or 1, self.lines))
-            self.carriage_return()
-
-    def delete_lines(self, count: int | None = None) -> None:
-        """DL: an upward scroll of the region from the cursor row to the bottom margin.
-
-        (pyte's own version leaves stale rows behind when the source rows were never
-        written; this one does not.)
-        """
-        top, bottom = self._region()
-        if top <= self.cursor.y <= bottom:
-            self.scroll_region(self.cursor.y, bottom, min(count or 1, self.lines))
-            self.carriage_return()
-
     # -- erasing (with the background colour, as xterm does) ------------------------
 
     def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
@@ -373,15 +344,28 @@ class TermScreen(Screen):
             rows = range(y + 1, self.lines)
         elif how == 1:
             rows = range(y)
-        elif how in (2, 3):
+        elif how == 2:
             rows = range(self.lines)
         else:
-            return
-        for r in rows:
-            self.buffer[r] = self._new_line(fill)
+            return  # 3: xterm erases the saved lines, not the screen; viewers keep theirs
+        if self.iso_protection:
+            for r in rows:
+                self._erase_cols(r, range(self.columns), fill)
+        else:
+            for r in rows:
+                self.buffer[r] = self._new_line(fill)
         self.dirty.update(rows)
         if how in (0, 1):
             self.erase_in_line(how)
+
+    def _erase_cols(self, y: int, cols: range, fill: Cell) -> None:
+        """Erase columns ``cols`` of row ``y``, sparing ISO-protected cells (SPA/EPA)."""
+        line = self.buffer[y]
+        spare = self.iso_protection
+        for c in cols:
+            if not (spare and line.get(c, line.default).protected):
+                line[c] = fill
+        self.dirty.add(y)
 
     def erase_in_line(self, how: int = 0, private: bool = False) -> None:
         x = min(self.cursor.x, self.columns - 1)
@@ -391,22 +375,31 @@ class TermScreen(Screen):
         elif how == 1:
             cols = range(x + 1)
         elif how == 2:
-            self.buffer[self.cursor.y] = self._new_line(fill)
-            self.dirty.add(self.cursor.y)
-            return
+            if not self.iso_protection:
+                self.buffer[self.cursor.y] = self._new_line(fill)
+                self.dirty.add(self.cursor.y)
+                return
+            cols = range(self.columns)
         else:
             return
-        line = self.buffer[self.cursor.y]
-        for c in cols:
-            line[c] = fill
-        self.dirty.add(self.cursor.y)
+        self._erase_cols(self.cursor.y, cols, fill)
 
     def erase_characters(self, count: int | None = None) -> None:
         fill = self._erase_cell()
-        line = self.buffer[self.cursor.y]
-        for c in range(self.cursor.x, min(self.cursor.x + (count or 1), self.columns)):
-            line[c] = fill
-        self.dirty.add(self.cursor.y)
+        x = min(self.cursor.x, self.columns - 1)
+        self._erase_cols(self.cursor.y, range(x, min(x + (count or 1), self.columns)), fill)
+
+    def start_protected_area(self) -> None:
+        """SPA (ESC V): characters written from now on are protected, and until DECSCA or
+        DECSTR, ED, EL and ECH spare every protected character (xterm's "ISO" protection
+        mode); meanwhile erasing takes the slow path."""
+        self.iso_protection = True
+        self.cursor.attrs = self.cursor.attrs._replace(protected=2)
+
+    def end_protected_area(self) -> None:
+        """EPA (ESC W)."""
+        if self.cursor.attrs.protected == 2:
+            self.cursor.attrs = self.cursor.attrs._replace(protected=0)
 
     # -- tabs ----------------------------------------------------------------------
 
@@ -435,23 +428,24 @@ class TermScreen(Screen):
 
     def _restore(self, sp: Savepoint) -> None:
         self.g0_charset, self.g1_charset, self.charset = sp.g0_charset, sp.g1_charset, sp.charset
-        for flag, mode in ((sp.origin, mo.DECOM), (sp.wrap, mo.DECAWM)):
-            if flag:
-                self.mode.add(mode)
-            else:
-                self.mode.discard(mode)
+        if sp.origin:  # autowrap is not restored (as xterm)
+            self.mode.add(mo.DECOM)
+        else:
+            self.mode.discard(mo.DECOM)
         hidden = self.cursor.hidden
         self.cursor = copy.copy(sp.cursor)  # type: ignore[assignment]
         self.cursor.hidden = hidden
         self.ensure_hbounds()
-        self.ensure_vbounds(use_margins=True)
+        self.cursor.y = min(max(0, self.cursor.y), self.lines - 1)  # margins do not apply
 
     def save_cursor(self) -> None:
-        self.savepoints = [self._savepoint()]
+        """DECSC: one slot for each screen (main and alternate), as in xterm."""
+        self._saved[self.in_alt] = self._savepoint()
 
     def restore_cursor(self) -> None:
-        if self.savepoints:
-            self._restore(self.savepoints[-1])
+        sp = self._saved.get(self.in_alt)
+        if sp is not None:
+            self._restore(sp)
         else:
             self.mode.discard(mo.DECOM)
             self.cursor.attrs = DEFAULT_CELL
@@ -464,112 +458,12 @@ class TermScreen(Screen):
             self.cursor_position()
 
     def scosc(self, *params: int) -> None:
-        """CSI s: save cursor (only without parameters: with them it is DECSLRM)."""
-        if not any(params):
+        """CSI s: DECSLRM while DECLRMM is set, else save cursor (without parameters)."""
+        if self.declrmm:
+            if self.conformance >= 64:
+                self.set_lr_margins(*params[:2])
+        elif not any(params):
             self.save_cursor()
-
-    # -- modes -----------------------------------------------------------------------
-
-    def set_mode(self, *modes: int, **kwargs: Any) -> None:
-        self._modes(modes, bool(kwargs.get("private")), True)
-
-    def reset_mode(self, *modes: int, **kwargs: Any) -> None:
-        self._modes(modes, bool(kwargs.get("private")), False)
-
-    def _modes(self, modes: Sequence[int], private: bool, on: bool) -> None:
-        m = self.modes
-        rest: list[int] = []
-        if not private:
-            for mode in modes:
-                if mode == 20:
-                    m.newline_mode = on
-                    rest.append(mode)
-                elif mode == 4:
-                    rest.append(mode)
-        else:
-            for mode in modes:
-                if mode == 1:
-                    m.app_cursor = on
-                elif mode in (9, 1000, 1002, 1003):
-                    m.mouse_tracking = mode if on else 0  # xterm: any reset turns it off
-                elif mode == 1006:
-                    m.mouse_sgr = on
-                elif mode == 2004:
-                    m.bracketed_paste = on
-                elif mode == 5:
-                    if self.reverse_screen != on:
-                        self.reverse_screen = on
-                        self.dirty.update(range(self.lines))
-                elif mode in (47, 1047, 1049):
-                    self._alternate(mode, on)
-                elif mode == 1048:
-                    if on:
-                        self.save_cursor()
-                    else:
-                        self.restore_cursor()
-                elif mode in (6, 7, 25):
-                    rest.append(mode)
-                # DECCOLM (3) is ignored on purpose, as xterm does by default: a remote
-                # program must not resize every viewer's screen.
-        if rest:
-            if on:
-                super().set_mode(*rest, private=private)
-            else:
-                super().reset_mode(*rest, private=private)
-
-    def _alternate(self, mode: int, on: bool) -> None:
-        """Modes 47, 1047, 1049: the alternate screen (1049 also saves/restores the cursor)."""
-        if on:
-            if mode == 1049:
-                self._alt_saved = self._savepoint()
-            if not self.in_alt:
-                self._main_buffer = self.buffer
-                self.buffer = defaultdict(lambda: StaticDefaultDict(DEFAULT_CELL))
-                self.in_alt = True
-            elif mode == 1049:
-                self.buffer.clear()
-        else:
-            if self.in_alt and self._main_buffer is not None:
-                self.buffer = self._main_buffer
-                self._main_buffer = None
-                self.in_alt = False
-            if mode == 1049 and self._alt_saved is not None:
-                self._restore(self._alt_saved)
-        self.dirty.update(range(self.lines))
-
-    # -- replies -------------------------------------------------------------------
-
-    def write_process_input(self, data: str) -> None:
-        self.events.reply(data.encode("ascii", "replace"))
-
-    def report_device_attributes(self, mode: int = 0, **kwargs: Any) -> None:
-        """Primary DA (CSI c)."""
-        if mode == 0:
-            self.write_process_input(PRIMARY_DA)
-
-    def report_secondary_attributes(self, mode: int = 0) -> None:
-        """Secondary DA (CSI > c); a non-zero parameter is an answer, not a query."""
-        if mode == 0:
-            self.write_process_input(SECONDARY_DA)
-
-    def _cursor_report(self) -> tuple[int, int]:
-        x = min(self.cursor.x, self.columns - 1) + 1
-        y = self.cursor.y + 1
-        if mo.DECOM in self.mode and self.margins is not None:
-            y -= self.margins.top
-        return y, x
-
-    def report_device_status(self, mode: int = 0, **kwargs: Any) -> None:
-        if kwargs.get("private"):
-            if mode == 6:  # DECXCPR
-                row, col = self._cursor_report()
-                self.write_process_input(f"\x1b[?{row};{col}R")
-            return
-        if mode == 5:
-            self.write_process_input("\x1b[0n")
-        elif mode == 6:
-            row, col = self._cursor_report()
-            self.write_process_input(f"\x1b[{row};{col}R")
 
     # -- bell and title ------------------------------------------------------------
 
@@ -577,8 +471,24 @@ class TermScreen(Screen):
         """Only noted: the terminal reports a run of bells once (see ``Terminal.feed``)."""
         self.rang = True
 
+    def title_modes(self, *modes: int, **kwargs: Any) -> None:
+        """CSI > Ps t / CSI > Ps T: titles set (0) and reported (1) in hexadecimal."""
+        on = bool(kwargs.get("on"))
+        for mode in modes:
+            if mode in (0, 1):
+                self.title_hex[mode] = on
+
+    def decode_title(self, param: str) -> str:
+        """A title as the program sent it: hexadecimal when it asked for that."""
+        if self.title_hex[0]:
+            try:
+                return bytes.fromhex(param).decode("utf-8", "replace")
+            except ValueError:
+                return param
+        return param
+
     def set_title(self, param: str) -> None:
-        title = sanitize_title(param)
+        title = sanitize_title(self.decode_title(param))
         if title != self.title:
             self.title = title
             self.events.title(title)
@@ -598,6 +508,16 @@ class TermScreen(Screen):
         owner = ITerminalClipboard(self.events, None)
         if text and owner is not None:
             owner.clipboard(text)
+
+    def set_cursor_style(self, style: int = 0) -> None:
+        """DECSCUSR (CSI Ps SP q): remembered and reported; the picture keeps its cursor."""
+        if 0 <= style <= 6:
+            self.cursor_style = style
+
+    def set_attr_change_extent(self, extent: int = 0) -> None:
+        """DECSACE (CSI Ps * x): remembered and reported."""
+        if 0 <= extent <= 2:
+            self.attr_change_extent = extent
 
     def set_keypad(self, application: bool) -> None:
         """DECKPAM (ESC =) / DECKPNM (ESC >)."""

@@ -18,11 +18,12 @@ from collections import deque
 from collections.abc import Sequence
 
 from vncmux.console.cells import DEFAULT_CELL, Cell
+from vncmux.console.textrow import TextRow
 
 #: The default number of lines kept (``--scrollback``).
 DEFAULT_LINES = 10_000
 
-Row = tuple[Cell, ...]
+Row = tuple[Cell, ...] | TextRow
 
 #: Most distinct cells remembered for sharing (the table is emptied when full).
 MAX_SHARED_CELLS = 4096
@@ -78,6 +79,8 @@ class Scrollback:
         one seen before, the row is kept as it is (the cheapest way, under a microsecond).
         Rows drawn cell by cell (the slow path) are made to share here; kept as they
         come, they would cost a whole object per cell, some 10 KB a line."""
+        if isinstance(row, TextRow):
+            return row  # cells made only when a viewer scrolls back to it
         for cell in row:
             if cell is not DEFAULT_CELL:
                 break
