@@ -213,6 +213,11 @@ class Client:
         answer = self._json("POST", "keys", body=body, content_type="application/json")
         return int(answer.get("offset") or 0)
 
+    def takeover(self) -> dict[str, Any]:
+        """Take the keyboard (``--input-policy exclusive``): ``{"holder", "previous"}``.
+        ``ApiError`` 409 under the shared policy."""
+        return self._json("POST", "takeover", body=b"")
+
 
 class OutputStream:
     """A followed output: ``start`` is where its data really starts (later than asked when

@@ -16,16 +16,22 @@ from __future__ import annotations
 import codecs
 import ipaddress
 import math
+import re
 import shlex
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Literal, cast
 
+from vncmux.addresses import check_addresses, split_endpoint
 from vncmux.errors import ConfigError
 from vncmux.qemu_opts import (
+    check_rfc2217,
     host_port,
     parse_bool,
+    parse_break_duration,
     parse_chardevs,
     parse_int,
+    parse_net_device,
     parse_port,
     parse_size,
     parse_vnc,
@@ -40,8 +46,11 @@ from vncmux.specs import (
     DeviceSpec,
     LogFile,
     PtyBackend,
+    RedisTarget,
     SerialSettings,
+    Site,
     TlsSettings,
+    TokenSettings,
     VncSpec,
 )
 
@@ -57,11 +66,14 @@ __all__ = [
     "LogFile",
     "PtyBackend",
     "SerialSettings",
+    "Site",
     "TlsSettings",
     "VncSpec",
     "build_config",
+    "build_site",
     "exposure_warnings",
     "parse_api",
+    "parse_web",
     "parse_chardevs",
     "parse_device",
     "parse_encoding",
@@ -109,6 +121,10 @@ def parse_device(
             raise ConfigError(f"--device {value}: needs a host (tcp:HOST:PORT)")
         number = parse_port("--device port", port)
         return DeviceSpec(kind="tcp", host=host, port=number, serial=serial, wait=wait)
+    net = parse_net_device(value)
+    if net is not None:  # telnet:HOST:PORT, rfc2217://HOST:PORT
+        kind = cast(Literal["telnet", "rfc2217"], net[0])
+        return DeviceSpec(kind=kind, host=net[1], port=net[2], serial=serial, wait=wait)
     if value.startswith("exec:"):
         try:
             command = tuple(shlex.split(value[len("exec:") :]))
@@ -162,12 +178,13 @@ def parse_serial(
 # --socket
 
 
-_SOCKET_TYPES = ("tcp", "tcp6", "unix", "ssl")
+_SOCKET_TYPES = ("tcp", "tcp6", "unix", "ssl", "systemd")
 # The keyword arguments Twisted's parser takes for each endpoint type.
 _SOCKET_KEYS: dict[str, frozenset[str]] = {
     "tcp": frozenset({"port", "interface", "backlog"}),
     "tcp6": frozenset({"port", "interface", "backlog"}),
     "unix": frozenset({"address", "mode", "backlog", "lockfile"}),
+    "systemd": frozenset({"domain", "index", "name"}),  # socket activation
     "ssl": frozenset(
         {
             "port",
@@ -181,24 +198,6 @@ _SOCKET_KEYS: dict[str, frozenset[str]] = {
         }
     ),
 }
-
-
-def split_endpoint(description: str) -> list[str]:
-    """Split an endpoint string on unescaped colons, keeping the escapes in the parts."""
-    parts: list[str] = []
-    current: list[str] = []
-    chars = iter(description)
-    for char in chars:
-        if char == "\\":
-            current.append(char)
-            current.append(next(chars, ""))
-        elif char == ":":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
 
 
 def parse_socket(
@@ -255,6 +254,18 @@ def parse_api(
     return ApiSpec(endpoint=endpoint, token_file=token_file, view_token_file=view_token_file)
 
 
+def parse_web(value: str) -> str:
+    """``--web``: the site's HTTP entry, a server endpoint string checked as ``--socket``'s
+    (a UNIX socket gets ``mode=600``); a bare port number means ``tcp:PORT`` on loopback."""
+    value = value.strip()
+    if value.isdigit():
+        value = f"tcp:{value}:interface=127.0.0.1"
+    try:
+        return parse_socket(value).endpoint
+    except ConfigError as e:
+        raise ConfigError(str(e).replace("--socket", "--web", 1)) from None
+
+
 # --------------------------------------------------------------------------------------
 # Everything together
 
@@ -302,6 +313,17 @@ def build_config(
     api: str | None = None,
     api_token_file: str | None = None,
     api_view_token_file: str | None = None,
+    name: str = "console",
+    audit_log: str | None = None,
+    audit_input: bool = False,
+    record: str | None = None,
+    record_input: bool = False,
+    input_policy: str = "shared",
+    lock_idle: str | float = 30.0,
+    status_line: str | None = None,
+    telnets: Sequence[str] = (),
+    rfc2217: bool = False,
+    break_duration: str | float = 0.25,
 ) -> Config:
     """Every option, validated, into one ``Config``.  Values may be the strings as typed.
 
@@ -319,6 +341,11 @@ def build_config(
     replay = parse_size("--socket-replay", socket_replay)
     servers = [parse_socket(s, replay=replay) for s in sockets]
     servers += [parse_socket(s, readonly=True, replay=replay) for s in sockets_ro]
+    if rfc2217 and not telnets:
+        raise ConfigError("--rfc2217 applies to --telnet endpoints: give one")
+    servers += [
+        replace(parse_socket(t, replay=replay), telnet=True, rfc2217=rfc2217) for t in telnets
+    ]
     plan = parse_chardevs(chardevs, cols=colsN, rows=rowsN)
     if historySize == 0:
         check_replay_without_history(servers, plan)
@@ -338,11 +365,16 @@ def build_config(
     if api is None and (api_token_file is not None or api_view_token_file is not None):
         raise ConfigError("--api-token-file and --api-view-token-file need --api ENDPOINT")
     apiSpec = parse_api(api, api_token_file, api_view_token_file) if api is not None else None
+    check_audit_record(audit_log, audit_input, record, record_input)
+    exclusive, idle, statusLine = parse_input_policy(input_policy, lock_idle, status_line)
     console = plan.console
     if console is None and vncSpec.kind != "none":
         console = ConsoleSpec(cols=colsN, rows=rowsN)
+    deviceSpec = parse_device(device, serial, shell, wait=wait_device)
+    check_rfc2217(deviceSpec.kind, [*servers, *plan.servers])
     return Config(
-        device=parse_device(device, serial, shell, wait=wait_device),
+        break_duration=parse_break_duration(break_duration),
+        device=deviceSpec,
         vnc=vncSpec,
         console=console,
         servers=tuple(servers) + plan.servers,
@@ -359,7 +391,156 @@ def build_config(
         scrollback=scrollbackLines,
         osc52=osc52,
         api=apiSpec,
+        name=parse_name(name),
+        audit_log=audit_log,
+        audit_input=bool(audit_input),
+        record=record,
+        record_input=bool(record_input),
+        exclusive_input=exclusive,
+        lock_idle=idle,
+        status_line=statusLine,
     )
+
+
+#: Longest ``--lock-idle``: a day (a lock nobody can lose is what takeover is for).
+MAX_LOCK_IDLE = 86400.0
+
+
+def parse_input_policy(
+    policy: str, lock_idle: str | float, status_line: str | None
+) -> tuple[bool, float, bool]:
+    """``--input-policy shared|exclusive``, ``--lock-idle SECONDS`` and ``--status-line
+    on|off`` → (exclusive, idle seconds, status line shown).  The status line is on by
+    default with the exclusive policy (viewers must see who holds the keyboard), off with
+    the shared one (the framebuffer keeps its usual height)."""
+    lowered = policy.strip().lower()
+    if lowered not in ("shared", "exclusive"):
+        raise ConfigError(f"--input-policy: {policy!r} is not shared or exclusive")
+    try:
+        idle = float(str(lock_idle))
+    except ValueError:
+        raise ConfigError(f"--lock-idle: {lock_idle!r} is not a number of seconds") from None
+    if not math.isfinite(idle) or not 0 < idle <= MAX_LOCK_IDLE:
+        raise ConfigError(
+            f"--lock-idle: {lock_idle} is out of range (more than 0, at most {MAX_LOCK_IDLE:g})"
+        )
+    exclusive = lowered == "exclusive"
+    shown = exclusive if status_line is None else parse_bool("--status-line", status_line)
+    return exclusive, idle, shown
+
+
+def check_audit_record(
+    audit_log: str | None, audit_input: bool, record: str | None, record_input: bool
+) -> None:
+    """``--audit-input`` and ``--record-input`` refine a file that must be named; the files
+    are two different, non-empty paths (what is at them: ``vncmux.preflight``)."""
+    if audit_input and audit_log is None:
+        raise ConfigError("--audit-input needs --audit-log FILE")
+    if record_input and record is None:
+        raise ConfigError("--record-input needs --record FILE")
+    for option, path in (("--audit-log", audit_log), ("--record", record)):
+        if path is not None and not path.strip():
+            raise ConfigError(f"{option}: an empty file name")
+    if audit_log is not None and audit_log == record:
+        raise ConfigError(f"--audit-log and --record name the same file {audit_log!r}")
+
+
+#: A console's name: it appears in URLs (``/c/NAME/``), token files and service names.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def parse_name(value: str) -> str:
+    """A console's name: URL-safe (letters, digits, ``_ . -``; starting with a letter or
+    digit; at most 64 characters), so it needs no quoting in a URL, a file name or a log."""
+    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
+        raise ConfigError(
+            f"name {value!r}: a console name is 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def build_site(
+    consoles: Sequence[Config],
+    *,
+    source: str | None = None,
+    websockify_tokens: str | None = None,
+    redis: str | None = None,
+    token_prefix: str | None = None,
+    advertise: str | None = None,
+    web: str | None = None,
+) -> Site:
+    """The consoles of one process and their shared settings, validated together: names
+    unique, and no two consoles on one listening address (VNC display, WebSocket port,
+    byte socket, API endpoint) — the error names both.  Site-wide options are keyword
+    parameters here (values as typed); each is also a top-level key of the config file
+    (``vncmux.site_config`` reads this signature)."""
+    if not consoles:
+        raise ConfigError("no console configured")
+    seen: dict[str, Config] = {}
+    for console in consoles:
+        if console.name in seen:
+            raise ConfigError(f"two consoles are named {console.name!r}")
+        seen[console.name] = console
+    check_addresses(consoles)
+    tokens = build_tokens(websockify_tokens, redis, token_prefix, advertise)
+    webEndpoint = parse_web(web) if web is not None else None
+    return Site(consoles=tuple(consoles), source=source, tokens=tokens, web=webEndpoint)
+
+
+_REDIS_URL = re.compile(
+    r"redis://(?:(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/@\[\]]+)(?::(?P<port>\d+))?(?:/(?P<db>\d*))?"
+)
+_ADVERTISE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*|[0-9.]+")
+
+
+def parse_redis_url(value: str) -> RedisTarget:
+    """``--redis redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`` (port 6379, db 0 by default)."""
+    match = _REDIS_URL.fullmatch(value.strip())
+    if match is None:
+        raise ConfigError(
+            f"--redis {value}: expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], "
+            "e.g. redis://127.0.0.1:6379/0"
+        )
+    host = match["host"].strip("[]")
+    port = parse_port(f"--redis {value} port", match["port"]) if match["port"] else 6379
+    db = parse_int(f"--redis {value} database", match["db"], 0) if match["db"] else 0
+    return RedisTarget(
+        host=host,
+        port=port,
+        db=db,
+        username=match["user"] or None,
+        password=match["password"] or None,
+    )
+
+
+def build_tokens(
+    directory: str | None,
+    redis: str | None,
+    prefix: str | None,
+    advertise: str | None,
+) -> TokenSettings:
+    """``--websockify-tokens``, ``--redis``, ``--token-prefix``, ``--advertise``.  The
+    token is prefix + console name, so the prefix follows the name's rules; the advertised
+    host is a host name or IPv4 address (websockify's TokenRedis splits its value on the one
+    colon, so an IPv6 literal cannot be routed)."""
+    if directory is not None and not directory.strip():
+        raise ConfigError("--websockify-tokens: needs a directory")
+    target = parse_redis_url(redis) if redis is not None else None
+    prefix = prefix or ""
+    if prefix and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", prefix):
+        raise ConfigError(
+            f"--token-prefix {prefix!r}: letters, digits, '_', '.' or '-' (at most 64)"
+        )
+    if advertise is not None and not _ADVERTISE.fullmatch(advertise):
+        raise ConfigError(
+            f"--advertise {advertise!r}: a host name or IPv4 address that websockify can "
+            "reach (no port, no IPv6 literal: websockify's token formats cannot carry one)"
+        )
+    if (prefix or advertise is not None) and directory is None and target is None:
+        raise ConfigError("--token-prefix/--advertise need --websockify-tokens DIR or --redis URL")
+    return TokenSettings(directory=directory, redis=target, prefix=prefix, advertise=advertise)
 
 
 def check_replay_without_history(servers: Sequence[ByteServer], plan: ChardevPlan) -> None:

@@ -1,7 +1,8 @@
 """The device side: open the one console device, feed the hub, reopen it with backoff.
 
 ``makeDeviceService`` returns a Twisted service that keeps one device open for as long as it
-runs.  Four kinds of device, one shape each:
+runs.  Four kinds of device here, one shape each (``telnet:`` and ``rfc2217://`` devices,
+network serial ports, are in ``vncmux.devices_net``):
 
 - ``tty``: a serial port (or any tty, e.g. a pty slave) opened with pyserial *exclusively*
   (flock + TIOCEXCL, so minicom cannot steal bytes) and read by a small reactor descriptor;
@@ -32,6 +33,7 @@ import fcntl
 import grp
 import os
 import shutil
+import signal
 import stat
 import struct
 import termios
@@ -57,7 +59,7 @@ from zope.interface import implementer
 
 from vncmux.errors import ConfigError
 from vncmux.hub import Hub
-from vncmux.interfaces import IDevice
+from vncmux.interfaces import BreakUnsupported, IDevice
 from vncmux.reopen import (
     Backoff,
     DeviceService,
@@ -67,6 +69,7 @@ from vncmux.reopen import (
     failureHint,
 )
 from vncmux.specs import DeviceSpec
+from vncmux.ttyline import TtyLine
 
 log = Logger()
 
@@ -108,9 +111,52 @@ class SerialDevice(abstract.FileDescriptor):
         self._output = output
         self._gone = gone
         self.connected = 1
+        self.line = TtyLine(self._fd, label)  # RFC 2217 clients change it
+        self._breakWanted: float | None = None
+        self._breaking = False
 
     def fileno(self) -> int:
         return self._fd
+
+    def sendBreak(self, duration: float) -> str:
+        """The line held at space (TIOCSBRK) for ``duration`` seconds, timed by the
+        reactor (never blocking it), once vncmux's own write buffer is empty; input
+        written meanwhile waits until the break is over (SysRq's letter follows it)."""
+        self._breakWanted = duration
+        self._maybeBreak()
+        return f"serial break of {duration:g} s"
+
+    def _maybeBreak(self) -> None:
+        pending = len(self.dataBuffer) - self.offset + self._tempDataLen
+        if self._breakWanted is None or self._breaking or pending or self._fd < 0:
+            return
+        duration, self._breakWanted = self._breakWanted, None
+        if not self._setBreak(True):
+            return
+        self._breaking = True
+        cast(Any, self.reactor).callLater(duration, self._endBreak)
+
+    def _endBreak(self) -> None:
+        self._breaking = False
+        if self._fd >= 0:
+            self._setBreak(False)
+            self.startWriting()
+
+    def _setBreak(self, on: bool) -> bool:
+        try:
+            self.port.break_condition = on
+        except (OSError, serial.SerialException) as e:
+            log.warn("{label}: cannot set the break ({why})", label=self.label, why=e)
+            return False
+        return True
+
+    def doWrite(self) -> Any:
+        if self._breaking:
+            self.stopWriting()
+            return None
+        result = abstract.FileDescriptor.doWrite(self)
+        self._maybeBreak()
+        return result
 
     def logPrefix(self) -> str:
         return f"SerialDevice({self.label})"
@@ -264,6 +310,12 @@ class StreamDevice(Protocol):
     def write(self, data: bytes) -> None:
         self.transport.write(data)
 
+    def sendBreak(self, duration: float) -> str:
+        raise BreakUnsupported(
+            "is a raw socket, which cannot carry a BREAK (QEMU's telnet serial can: "
+            "-serial telnet:...,server=on with --device telnet:HOST:PORT)"
+        )
+
     def pauseProducing(self) -> None:
         self.transport.pauseProducing()
 
@@ -357,6 +409,18 @@ class ExecDevice(ProcessProtocol):
     def write(self, data: bytes) -> None:
         if self.running:
             self.transport.write(data)
+
+    def sendBreak(self, duration: float) -> str:
+        """A pty has no line to break: what a tty with BRKINT does on a break, SIGINT to
+        the terminal's foreground process group, is done instead."""
+        if not self.running:
+            raise BreakUnsupported("has no running command")
+        try:
+            group = os.tcgetpgrp(self.transport.fileno())
+        except OSError:
+            group = os.getpgid(self.transport.pid)
+        os.killpg(group, signal.SIGINT)
+        return f"SIGINT to process group {group} (a pty's BREAK)"
 
     def pauseProducing(self) -> None:
         self.transport.pauseProducing()
@@ -516,6 +580,11 @@ def makeDeviceService(spec: DeviceSpec, hub: Hub, reactor: Any, cols: int, rows:
         service = StreamDeviceService(spec, hub, reactor, wait=wait)
     elif spec.kind == "exec":
         service = ExecDeviceService(spec, hub, reactor, cols, rows, wait=wait)
+    elif spec.kind in ("telnet", "rfc2217"):
+        from vncmux.devices_net import Rfc2217DeviceService, TelnetDeviceService
+
+        kind = TelnetDeviceService if spec.kind == "telnet" else Rfc2217DeviceService
+        service = kind(spec, hub, reactor, wait=wait)
     else:
         raise ValueError(f"unknown device kind {spec.kind!r}")
     service.probe()

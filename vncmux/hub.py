@@ -21,7 +21,9 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTim
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from vncmux.interfaces import IBackend, IDevice, IPausableInput
+from vncmux.events import BREAK, DEVICE_DOWN, DEVICE_UP, INPUT, Client, EventBus
+from vncmux.interfaces import BreakUnsupported, IBackend, IDevice, IPausableInput
+from vncmux.keyboard import KeyboardLock
 
 
 @implementer(IPushProducer)
@@ -81,9 +83,15 @@ class Hub:
     log = Logger()
 
     def __init__(
-        self, clock: IReactorTime, stallTimeout: float = 10.0, inputSlack: int = 64 * 1024
+        self,
+        clock: IReactorTime,
+        stallTimeout: float = 10.0,
+        inputSlack: int = 64 * 1024,
+        breakDuration: float = 0.25,
     ) -> None:
         self._clock = clock
+        self.breakDuration = breakDuration  # --break-duration: seconds a BREAK lasts
+        self.breaks = 0  # BREAKs handed to a device
         self.stallTimeout = stallTimeout
         self.inputSlack = inputSlack
         self._inputFull = False
@@ -103,6 +111,13 @@ class Hub:
         self.inputBytes = 0
         self.deviceConnects = 0
         self.deviceSince = clock.seconds()
+        # For metrics (vncmux.web): when the device last said something, stalled backends.
+        self.lastOutput: float | None = None
+        self.stalledBackends = 0
+        # Who did what on this console (``vncmux.events``): every client reports here.
+        self.events = EventBus(clock)
+        # Who may type (``vncmux.keyboard``, --input-policy): asked about every client's input.
+        self.keyboard = KeyboardLock(clock, self.events)
 
     # -- backends --------------------------------------------------------------------
 
@@ -167,6 +182,7 @@ class Hub:
             backend=backend.label,
             timeout=self.stallTimeout,
         )
+        self.stalledBackends += 1
         self.detach(backend)
         backend.stalled()
 
@@ -200,6 +216,7 @@ class Hub:
         self._setInputFull(False)
         for backend in list(self._backends):
             backend.deviceStateChanged(True, self.deviceDescription)
+        self.events.emit(DEVICE_UP, detail=self.deviceDescription)
         self._wakeRoomWaiters()
 
     def deviceLost(self, description: str) -> None:
@@ -211,12 +228,14 @@ class Hub:
         self.deviceDescription = description
         for backend in list(self._backends):
             backend.deviceStateChanged(False, description)
+        self.events.emit(DEVICE_DOWN, detail=description)
 
     def deviceOutput(self, data: bytes) -> None:
         """Bytes read from the device: to every backend, in attach order."""
         if not data:
             return
         self.outputBytes += len(data)
+        self.lastOutput = self._clock.seconds()
         for backend in list(self._backends):
             if backend not in self._backends:  # detached by an earlier backend's write
                 continue
@@ -228,15 +247,21 @@ class Hub:
 
     # -- input -------------------------------------------------------------------------
 
-    def input(self, data: bytes, source: IBackend | None = None) -> bool:
+    def input(
+        self, data: bytes, source: IBackend | None = None, client: Client | None = None
+    ) -> bool:
         """Bytes from a backend (keys, a script, a terminal reply) to the device, whole.
 
         True when they were handed to the device; False when they were dropped (and
         counted): the device is down, or its write buffer is full and ``source`` cannot be
-        paused and has used up ``inputSlack``.
+        paused and has used up ``inputSlack``.  ``client``: who typed them (None for the
+        terminal's own replies); input handed to the device is reported on ``events``.
+        A client the keyboard lock refuses (another holds the keyboard) is dropped too.
         """
         if not data:
             return True
+        if client is not None and not self.keyboard.allow(client, len(data)):
+            return False
         if self.device is None:
             if not self._droppedThisOutage:
                 self.log.info(
@@ -253,7 +278,47 @@ class Hub:
             self._slackUsed += len(data)
         self.device.write(data)
         self.inputBytes += len(data)
+        if client is not None:
+            self.events.emit(INPUT, client, data=data)
         return True
+
+    def sendBreak(
+        self, client: Client | None, duration: float | None = None, how: str = ""
+    ) -> str | None:
+        """A serial BREAK from ``client`` (``how``: the way it asked, for the log) to the
+        device, lasting ``duration`` seconds (default ``breakDuration``).
+
+        Returns what the device did, or None when nothing was sent: a view-only client, one
+        the keyboard lock refuses (a BREAK is input), the device down, or a device that
+        cannot carry a BREAK (a raw socket).  Every request is one log line and one
+        ``break`` event (a refused one says why in its detail).
+        """
+        source = (str(client) if client is not None else "vncmux") + (f" ({how})" if how else "")
+        device = self.device
+        why = ""
+        done: str | None = None
+        if client is not None and client.view_only:
+            why = "a view-only client may not send BREAK"
+        elif client is not None and not self.keyboard.allow(client, 0):
+            why = "another client holds the keyboard"
+        elif device is None:
+            why = f"the device is down ({self.deviceDescription})"
+        else:
+            try:
+                done = device.sendBreak(self.breakDuration if duration is None else duration)
+            except BreakUnsupported as e:
+                why = f"{device.label} {e}"
+        if done is None:
+            self.log.warn("BREAK from {source} refused: {why}", source=source, why=why)
+            self.events.emit(BREAK, client, detail=f"refused: {why}")
+            return None
+        self.breaks += 1
+        assert device is not None
+        self.log.info(
+            "BREAK from {source} to {device}: {done}", source=source, device=device.label, done=done
+        )
+        self.events.emit(BREAK, client, detail=done)
+        return done
 
     def inputProducer(self, device: IDevice) -> IPushProducer:
         """What the device side registers on ``device``'s transport (streaming), so that

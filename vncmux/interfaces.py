@@ -4,6 +4,8 @@ The hub (``vncmux.hub``) only ever talks to these interfaces, which is what lets
 tested with fakes and lets a new kind of device or backend be added without touching it.
 ``IPausableInput`` is optional: the backends whose input can wait (byte sockets, ptys)
 provide it so the hub can stop reading them while the device is not taking input.
+``ISerialLine`` is optional too: a device whose line settings a client may change (a tty,
+for RFC 2217 clients).
 """
 
 from zope.interface import Attribute, Interface
@@ -27,6 +29,17 @@ class IDevice(Interface):
 
     def resumeProducing() -> None:
         """Start reading from the device again."""
+
+    def sendBreak(duration: float) -> str:
+        """Send a serial BREAK (the line held at space for ``duration`` seconds, or what
+        stands for it on this kind of device) after the input already written; return what
+        was done, for the log ("break of 0.25 s", "IAC BREAK", "SIGINT to process group
+        42").  Raise ``BreakUnsupported`` when this device cannot carry a BREAK (a raw
+        socket); never block the reactor."""
+
+
+class BreakUnsupported(Exception):
+    """``IDevice.sendBreak``: this device cannot carry a BREAK (the message says why)."""
 
 
 class IBackend(Interface):
@@ -72,3 +85,38 @@ class IPausableInput(Interface):
 
     def resumeInput() -> None:
         """Read from the peer again."""
+
+
+class ISerialLine(Interface):
+    """A device's line settings, changed by RFC 2217 clients (``vncmux.rfc2217``).
+
+    Every setter tries the change and returns the value in effect afterwards, read back
+    from the device: a setting the device refuses (a pty refuses 7 data bits and parity
+    with EINVAL) leaves the old value, which is what the client is told.  None of them
+    raises for a refusal, and none blocks."""
+
+    def setBaudrate(baud: int) -> int:
+        """Bits per second (0: only ask); the rate in effect."""
+
+    def setDataSize(bits: int) -> int:
+        """5-8 data bits (0: only ask); the size in effect."""
+
+    def setParity(parity: str) -> str:
+        """'N', 'O', 'E', 'M' or 'S' ('' : only ask); the parity in effect."""
+
+    def setStopSize(stopbits: float) -> float:
+        """1, 1.5 or 2 stop bits (0: only ask); the stop bits in effect."""
+
+    def setFlowControl(flow: str) -> str:
+        """'none', 'xonxoff' or 'rtscts' ('' : only ask); the flow control in effect."""
+
+    def setModemLine(name: str, on: bool | None) -> bool:
+        """'dtr' or 'rts' on or off (None: only ask); the line's state.  A device without
+        modem lines (a pty: ENOTTY) remembers the state asked for and reports it."""
+
+    def modemState() -> int | None:
+        """The RFC 2217 modem-state byte (CTS 0x10, DSR 0x20, RI 0x40, CD 0x80), or None
+        when the device has no modem lines to read."""
+
+    def purge(receive: bool, transmit: bool) -> None:
+        """Drop what waits in the device's receive and/or transmit buffers."""

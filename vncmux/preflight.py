@@ -12,11 +12,38 @@ from __future__ import annotations
 
 import os
 import stat
+import time
+from dataclasses import fields
 
 from vncmux.errors import ConfigError
-from vncmux.specs import ByteServer, Config, DeviceSpec
+from vncmux.specs import ByteServer, Config, DeviceSpec, Site, TokenSettings
 
 _OTHERS_READ = 0o044  # group- or world-readable
+
+
+def read_config_file(path: str) -> str:
+    """The text of the ``--config`` file; ``ConfigError`` naming it when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeError) as e:
+        why = os.strerror(e.errno).lower() if isinstance(e, OSError) and e.errno else str(e)
+        raise ConfigError(f"--config {path}: {why}") from None
+
+
+def check_site(site: Site) -> None:
+    """``check`` for each console of ``site``; from a config file, the error names the
+    file, the console and the key."""
+    for config in site.consoles:
+        try:
+            check(config)
+        except ConfigError as e:
+            if site.source is None:
+                raise
+            from vncmux.site_config import console_error
+
+            keys = [f.name for f in fields(config)] + ["device", "sockets", "chardevs"]
+            raise console_error(site.source, config.name, str(e), keys) from None
 
 
 def check(config: Config) -> None:
@@ -28,6 +55,21 @@ def check(config: Config) -> None:
         check_endpoint(server)
     check_view_password(config)
     check_api(config)
+    if config.audit_log is not None:
+        check_writable("--audit-log ", config.audit_log)
+    if config.record is not None:
+        check_writable("--record ", time.strftime(config.record, time.gmtime()))
+
+
+def check_tokens(settings: TokenSettings) -> None:
+    """``--websockify-tokens DIR`` is a directory vncmux can write files into."""
+    directory = settings.directory
+    if directory is None:
+        return
+    if not os.path.isdir(directory):
+        raise ConfigError(f"--websockify-tokens {directory}: not a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"--websockify-tokens {directory}: not writable by this user")
 
 
 def _files(config: Config) -> list[tuple[str, str, bool]]:
@@ -62,6 +104,22 @@ def check_readable(where: str, path: str) -> None:
         raise ConfigError(f"{where}{path} is not readable")
 
 
+def check_writable(where: str, path: str) -> None:
+    """vncmux can create or append to ``path``: its directory exists and is writable, or
+    the file exists (not a directory) and is writable."""
+    if os.path.isdir(path):
+        raise ConfigError(f"{where}{path} is a directory")
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise ConfigError(f"{where}{path} is not writable")
+        return
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        raise ConfigError(f"{where}{path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}{path}: the directory {parent} is not writable")
+
+
 def check_device(spec: DeviceSpec) -> None:
     """A tty path must name a character device, so a typo fails now rather than as an endless
     reopen loop.  With ``--wait-device`` a path that is not there yet is fine (a USB adapter
@@ -93,7 +151,13 @@ def check_endpoint(server: ByteServer) -> None:
         where = f"chardev {server.label} ({server.endpoint})"
     try:
         serverFromString(object(), server.endpoint)  # builds the endpoint object only
-    except (ValueError, TypeError, KeyError, OSError, ImportError) as e:
+    except (IndexError, KeyError) as e:
+        if server.endpoint.startswith("systemd:"):  # socket activation without the socket
+            raise ConfigError(
+                f"{where}: systemd passed no such socket (is the unit socket-activated?)"
+            ) from None
+        raise ConfigError(f"{where}: {e}".replace("\n", " ")) from None
+    except (ValueError, TypeError, OSError, ImportError) as e:
         raise ConfigError(f"{where}: {e}".replace("\n", " ")) from None
     except Exception as e:  # noqa: BLE001 - pyOpenSSL's errors for a bad ssl: key
         raise ConfigError(f"{where}: {type(e).__name__}: {e}".replace("\n", " ")) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from vncmux.errors import ConfigError
@@ -204,7 +204,13 @@ def parse_vnc(value: str) -> VncSpec:
             raise ConfigError("--vnc none takes no options")
         return VncSpec(kind="none")
     host, port, path, number = "", 0, "", 0
-    if display.startswith("unix:"):
+    systemd = ""
+    if display.startswith("systemd:"):
+        # socket activation: the INDEXth listening socket systemd passed (or its name)
+        systemd = display[len("systemd:") :]
+        if not re.fullmatch(r"[0-9]+|[A-Za-z0-9_.:-]{1,255}", systemd):
+            raise ConfigError("--vnc systemd: needs a socket index (systemd:0) or name")
+    elif display.startswith("unix:"):
         path = display[len("unix:") :]
         if not path:
             raise ConfigError("--vnc unix: needs a path (unix:/path/to/socket)")
@@ -226,7 +232,7 @@ def parse_vnc(value: str) -> VncSpec:
     websocket: int | None = None
     if "websocket" in values:
         if values["websocket"] == "on":
-            if path:
+            if path or systemd:
                 raise ConfigError("--vnc websocket=on needs a TCP display; give a port")
             websocket = 5700 + number
         else:
@@ -238,6 +244,18 @@ def parse_vnc(value: str) -> VncSpec:
     if cleartext and tls is None:
         raise ConfigError("--vnc cleartext=on only makes sense with tls-cert=")
     shareMode = cast(ShareMode, share)
+    if systemd:
+        return VncSpec(
+            kind="systemd",
+            host="",
+            port=0,
+            path=systemd,
+            share=shareMode,
+            connections=connections,
+            websocket=websocket,
+            tls=tls,
+            cleartext=cleartext,
+        )
     if path:
         return VncSpec(
             kind="unix",
@@ -267,6 +285,7 @@ _MUX_TYPES = ("mux-be", "hub")
 _CHARDEV_KEYS: dict[str, frozenset[str]] = {
     "socket": frozenset(
         {"path", "host", "port", "server", "wait", "telnet", "nodelay", "mode", "replay"}
+        | {"rfc2217"}
     ),
     "vc": frozenset({"cols", "rows", "width", "height"}),
     "file": frozenset({"path", "append"}),
@@ -274,7 +293,7 @@ _CHARDEV_KEYS: dict[str, frozenset[str]] = {
     "mux-be": frozenset(),
     "hub": frozenset(),  # plus chardevs.N
 }
-_BOOL_KEYS = frozenset({"server", "wait", "telnet", "nodelay", "append"})
+_BOOL_KEYS = frozenset({"server", "wait", "telnet", "nodelay", "append", "rfc2217"})
 _COMMON_KEYS = frozenset({"id", "mux-be-id"})
 _ID = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*\Z")
 _HUB_MEMBER = re.compile(r"chardevs\.(\d+)\Z")
@@ -350,8 +369,6 @@ def _socketBackend(cd: _Chardev) -> ByteServer | ByteClient:
     """A socket chardev → the server endpoint we listen on or the client one we dial."""
     o = cd.opts
     where = cd.name()
-    if parse_bool(f"{where} telnet", o.get("telnet", "off")):
-        raise ConfigError(f"{where}: telnet=on is not supported (raw sockets only)")
     if "nodelay" in o:
         parse_bool(f"{where} nodelay", o["nodelay"])
     server = parse_bool(f"{where} server", o.get("server", "off"))
@@ -500,7 +517,10 @@ def parse_chardevs(specs: Sequence[str], *, cols: int = 80, rows: int = 24) -> C
         if cd.kind == "socket":
             backend = _socketBackend(cd)
             if isinstance(backend, ByteServer):
-                servers.append(backend)
+                servers.append(_withTelnet(cd, backend))
+            elif "telnet" in o or "rfc2217" in o:
+                _withTelnet(cd, ByteServer(endpoint=""))  # the values checked, then:
+                raise ConfigError(f"{cd.name()}: telnet= is supported on server=on sockets only")
             else:
                 clients.append(backend)
         elif cd.kind == "file":
@@ -522,3 +542,54 @@ def parse_chardevs(specs: Sequence[str], *, cols: int = 80, rows: int = 24) -> C
         console=console,
         mux=mux.id if mux else None,
     )
+
+
+# --------------------------------------------------------------------------------------
+# Telnet, RFC 2217, BREAK
+
+
+def _withTelnet(cd: _Chardev, server: ByteServer) -> ByteServer:
+    """``telnet=on`` (QEMU's) and ``rfc2217=on`` (vncmux's: telnet clients may set the tty's
+    line) on a listening socket chardev."""
+    telnet = parse_bool(f"{cd.name()} telnet", cd.opts.get("telnet", "off"))
+    rfc2217 = parse_bool(f"{cd.name()} rfc2217", cd.opts.get("rfc2217", "off"))
+    if rfc2217 and not telnet:
+        raise ConfigError(f"{cd.name()}: rfc2217=on needs telnet=on (RFC 2217 is telnet)")
+    return replace(server, telnet=telnet, rfc2217=rfc2217)
+
+
+def parse_net_device(value: str) -> tuple[str, str, int] | None:
+    """``telnet:HOST:PORT`` or ``rfc2217://HOST:PORT`` → (kind, host, port); None for any
+    other ``--device`` value."""
+    for prefix, kind in (("telnet:", "telnet"), ("rfc2217://", "rfc2217")):
+        if value.startswith(prefix):
+            host, port = host_port("--device", value[len(prefix) :].rstrip("/"))
+            if not host:
+                raise ConfigError(f"--device {value}: needs a host ({prefix}HOST:PORT)")
+            return kind, host, parse_port("--device port", port)
+    return None
+
+
+#: Longest ``--break-duration``: a BREAK of seconds is already a line held down.
+MAX_BREAK = 10.0
+
+
+def parse_break_duration(value: str | float) -> float:
+    """``--break-duration SECONDS``: more than 0, at most ``MAX_BREAK``."""
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        raise ConfigError(f"--break-duration: {value!r} is not a number of seconds") from None
+    if not 0 < seconds <= MAX_BREAK:  # also refuses NaN
+        raise ConfigError(f"--break-duration: {value} is out of range (0 < S <= {MAX_BREAK:g})")
+    return seconds
+
+
+def check_rfc2217(device_kind: str, servers: Sequence[ByteServer]) -> None:
+    """RFC 2217 changes a tty's line: refused on any other kind of device."""
+    asking = [s.label or s.endpoint for s in servers if s.rfc2217]
+    if asking and device_kind != "tty":
+        raise ConfigError(
+            f"RFC 2217 on {asking[0]} needs a tty --device (the device is {device_kind}:): "
+            "only a serial line has settings to change"
+        )

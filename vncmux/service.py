@@ -1,27 +1,34 @@
-"""Wiring: a validated ``Config`` → the service tree that runs vncmux.
+"""Wiring: a validated ``Site`` → the service tree that runs vncmux.
 
-One ``Hub``; the device service that feeds it; one service per byte backend (listening
-sockets, outgoing sockets, log files, ptys); and, unless vncmux runs as a pure byte
-multiplexer, the virtual console (``makeConsole``: callable once per console, nothing here
-assumes there is only one) with its VNC server (``vncmux.rfb.service``).  The modules that
-do the work are imported here, at call time, so that the byte-only mode never imports the
-console stack.
+The top is a ``SiteService`` (``vncmux.site``): one ``ConsoleInstance`` per console, a
+``MultiService`` named ``console:NAME`` holding that console's ``Hub``, output history,
+device service, byte backends (listening sockets, outgoing sockets, log files, ptys) and,
+unless it is a pure byte multiplexer, its virtual console with its VNC server
+(``vncmux.rfb.service``) and API; then the site-wide services (``makeSiteServices``).  The
+modules that do the work are imported here, at call time, so that the byte-only mode never
+imports the console stack.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from vncmux.config import Config, ConsoleSpec
+from vncmux.errors import ConfigError
 from vncmux.history import HistoryBackend, OutputHistory, replayer
 from vncmux.hub import Hub
+from vncmux.site import SiteService
+from vncmux.specs import Site
 
 if TYPE_CHECKING:
     from vncmux.console.console import Console
+    from vncmux.rfb.factory import RFBFactory
+    from vncmux.rfb.service import VncService
 
 log = Logger()
 
@@ -33,6 +40,8 @@ def describeVnc(config: Config) -> str:
         return "no VNC server" + (" (console without viewers)" if config.console else "")
     if vnc.kind == "unix":
         where = f"unix:{vnc.path}"
+    elif vnc.kind == "systemd":
+        where = f"systemd socket {vnc.path}"
     else:
         host = vnc.host or "all interfaces"
         if ":" in host:
@@ -61,6 +70,7 @@ def makeConsole(
     on_resize: Callable[[int, int], None] | None = None,
     scrollback: int = 10_000,
     osc52: bool = False,
+    status_line: bool = False,
 ) -> Console:
     """One console on ``hub``, sized as ``spec`` says; ``on_resize`` hears its new sizes
     (connect it to an ``exec:`` device so the program sees its window change)."""
@@ -77,17 +87,18 @@ def makeConsole(
         on_resize=on_resize,
         scrollback=scrollback,
         osc52=osc52,
+        status_line=status_line,
     )
 
 
-def makeHistory(config: Config, hub: Hub, reactor: Any) -> OutputHistory:
+def makeHistory(config: Config, hub: Hub, reactor: Any, prefix: str = "") -> OutputHistory:
     """The device's output history (``--history``), recording from now on: attached to
     ``hub`` before any other backend, so each one attached later can be replayed to from it
     without a gap.  One per hub, so one per console: it is what ``makeService`` hands to
     ``makeConsoleServices`` (``history=``) and to the byte backends with ``replay=``."""
     history = OutputHistory(config.history, reactor.seconds)
     hub.attach(HistoryBackend(history))
-    log.info("vncmux: output history of {size} bytes", size=config.history)
+    log.info("vncmux: {prefix}output history of {size} bytes", prefix=prefix, size=config.history)
     return history
 
 
@@ -118,6 +129,7 @@ def makeConsoleServices(
         on_resize=getattr(device, "resize", None),  # an exec: device resizes its pty
         scrollback=config.scrollback,
         osc52=config.osc52,
+        status_line=config.status_line,
     )
     services: list[IService] = [ConsoleService(console)]
     if config.vnc.kind != "none":
@@ -138,84 +150,240 @@ def makeConsoleServices(
     return services
 
 
-def makeService(config: Config, reactor: Any) -> MultiService:
-    """Build (not start) every service ``config`` asks for, sharing one ``Hub``.
+class ConsoleInstance(MultiService):
+    """One running console of a site: a ``MultiService`` (``name``: the console's name; the
+    site's tree knows it as ``console:NAME``) whose children are its device, byte backends,
+    console, VNC server and API, all on one ``Hub``.
+
+    Built (and bound: its ports listen) by the constructor, which raises ``ConfigError``
+    with nothing left listening when a port is taken.  What the site-wide services read:
+    ``name``, ``config``, ``hub``, ``history``, ``device``, ``console`` (None for a pure
+    byte multiplexer), ``vnc``/``vnc_factory``/``vnc_address``, ``api``, ``byte_services``
+    and ``deviceState``."""
+
+    def __init__(self, config: Config, reactor: Any, *, named: bool = False) -> None:
+        super().__init__()
+        self.setName(config.name)  # in the site's tree: console:NAME (vncmux.site)
+        self.config = config
+        self.reactor = reactor
+        # Log lines say which console when there can be several (a config file).
+        self.prefix = f"console {config.name}: " if named else ""
+        self.console: Console | None = None
+        self.vnc: VncService | None = None
+        self.api: IService | None = None
+        self.byte_services: list[IService] = []
+        self._why: str | None = None  # set by farewell: why the console goes away
+        self.hub = Hub(reactor, config.stall_timeout, breakDuration=config.break_duration)
+        self.hub.keyboard.configure(exclusive=config.exclusive_input, idle=config.lock_idle)
+        self.history = makeHistory(config, self.hub, reactor, self.prefix)
+        try:
+            self._build()
+        except BaseException:
+            self.unbind()
+            raise
+
+    def _build(self) -> None:
+        from vncmux.devices import makeDeviceService
+        from vncmux.sockets import (
+            makeByteClientService,
+            makeByteServerService,
+            makeLogFileService,
+            makePtyService,
+        )
+
+        config, hub, reactor, history = self.config, self.hub, self.reactor, self.history
+        prefix = self.prefix
+        cols, rows = consoleSize(config.console) if config.console else (80, 24)
+        log.info("vncmux: {prefix}device {device}", prefix=prefix, device=config.device.label)
+        self.device = makeDeviceService(config.device, hub, reactor, cols, rows)
+        from vncmux.record import makeTraceServices  # audit log, recording: before the device
+
+        for trace in makeTraceServices(config, hub, reactor, lambda: self.console):
+            self.addService(trace)
+        self.addService(self.device)
+        for server in config.servers:
+            label = server.label or server.endpoint
+            log.info(
+                "vncmux: {prefix}byte socket {label} on {endpoint}{replay}",
+                prefix=prefix,
+                label="" if label == server.endpoint else f"(chardev {label})",
+                endpoint=server.endpoint,
+                replay=describeReplay(server.replay),
+            )
+            self._addByte(
+                makeByteServerService(
+                    server.endpoint,
+                    hub,
+                    reactor,
+                    config.max_clients,
+                    label,
+                    server.readonly,
+                    replay=replayer(history, server.replay),
+                    telnet=server.telnet,
+                    rfc2217=server.rfc2217,
+                )
+            )
+        for client in config.clients:
+            label = client.label or client.endpoint
+            log.info(
+                "vncmux: {prefix}byte socket {label} connecting to {endpoint}{replay}",
+                prefix=prefix,
+                label=label,
+                endpoint=client.endpoint,
+                replay=describeReplay(client.replay),
+            )
+            self._addByte(
+                makeByteClientService(
+                    client.endpoint, hub, reactor, label, replay=replayer(history, client.replay)
+                )
+            )
+        for logfile in config.logfiles:
+            log.info(
+                "vncmux: {prefix}logging device output to {path}", prefix=prefix, path=logfile.path
+            )
+            self._addByte(makeLogFileService(logfile.path, hub))
+        for pty in config.ptys:
+            self._addByte(makePtyService(hub, reactor, label=pty.label or "pty"))
+        if config.console is not None:
+            log.info(
+                "vncmux: {prefix}virtual console {cols}x{rows}; {vnc}",
+                prefix=prefix,
+                cols=cols,
+                rows=rows,
+                vnc=describeVnc(config),
+            )
+            for child in makeConsoleServices(
+                config, config.console, hub, reactor, self.device, history=history
+            ):
+                if child.name == "console":
+                    self.console = getattr(child, "console", None)
+                elif child.name == "vnc":
+                    self.vnc = child  # type: ignore[assignment]
+                self.addService(child)
+        else:
+            log.info("vncmux: {prefix}no virtual console (pure byte multiplexer)", prefix=prefix)
+        if config.api is not None:
+            from vncmux.api.service import makeApiService
+
+            self.api = makeApiService(
+                config.api, hub, reactor, self.console, history, config.encoding
+            )
+            self.addService(self.api)
+
+    def _addByte(self, service: IService) -> None:
+        self.byte_services.append(service)
+        self.addService(service)
+
+    # -- what the site-wide services read
+
+    @property
+    def vnc_factory(self) -> RFBFactory | None:
+        return self.vnc.factory if self.vnc is not None else None
+
+    @property
+    def vnc_address(self) -> tuple[str, int] | None:
+        """(host, port) of the VNC server's TCP port (the first one), or None."""
+        if self.vnc is None:
+            return None
+        for port in self.vnc.ports:
+            address = port.getHost()
+            if hasattr(address, "port"):
+                return (str(getattr(address, "host", "")), int(address.port))
+        return None
+
+    @property
+    def deviceState(self) -> str:
+        """'up' (open), 'reconnecting' (the device service is retrying) or 'down' (not
+        running)."""
+        if self.hub.device is not None:
+            return "up"
+        return "reconnecting" if self.device.running else "down"
+
+    # -- going away
+
+    def farewell(self, why: str) -> None:
+        """Tell everyone attached why the console is going away: one line through the hub
+        (it shows on the console's screen, reaches every byte client, pty and log file)
+        and byte clients are asked to close once it is written.  ``stopService`` follows,
+        after the caller's grace, which gives viewers a frame to show the line."""
+        line = f"\r\n[vncmux: console {self.name} {why}]\r\n"
+        log.info("vncmux: console {name} {why}", name=self.name, why=why)
+        self.hub.deviceOutput(line.encode("ascii", "replace"))
+        for service in self.byte_services:
+            clients = getattr(service, "clients", None)
+            for client in list(getattr(clients, "members", ())):
+                client.transport.loseConnection()
+        self._why = why
+
+    def stopService(self) -> Deferred[Any]:
+        factory = self.vnc_factory
+        if factory is not None and self._why is not None:  # not at shutdown: as before
+            for viewer in list(factory.clients):
+                viewer.close(f"console {self.name} {self._why}")
+        self.hub.keyboard.stop()  # its idle timer
+        return cast("Deferred[Any]", super().stopService())
+
+    def unbind(self) -> None:
+        """Close what a build that failed half-way had bound (ports, files, ptys)."""
+        for child in list(self):
+            try:
+                child.stopService()
+            except Exception:
+                log.failure("vncmux: {prefix}cleaning up {child}", prefix=self.prefix, child=child)
+
+
+def makeService(
+    site: Site | Config, reactor: Any, *, load: Callable[[], Site] | None = None
+) -> SiteService:
+    """Build (not start) every console ``site`` lists and the site-wide services; a bare
+    ``Config`` is a site of that one console.
 
     Listening endpoints are bound while this runs, so a port in use raises ``ConfigError``
     from here, before twistd starts anything; ``vncmux.tap`` turns it into the one-line
-    error.
+    error.  ``load`` re-reads the site on SIGHUP (``vncmux.tap`` passes one that reads
+    ``site.source`` with the command line's site-wide options); without a ``source`` there
+    is nothing to reload.
     """
-    from vncmux.devices import makeDeviceService
-    from vncmux.sockets import (
-        makeByteClientService,
-        makeByteServerService,
-        makeLogFileService,
-        makePtyService,
-    )
+    if isinstance(site, Config):
+        site = Site(consoles=(site,))
+    named = site.source is not None
 
-    top = MultiService()
-    hub = Hub(reactor, config.stall_timeout)
-    history = makeHistory(config, hub, reactor)
-    cols, rows = consoleSize(config.console) if config.console else (80, 24)
+    def build(config: Config) -> ConsoleInstance:
+        try:
+            return ConsoleInstance(config, reactor, named=named)
+        except ConfigError as e:
+            if not named:
+                raise
+            raise ConfigError(f"{site.source}: console {config.name!r}: {e}") from None
 
-    log.info("vncmux: device {device}", device=config.device.label)
-    device = makeDeviceService(config.device, hub, reactor, cols, rows)
-    children: list[IService] = [device]
-    for server in config.servers:
-        label = server.label or server.endpoint
-        log.info(
-            "vncmux: byte socket {label} on {endpoint}{replay}",
-            label="" if label == server.endpoint else f"(chardev {label})",
-            endpoint=server.endpoint,
-            replay=describeReplay(server.replay),
-        )
-        children.append(
-            makeByteServerService(
-                server.endpoint,
-                hub,
-                reactor,
-                config.max_clients,
-                label,
-                server.readonly,
-                replay=replayer(history, server.replay),
-            )
-        )
-    for client in config.clients:
-        label = client.label or client.endpoint
-        log.info(
-            "vncmux: byte socket {label} connecting to {endpoint}{replay}",
-            label=label,
-            endpoint=client.endpoint,
-            replay=describeReplay(client.replay),
-        )
-        children.append(
-            makeByteClientService(
-                client.endpoint, hub, reactor, label, replay=replayer(history, client.replay)
-            )
-        )
-    for logfile in config.logfiles:
-        log.info("vncmux: logging device output to {path}", path=logfile.path)
-        children.append(makeLogFileService(logfile.path, hub))
-    for pty in config.ptys:
-        children.append(makePtyService(hub, reactor, label=pty.label or "pty"))
-    if config.console is not None:
-        log.info(
-            "vncmux: virtual console {cols}x{rows}; {vnc}",
-            cols=cols,
-            rows=rows,
-            vnc=describeVnc(config),
-        )
-        children += makeConsoleServices(
-            config, config.console, hub, reactor, device, history=history
-        )
-    else:
-        log.info("vncmux: no virtual console (pure byte multiplexer)")
-    if config.api is not None:
-        from vncmux.api.service import makeApiService
-
-        consoles = [c for c in children if c.name == "console"]  # the ConsoleService
-        console = consoles[0].console if consoles else None  # type: ignore[attr-defined]
-        children.append(makeApiService(config.api, hub, reactor, console, history, config.encoding))
-    for child in children:
-        top.addService(child)
+    top = SiteService(site, reactor, build, load=load)
+    for config in site.consoles:
+        try:
+            top.addConsole(build(config))
+        except BaseException:
+            for instance in top.instances():
+                instance.unbind()
+            raise
+    makeSiteServices(site, top, reactor)
     return top
+
+
+def makeSiteServices(site: Site, top: SiteService, reactor: Any) -> None:
+    """The services every console shares (the web entry, token registration, systemd
+    notification): built here, children of ``top``, reaching the consoles through it
+    (``top.instances()``, ``top.get(name)``, ``top.subscribe``)."""
+    from vncmux.systemd import NotifyService, describeSite
+
+    if site.web is not None:  # --web: the index, /c/NAME/ viewers and APIs, health, metrics
+        from vncmux.web.service import makeWebService
+
+        makeWebService(site.web, top, reactor).setServiceParent(top)
+    # systemd (Type=notify): READY=1 once running, STATUS= lines, STOPPING=1; a no-op
+    # outside systemd.  Added after the consoles, so it starts last and stops first.
+    NotifyService(
+        reactor, lambda: describeSite([i.deviceState for i in top.instances()])
+    ).setServiceParent(top)
+    if site.tokens.enabled:
+        from vncmux.tokens import TokenRegistrar
+
+        TokenRegistrar(top, site.tokens, reactor).setServiceParent(top)

@@ -43,6 +43,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vncmux.config import ConfigError
+from vncmux.events import ATTACH, DETACH, PTY, SOCKET, Client
 from vncmux.hub import Hub
 from vncmux.interfaces import IBackend, IPausableInput
 
@@ -86,6 +87,7 @@ class StreamBackend(Protocol):
 
     stallable = True
     transport: Any
+    clientKind = SOCKET  # its kind on the event bus (``vncmux.events``)
 
     def __init__(
         self,
@@ -105,6 +107,7 @@ class StreamBackend(Protocol):
         self.number = number
         self.label = endpointLabel
         self.attached = False
+        self.client = Client.of(self.clientKind, endpointLabel, view_only=readonly)
 
     def connectionMade(self) -> None:
         # UNIX peers have no address: the connection number tells them apart in the log
@@ -123,6 +126,8 @@ class StreamBackend(Protocol):
         )
         self.transport.registerProducer(self, True)
         self.attached = True
+        self.client = Client.of(self.clientKind, self.label, view_only=self.readonly)
+        self.hub.events.emit(ATTACH, self.client)
         self.hub.attach(cast(IBackend, self))
         if self.replay is not None:
             # same reactor turn as the attach: the live stream follows with no gap; written
@@ -134,6 +139,8 @@ class StreamBackend(Protocol):
             return
         self.attached = False
         self.hub.detach(cast(IBackend, self))
+        self.hub.events.emit(DETACH, self.client)
+        self.hub.keyboard.release(self.client)  # if it held the keyboard, it is free
         if self.clients is not None:
             self.clients.release(self)
         log.info(
@@ -154,7 +161,7 @@ class StreamBackend(Protocol):
                 )
             return
         if self.attached:
-            self.hub.input(data, cast(IBackend, self))
+            self.hub.input(data, cast(IBackend, self), self.client)
 
     # IBackend
 
@@ -280,6 +287,8 @@ class ByteServerService(Service):
         label: str,
         readonly: bool = False,
         replay: Callable[[], bytes] | None = None,
+        telnet: bool = False,
+        rfc2217: bool = False,
     ) -> None:
         self.endpoint = withPrivateMode(endpoint)
         self.label = label or endpoint
@@ -287,6 +296,10 @@ class ByteServerService(Service):
         self.factory = BackendFactory(
             hub, self.label, self.clients, readonly=readonly, replay=replay
         )
+        if telnet:  # clients speak telnet (and RFC 2217 when allowed): vncmux.telnet
+            from vncmux.telnet import TelnetFactory
+
+            self.factory = TelnetFactory(hub, self.label, self.clients, readonly, replay, rfc2217)
         try:
             server = serverFromString(reactor, self.endpoint)
         except (ValueError, TypeError, KeyError) as e:
@@ -316,15 +329,18 @@ def makeByteServerService(
     label: str,
     readonly: bool = False,
     replay: Callable[[], bytes] | None = None,
+    telnet: bool = False,
+    rfc2217: bool = False,
 ) -> IService:
     """``--socket ENDPOINT``: every connection is a backend; listens now or raises ConfigError.
     ``readonly`` (``--socket-ro``): clients get the output, their input is dropped.
     ``replay``: called as each client connects, its bytes are sent before the live stream
-    (``vncmux.history.replayer``)."""
-    return cast(
-        IService,
-        ByteServerService(endpoint, hub, reactor, maxClients, label, readonly, replay),
+    (``vncmux.history.replayer``).  ``telnet`` (``--telnet``): clients speak telnet,
+    ``rfc2217``: and may set the tty's line."""
+    service = ByteServerService(
+        endpoint, hub, reactor, maxClients, label, readonly, replay, telnet, rfc2217
     )
+    return cast(IService, service)
 
 
 def makeByteClientService(
@@ -475,7 +491,7 @@ class PtyBackend:
         if not data:
             self._setConnected(False)
             return
-        self.hub.input(data, cast(IBackend, self))
+        self.hub.input(data, cast(IBackend, self), Client(PTY, self.slavePath))
 
     def connectionLost(self, reason: Failure) -> None:
         """The reactor saw POLLHUP: the last reader closed the slave."""
@@ -513,6 +529,7 @@ class PtyBackend:
         if up == self.connected:
             return
         self.connected = up
+        self.hub.events.emit(ATTACH if up else DETACH, Client(PTY, self.slavePath))
         if up:
             log.info(
                 "{path}: reader attached ({dropped} bytes dropped while no one read)",
@@ -525,6 +542,7 @@ class PtyBackend:
         else:
             log.info("{path}: reader gone; dropping output until one attaches", path=self.slavePath)
             self.reactor.removeReader(self)
+            self.hub.keyboard.release(Client(PTY, self.slavePath))
             if self._timer is None and self.fd >= 0:
                 self._timer = self.reactor.callLater(self.pollInterval, self.poll)
 

@@ -31,13 +31,14 @@ class SerialSettings:
 @dataclass(frozen=True)
 class DeviceSpec:
     """The one frontend.  ``kind`` decides which fields matter:
-    tty → path + serial; unix → path; tcp → host + port; exec → command (argv list).
+    tty → path + serial; unix → path; tcp → host + port; exec → command (argv list);
+    telnet (a telnet serial port) → host + port; rfc2217 → host + port + serial.
 
     ``wait`` (``--wait-device``): the device may appear later (a USB adapter not plugged in
     yet, a VM not started), so start anyway and keep retrying instead of refusing to start.
     """
 
-    kind: Literal["tty", "unix", "tcp", "exec"]
+    kind: Literal["tty", "unix", "tcp", "exec", "telnet", "rfc2217"]
     path: str = ""
     host: str = ""
     port: int = 0
@@ -52,8 +53,11 @@ class DeviceSpec:
             return self.path
         if self.kind == "unix":
             return f"unix:{self.path}"
-        if self.kind == "tcp":
-            return f"tcp:{self.host}:{self.port}"
+        if self.kind in ("tcp", "telnet"):
+            return f"{self.kind}:{self.host}:{self.port}"
+        if self.kind == "rfc2217":
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            return f"rfc2217://{host}:{self.port}"
         return "exec:" + " ".join(self.command)
 
 
@@ -78,7 +82,7 @@ class VncSpec:
     ``tls`` None: no VeNCrypt.  ``cleartext``: with TLS, also offer the unencrypted security
     types (only ever True together with ``tls``)."""
 
-    kind: Literal["tcp", "unix", "none"]
+    kind: Literal["tcp", "unix", "none", "systemd"]  # systemd: path = the fd index or name
     host: str = "127.0.0.1"  # '' = all interfaces
     port: int = 5900
     path: str = ""
@@ -108,6 +112,8 @@ class ByteServer:
     label: str = ""
     readonly: bool = False  # --socket-ro: clients see the output, their input is dropped
     replay: int = 0  # bytes of history a client gets on connect (replay=, --socket-replay)
+    telnet: bool = False  # --telnet, chardev telnet=on: clients speak telnet (vncmux.telnet)
+    rfc2217: bool = False  # --rfc2217, chardev rfc2217=on: telnet clients may set the tty
 
 
 @dataclass(frozen=True)
@@ -184,3 +190,63 @@ class Config:
     scrollback: int = 10_000  # --scrollback: lines viewers can scroll back to (0: none)
     osc52: bool = False  # --osc52: the application may set the viewers' clipboard
     api: ApiSpec | None = None  # --api: the HTTP/JSON API (None: off)
+    audit_log: str | None = None  # --audit-log: JSON lines, one per client/device event
+    audit_input: bool = False  # --audit-input: the audit log holds the input bytes too
+    record: str | None = None  # --record: the device output as an asciicast v2 file
+    record_input: bool = False  # --record-input: the recording holds "i" events too
+    exclusive_input: bool = False  # --input-policy exclusive: one client types at a time
+    lock_idle: float = 30.0  # --lock-idle: seconds of quiet after which the holder loses it
+    status_line: bool = False  # --status-line: who has the keyboard, below the terminal
+    break_duration: float = 0.25  # --break-duration: seconds a serial BREAK lasts
+    name: str = "console"  # the console's name in a site (URL-safe; "console" on the command line)
+
+
+#: One console's configuration, by the name the config file uses for it.
+ConsoleConfig = Config
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """``--redis redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]``: where routing entries go."""
+
+    host: str
+    port: int = 6379
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"redis://{self.host}:{self.port}/{self.db}"  # never the password
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """websockify routing entries for the consoles (``vncmux.tokens``): one file per
+    console in ``directory`` (TokenFile), and/or keys in ``redis`` (TokenRedis) with a TTL
+    of ``ttl`` seconds; the token is ``prefix`` + the console's name; ``advertise`` is the
+    host websockify should connect to (None: the VNC listening address, or this host's
+    name when it listens on every interface)."""
+
+    directory: str | None = None
+    redis: RedisTarget | None = None
+    prefix: str = ""
+    advertise: str | None = None
+    ttl: int = 30
+
+    @property
+    def enabled(self) -> bool:
+        return self.directory is not None or self.redis is not None
+
+
+@dataclass(frozen=True)
+class Site:
+    """Everything one vncmux process runs: its consoles, in order, with unique names, and
+    the settings they share (added as fields with defaults).  ``source`` is the config file
+    they were read from (None: the command line, one console named ``console``); a reload
+    re-reads it and compares each console's ``Config`` by value."""
+
+    consoles: tuple[Config, ...]
+    source: str | None = None
+    tokens: TokenSettings = field(default_factory=TokenSettings)  # websockify routing
+    web: str | None = None  # --web: the site's HTTP entry (a server endpoint string), or off

@@ -19,8 +19,9 @@ from twisted.application.service import MultiService
 from twisted.python import usage
 
 from vncmux import preflight
-from vncmux.config import Config, build_config, exposure_warnings
+from vncmux.config import Config, Site, build_config, build_site, exposure_warnings
 from vncmux.errors import ConfigError
+from vncmux.site_config import console_keys, parse_site
 
 
 def fail(error: ConfigError) -> NoReturn:
@@ -37,7 +38,7 @@ _SOCKET_HELP = (
 )
 _CHARDEV_HELP = (
     "A QEMU -chardev: socket,id=ID,path=P|host=H,port=N[,server=on|off][,wait=on|off]"
-    "[,replay=SIZE]; vc,id=ID[,cols=C,rows=R|width=PX,height=PX]; file,id=ID,path=P; pty,id=ID; "
+    "[,replay=SIZE][,telnet=on[,rfc2217=on]]; vc,id=ID[,cols=C,rows=R|width=PX,height=PX]; file,id=ID,path=P; pty,id=ID; "
     "mux-be,id=ID with mux-be-id=ID on the others; hub,id=ID,chardevs.0=ID,chardevs.1=ID. "
     "Repeatable."
 )
@@ -56,6 +57,16 @@ class Options(usage.Options):
 
     optParameters: ClassVar[list[list[Any]]] = [
         [
+            "config",
+            None,
+            None,
+            (
+                "A TOML file describing many consoles (one [[console]] table each, with a "
+                "name) and the settings they share; SIGHUP re-reads it.  With it, the "
+                "console options (--device, --vnc, --socket...) go in the file."
+            ),
+        ],
+        [
             "device",
             None,
             None,
@@ -71,7 +82,8 @@ class Options(usage.Options):
             "127.0.0.1:0",
             (
                 "VNC server in QEMU -vnc syntax: [HOST]:N listens on TCP port 5900+N (empty HOST, "
-                "as in :0, means all interfaces; [::1]:N for IPv6), unix:PATH, or none.  Options: "
+                "as in :0, means all interfaces; [::1]:N for IPv6), unix:PATH, systemd:INDEX (a "
+                "socket systemd passes: socket activation), or none.  Options: "
                 ",share=allow-exclusive|force-shared|ignore (default force-shared), "
                 ",connections=N (default 64), ,websocket=PORT|on, ,tls-cert=FILE,tls-key=FILE "
                 "for VeNCrypt (TLS) only, with ,tls-ca=FILE,x509verify=on for client "
@@ -164,10 +176,42 @@ class Options(usage.Options):
             ),
         ],
         [
+            "web",
+            None,
+            None,
+            (
+                "One web entry for every console, on this Twisted server endpoint (a bare "
+                "port: tcp:PORT on 127.0.0.1): / lists the consoles, /c/NAME/ is a console's "
+                "noVNC page (its WebSocket /c/NAME/websockify, its API /c/NAME/api/v1/), "
+                "/healthz and /metrics (Prometheus).  Default: off."
+            ),
+        ],
+        [
             "api-token-file",
             None,
             None,
             "A file whose first line is the API's bearer token (full access).",
+        ],
+        [
+            "audit-log",
+            None,
+            None,
+            (
+                "Append a JSON line per event to this file (mode 600): start, attach, "
+                "detach, input (byte count), device-up/down, break, lock, unlock, takeover, "
+                "auth-failure, with the client's kind, address and credential.  Reopened "
+                "on SIGHUP (logrotate)."
+            ),
+        ],
+        [
+            "record",
+            None,
+            None,
+            (
+                "Record the device's output to this file as an asciicast v2 recording "
+                "(asciinema play FILE), with markers for attach/detach, device up/down, "
+                "BREAK and keyboard lock changes, and resizes."
+            ),
         ],
         [
             "api-view-token-file",
@@ -179,6 +223,42 @@ class Options(usage.Options):
             ),
         ],
         [
+            "input-policy",
+            None,
+            "shared",
+            (
+                "Who may type: shared (every client's input is merged, as QEMU's hub does) "
+                "or exclusive (the first client to type holds the keyboard until it is idle "
+                "for --lock-idle seconds or leaves; others' input is dropped; Ctrl+Alt+T in "
+                "a VNC viewer, POST /api/v1/takeover or Ctrl+E c f on a telnet socket takes "
+                "it over)."
+            ),
+        ],
+        [
+            "break-duration",
+            None,
+            "0.25",
+            (
+                "Seconds a serial BREAK holds the line (tty devices; RFC 2217 devices), "
+                "more than 0, at most 10."
+            ),
+        ],
+        [
+            "lock-idle",
+            None,
+            "30",
+            "Seconds without input after which the keyboard's holder loses it (exclusive).",
+        ],
+        [
+            "status-line",
+            None,
+            None,
+            (
+                "on|off: a line below the terminal shows VNC viewers who has the keyboard "
+                "and the device's state (default: on with --input-policy exclusive, else off)."
+            ),
+        ],
+        [
             "users-file",
             None,
             None,
@@ -187,10 +267,64 @@ class Options(usage.Options):
                 "':view' makes that user view-only."
             ),
         ],
+        [
+            "websockify-tokens",
+            None,
+            None,
+            (
+                "Register each console with websockify's TokenFile plugin: one file per "
+                "console in this directory ('TOKEN: HOST:PORT', written atomically, removed "
+                "on stop).  Run websockify with --token-plugin TokenFile --token-source DIR."
+            ),
+        ],
+        [
+            "redis",
+            None,
+            None,
+            (
+                "Register each console with websockify's TokenRedis plugin: the key TOKEN "
+                'holds {"host": "HOST:PORT"} with a 30 s TTL renewed every 10 s, deleted on '
+                "stop.  URL: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]."
+            ),
+        ],
+        [
+            "token-prefix",
+            None,
+            None,
+            "websockify token = this prefix + the console's name (default: the name alone).",
+        ],
+        [
+            "advertise",
+            None,
+            None,
+            (
+                "The host name or IPv4 address websockify should connect to for this host's "
+                "VNC ports (default: the VNC listening address; this host's name when VNC "
+                "listens on every interface)."
+            ),
+        ],
     ]
 
     optFlags: ClassVar[list[list[Any]]] = [
         ["rtscts", None, "Serial hardware flow control (RTS/CTS)."],
+        [
+            "rfc2217",
+            None,
+            (
+                "Clients of the --telnet endpoints may set the tty device's line with RFC 2217 "
+                "(baud, data bits, parity, stop bits, flow control, DTR/RTS, BREAK, purge): "
+                "it changes the line for everybody."
+            ),
+        ],
+        [
+            "audit-input",
+            None,
+            (
+                "The audit log holds what was typed too (escaped), not just how many bytes: "
+                "passwords typed on the console end up in it."
+            ),
+        ],
+        ["record-input", None, 'The recording holds the input too (asciicast "i" events).'],
         ["xonxoff", None, "Serial software flow control (XON/XOFF)."],
         [
             "wait-device",
@@ -215,7 +349,14 @@ class Options(usage.Options):
         self["socket"] = []
         self["chardev"] = []
         self["socket-ro"] = []
-        self.config: Config | None = None
+        self["telnet"] = []
+        self.docs["telnet"] = (
+            "Like --socket, but its clients speak telnet: negotiated as a serial console "
+            "(character mode, remote echo, binary), IAC escaping both ways, IAC BREAK sent "
+            "to the device as a serial BREAK.  Repeatable."
+        )
+        self.config: Config | None = None  # the one console of the command line
+        self.site: Site | None = None  # every console: the command line's, or --config's
         # usage.Options takes help from opt_* docstrings, indentation and all; say it here.
         self.docs["socket"] = _SOCKET_HELP
         self.docs["chardev"] = _CHARDEV_HELP
@@ -240,6 +381,10 @@ class Options(usage.Options):
         """A read-only raw byte endpoint (repeatable)."""
         self["socket-ro"].append(value)
 
+    def opt_telnet(self, value: str) -> None:
+        """A telnet endpoint (repeatable); see docs["telnet"]."""
+        self["telnet"].append(value)
+
     def opt_chardev(self, value: str) -> None:
         """A QEMU -chardev (repeatable); see _CHARDEV_HELP."""
         self["chardev"].append(value)
@@ -248,6 +393,10 @@ class Options(usage.Options):
         """Build and validate the Config, then check what it names on this machine; a
         mistake ends the process with one line."""
         try:
+            if self["config"]:
+                self.refuseConsoleOptions()
+                self.site = self.loadSite()
+                return
             self.config = build_config(
                 device=self["device"],
                 vnc=self["vnc"],
@@ -279,10 +428,64 @@ class Options(usage.Options):
                 api=self["api"],
                 api_token_file=self["api-token-file"],
                 api_view_token_file=self["api-view-token-file"],
+                input_policy=self["input-policy"],
+                lock_idle=self["lock-idle"],
+                status_line=self["status-line"],
+                telnets=self["telnet"],
+                rfc2217=bool(self["rfc2217"]),
+                break_duration=self["break-duration"],
+                audit_log=self["audit-log"],
+                audit_input=bool(self["audit-input"]),
+                record=self["record"],
+                record_input=bool(self["record-input"]),
             )
             preflight.check(self.config)
+            self.site = build_site((self.config,), **self.siteOptions())
+            preflight.check_tokens(self.site.tokens)
         except ConfigError as e:
             fail(e)
+
+    def siteOptions(self) -> dict[str, Any]:
+        """The site-wide options given on the command line, as ``build_site`` takes them
+        (with ``--config``, a value given here wins over the file's)."""
+        given: dict[str, Any] = {}
+        for option in ("websockify-tokens", "redis", "token-prefix", "advertise", "web"):
+            if self[option] is not None:
+                given[option.replace("-", "_")] = self[option]
+        return given
+
+    def loadSite(self) -> Site:
+        """Read, parse and check the ``--config`` file (at start and on each SIGHUP);
+        ``ConfigError`` naming the file, the console and the key."""
+        path = self["config"]
+        site = parse_site(
+            preflight.read_config_file(path),
+            path,
+            overrides=self.siteOptions(),
+            shell=os.environ.get("SHELL") or None,
+        )
+        preflight.check_site(site)
+        preflight.check_tokens(site.tokens)
+        return site
+
+    def refuseConsoleOptions(self) -> None:
+        """With ``--config`` the consoles are the file's: a console option on the command
+        line (``--device``, ``--vnc``...) would be silently ignored, so it is an error."""
+        keys = console_keys()
+        given = [o for o, default in self.defaults.items() if self[o] != default]
+        given += [o for o in ("socket", "socket-ro", "chardev", "telnet") if self[o]]
+        for option in given:
+            key = {
+                "socket": "sockets",
+                "socket-ro": "sockets_ro",
+                "chardev": "chardevs",
+                "telnet": "telnets",
+            }.get(option, option.replace("-", "_"))
+            if key in keys:
+                raise ConfigError(
+                    f"--{option} describes a console: with --config {self['config']}, put it "
+                    "in the file (a [[console]] table, or the top level for every console)"
+                )
 
 
 def makeService(options: Options) -> MultiService:
@@ -292,14 +495,20 @@ def makeService(options: Options) -> MultiService:
 
     from vncmux import service
 
-    if options.config is None:  # parseOptions was not run (a programming error)
+    if options.site is None:  # parseOptions was not run (a programming error)
         options.postOptions()
-    assert options.config is not None
+    site = options.site
+    assert site is not None
+    load = options.loadSite if site.source is not None else None
     try:
-        top = service.makeService(options.config, reactor)
+        top = service.makeService(site, reactor, load=load)
     except ConfigError as e:
         fail(e)
-    warn(exposure_warnings(options.config) + preflight.warnings(options.config))
+    for config in site.consoles:
+        lines = exposure_warnings(config) + preflight.warnings(config)
+        if site.source is not None:
+            lines = [f"console {config.name!r}: {line}" for line in lines]
+        warn(lines)
     return top
 
 

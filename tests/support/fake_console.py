@@ -13,18 +13,28 @@ from __future__ import annotations
 from typing import Any
 
 from PIL import Image
+from twisted.internet.task import Clock
 from zope.interface import implementer
 
 from vncmux.console.damage import Damage
 from vncmux.console.interfaces import IConsole, IConsoleListener, IViewer, IViewerSession
+from vncmux.events import Client, EventBus
 
 
 @implementer(IViewerSession)
 class FakeViewerSession:
     """One attached viewer: records its input in the console's ``inputs``."""
 
-    def __init__(self, console: FakeConsole, viewer: IViewer, view_only: bool, peer: str) -> None:
+    def __init__(
+        self,
+        console: FakeConsole,
+        viewer: IViewer,
+        view_only: bool,
+        peer: str,
+        client: Client | None = None,
+    ) -> None:
         self.console = console
+        self.client = client
         self.viewer = viewer
         self.view_only = view_only
         self.peer = peer
@@ -81,6 +91,7 @@ class FakeConsole:
         self.sessions: list[FakeViewerSession] = []
         self.waiting: set[FakeViewerSession] = set()
         self.listeners: list[IConsoleListener] = []
+        self.events = EventBus(Clock())
         self.pending = Damage(rows)
         self.image = self._pattern(0)
 
@@ -106,8 +117,14 @@ class FakeConsole:
         """Each attached viewer's accumulator."""
         return {s.viewer: s.damage for s in self.sessions}
 
-    def attach(self, viewer: IViewer, view_only: bool = False, peer: str = "") -> IViewerSession:
-        session = FakeViewerSession(self, viewer, view_only, peer)
+    def attach(
+        self,
+        viewer: IViewer,
+        view_only: bool = False,
+        peer: str = "",
+        client: Client | None = None,
+    ) -> IViewerSession:
+        session = FakeViewerSession(self, viewer, view_only, peer, client)
         self.sessions.append(session)
         return session
 

@@ -20,6 +20,7 @@ class FakeDevice:
         self.paused = False
         self.pauses = 0
         self.resumes = 0
+        self.breaks: list[float] = []
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
@@ -31,6 +32,10 @@ class FakeDevice:
     def resumeProducing(self) -> None:
         self.paused = False
         self.resumes += 1
+
+    def sendBreak(self, duration: float) -> str:
+        self.breaks.append(duration)
+        return f"break of {duration:g} s"
 
 
 @implementer(ITerminalEvents)

@@ -24,7 +24,14 @@ PACKAGE = REPO / "vncmux"
 MAX_LINES = 650
 
 # The parsing layer: command-line strings in, dataclasses or ConfigError out.
-PURE_MODULES = ("errors.py", "specs.py", "qemu_opts.py", "config.py")
+PURE_MODULES = (
+    "errors.py",
+    "specs.py",
+    "qemu_opts.py",
+    "config.py",
+    "addresses.py",
+    "site_config.py",
+)
 PURE_ALLOWED = (
     "__future__",
     "codecs",
@@ -32,10 +39,15 @@ PURE_ALLOWED = (
     "dataclasses",
     "enum",
     "ipaddress",
+    "inspect",
     "math",
     "re",
     "shlex",
+    "tomli",
+    "tomllib",
     "typing",
+    "vncmux.addresses",
+    "vncmux.config",
     "vncmux.errors",
     "vncmux.qemu_opts",
     "vncmux.specs",

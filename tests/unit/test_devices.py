@@ -111,6 +111,9 @@ class ScriptedDevice:
     def throttleInput(self, producer: Any) -> None:
         self.producer = producer
 
+    def sendBreak(self, duration: float) -> str:
+        return "break"
+
     def close(self) -> Deferred[None]:
         self.closed = True
         return succeed(None)

@@ -383,7 +383,7 @@ def test_make_service_attaches_the_history_first_and_hands_it_to_replaying_socke
         chardevs=["socket,id=late,port=0,server=on,replay=1K"],
         history="4K",
     )
-    top = makeService(config, MemoryReactorClock())
+    top = makeService(config, MemoryReactorClock()).get("console")
     live, replaying = [s for s in top if isinstance(s, ByteServerService)]
     hub = live.factory.hub
     first = hub.backends[0]

@@ -205,14 +205,24 @@ def test_byte_only_wiring(monkeypatch: pytest.MonkeyPatch) -> None:
         chardevs=["socket,id=up,host=h,port=1", "file,id=log,path=/tmp/l", "pty,id=p"],
     )
     reactor = MemoryReactorClock()
-    top = service.makeService(config, reactor)
+    top = service.makeService(config, reactor).get("console")  # the one console's tree
     assert isinstance(top, MultiService)
     assert recorder.names() == ["device", "server", "client", "logfile", "pty"]
     calls = dict(recorder.calls)
     spec, hub, devReactor, cols, rows = calls["device"]
     assert (spec, devReactor, cols, rows) == (config.device, reactor, 80, 24)
     assert isinstance(hub, Hub) and hub.stallTimeout == 3
-    assert calls["server"] == ("tcp:4555", hub, reactor, 5, "tcp:4555", False, ("replay", None))
+    assert calls["server"] == (
+        "tcp:4555",
+        hub,
+        reactor,
+        5,
+        "tcp:4555",
+        False,
+        ("replay", None),
+        ("rfc2217", False),
+        ("telnet", False),
+    )
     assert calls["client"] == ("tcp:host=h:port=1", hub, reactor, "up", ("replay", None))
     assert calls["logfile"] == ("/tmp/l", hub)
     assert calls["pty"] == (hub, reactor, ("label", "p"))
@@ -228,7 +238,7 @@ def test_console_wiring_and_summary_log(monkeypatch: pytest.MonkeyPatch) -> None
     )
     reactor = MemoryReactorClock()
     with capturedLogs() as events:
-        top = service.makeService(config, reactor)
+        top = service.makeService(config, reactor).get("console")  # the one console's tree
     assert recorder.names() == ["device", "console"]
     calls = dict(recorder.calls)
     assert calls["device"][3:] == (132, 43)

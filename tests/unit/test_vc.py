@@ -58,7 +58,7 @@ class FakeHub:
     def unblocked(self, backend: object) -> None:
         self.events.append(("unblocked", backend))
 
-    def input(self, data: bytes, source: object = None) -> None:
+    def input(self, data: bytes, source: object = None, client: object = None) -> None:
         self.events.append(("input", (data, source)))
 
 

@@ -6,7 +6,8 @@ authorised first (``auth.Tokens``; a refusal is logged with the peer), then rout
 method and path.  Every error is a JSON object ``{"error": MESSAGE}`` with a 4xx/5xx status,
 never a traceback: bad input (a bad regex, an offset in the future, a body too large, an
 unknown key name) is 400, a view-only token on an input route 403, an unknown route 404, a
-wait that timed out 408, input while the device is down 503.
+wait that timed out 408, input while another client holds the keyboard 409
+(``--input-policy exclusive``), input while the device is down 503.
 
 Routes (``GET`` unless said)::
 
@@ -16,6 +17,8 @@ Routes (``GET`` unless said)::
                   streams; X-Output-Start/-End say where the data starts and ends
     input   POST  raw bytes (application/octet-stream) or text (text/plain; charset=)
     keys    POST  {"keys": ["Ctrl+C", "Enter"]} or text/plain names separated by spaces
+    takeover POST take the keyboard (exclusive input policy): {"holder", "previous"}
+    break   POST  a serial BREAK to the device (?duration=SECONDS): {"sent": how}
     wait          ?screen=REGEX | ?output=REGEX[&from=OFFSET], &timeout=SECONDS
     status        device state, clients, byte counters
 """
@@ -47,6 +50,8 @@ from vncmux.api.wait import (
     WaitTimeout,
     compile_pattern,
 )
+from vncmux.events import API, AUTH_FAILURE, NONE, Client
+from vncmux.keyboard import describe
 from vncmux.rfb.http_limits import CountingRequest
 from vncmux.sockets import peerLabel
 
@@ -61,13 +66,15 @@ MAX_OUTPUT_READ = 16 << 20
 INPUT_ROOM_TIMEOUT = 10.0
 DEFAULT_WAIT_TIMEOUT = 30.0
 #: Routes that type into the console: refused (403) to a view-only token.
-INPUT_ROUTES = frozenset({"input", "keys"})
+INPUT_ROUTES = frozenset({"input", "keys", "takeover", "break"})
 ROUTES = {
     "screen": "GET",
     "screen.png": "GET",
     "output": "GET",
     "input": "POST",
     "keys": "POST",
+    "takeover": "POST",
+    "break": "POST",
     "wait": "GET",
     "status": "GET",
 }
@@ -152,7 +159,9 @@ class Api:
 
     # -- the request -----------------------------------------------------------------------
 
-    def handle(self, request: Any) -> bytes | int:
+    def handle(self, request: Any, path: bytes | None = None) -> bytes | int:
+        """Answer ``request``; ``path`` is its path below where the API is mounted
+        (default: the request's own path)."""
         peer = peer_of(request)
         access = self.tokens.access(request.getHeader(b"authorization"))
         if access is None:
@@ -162,10 +171,11 @@ class Api:
                 method=request.method.decode("ascii", "replace"),
                 path=request.path.decode("ascii", "replace"),
             )
+            self.hub.events.emit(AUTH_FAILURE, Client(API, peer, NONE), detail="bad token")
             request.setHeader(b"WWW-Authenticate", b'Bearer realm="vncmux"')
             return self.error(request, ApiError(401, "a valid bearer token is required"))
         try:
-            route = self._route(request, access, peer)
+            route = self._route(request, access, peer, path)
             return route(request, peer)
         except ApiError as e:
             return self.error(request, e)
@@ -173,8 +183,10 @@ class Api:
             log.failure("API client {peer}: {path} failed", peer=peer, path=request.path)
             return self.error(request, ApiError(500, "internal error (see vncmux's log)"))
 
-    def _route(self, request: Any, access: Access, peer: str) -> Callable[[Any, str], Any]:
-        path = request.path.decode("utf-8", "replace")
+    def _route(
+        self, request: Any, access: Access, peer: str, local: bytes | None = None
+    ) -> Callable[[Any, str], Any]:
+        path = (request.path if local is None else local).decode("utf-8", "replace")
         if not path.startswith(PREFIX):
             raise ApiError(404, f"no such endpoint {path!r} (the API is under {PREFIX})")
         name = path[len(PREFIX) :]
@@ -365,11 +377,15 @@ class Api:
         """``data`` to the device whole, once it takes input (503 if it is down, or does
         not take input for ``INPUT_ROOM_TIMEOUT``)."""
         hub = self.hub
+        lock = hub.keyboard
+        if not lock.allow(Client(API, peer), len(data)):  # --input-policy exclusive
+            holder = describe(lock.holder) if lock.holder is not None else "another client"
+            raise ApiError(409, f"{holder} has the keyboard: nothing sent ({PREFIX}takeover)")
         if hub.device is None:
             raise ApiError(503, f"the device is down ({hub.deviceDescription}): nothing sent")
 
         def write(_: object = None) -> bytes:
-            if not hub.input(data):
+            if not hub.input(data, client=Client(API, peer)):
                 raise ApiError(503, "the device did not take the input (down or not reading)")
             log.info("API client {peer}: {what}", peer=peer, what=what)
             offset = self.history.end if self.history is not None else None
@@ -431,6 +447,39 @@ class Api:
             raise ApiError(400, "these keys send nothing")
         return self._send(request, data, peer, f"keys {' '.join(names)[:200]}")
 
+    def route_takeover(self, request: Any, peer: str) -> bytes:
+        """Take the keyboard (``--input-policy exclusive``); 409 under the shared policy."""
+        lock = self.hub.keyboard
+        if not lock.exclusive:
+            raise ApiError(409, "the input policy is shared: everybody may type already")
+        previous = lock.holder
+        lock.takeover(Client(API, peer))
+        holder = lock.holder
+        return self.json(
+            request,
+            {
+                "holder": describe(holder) if holder is not None else None,
+                "previous": describe(previous) if previous is not None else None,
+            },
+        )
+
+    def route_break(self, request: Any, peer: str) -> bytes:
+        """A serial BREAK (``Hub.sendBreak``): 503 while the device is down, 409 when it is
+        refused (a raw socket device, another client holding the keyboard)."""
+        text = self.arg(request, "duration")
+        try:
+            duration = float(text) if text is not None else None
+        except ValueError:
+            raise ApiError(400, f"duration={text!r} is not a number of seconds") from None
+        if duration is not None and not 0 < duration <= 10:  # also refuses NaN
+            raise ApiError(400, f"duration={text} is not more than 0 and at most 10 seconds")
+        if self.hub.device is None:
+            raise ApiError(503, f"the device is down ({self.hub.deviceDescription})")
+        done = self.hub.sendBreak(Client(API, peer), duration, how=f"POST {PREFIX}break")
+        if done is None:
+            raise ApiError(409, "BREAK refused (see vncmux's log for why)")
+        return self.json(request, {"sent": done})
+
     def route_wait(self, request: Any, peer: str) -> bytes | int:
         screen = self.arg(request, "screen")
         output = self.arg(request, "output")
@@ -482,13 +531,18 @@ class Api:
 
 
 class ApiResource(Resource):
-    """The whole API as one leaf resource: ``Api.handle`` routes on the path."""
+    """The whole API as one leaf resource: ``Api.handle`` routes on the path, less
+    ``mount`` (the path it is mounted under, e.g. ``/c/NAME`` on the web entry)."""
 
     isLeaf = True
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, mount: bytes = b"") -> None:
         super().__init__()
         self.api = api
+        self.mount = mount
 
     def render(self, request: Request) -> bytes | int:
+        path = request.path
+        if self.mount and path.startswith(self.mount + b"/"):
+            return self.api.handle(request, path[len(self.mount) :])
         return self.api.handle(request)

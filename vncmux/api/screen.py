@@ -78,6 +78,7 @@ def screen_state(console: Any, offset: int | None, attrs: bool = False) -> dict[
             "reverse_video": bool(term.reverse_screen),
         },
         "device_banner": term.status,
+        "status_line": console.display.status_text,  # None unless --status-line
         "offset": offset,
     }
     if attrs:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vncmux.keyboard import describe
+
 #: Backend class name → the kind /status reports.
 BACKEND_KINDS = {
     "StreamBackend": "socket",
@@ -58,6 +60,13 @@ def status(
             "in": hub.inputBytes,
             "input_dropped": hub.droppedInput,
         },
+    }
+    lock = hub.keyboard
+    state["keyboard"] = {
+        "policy": lock.policy,
+        "holder": describe(lock.holder) if lock.holder is not None else None,
+        "refused": lock.refused,
+        "dropped": lock.dropped,
     }
     if history is not None:
         state["history"] = {"start": history.start, "end": history.end, "size": history.size}

@@ -20,9 +20,11 @@ from PIL import Image
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from vncmux.console.cells import Cell
 from vncmux.console.damage import Damage
 from vncmux.console.interfaces import IViewer
 from vncmux.console.render import TerminalView
+from vncmux.console.statusline import layout, status_cells
 
 
 class TerminalLike(TerminalView, Protocol):
@@ -60,6 +62,10 @@ class RendererLike(Protocol):
 
     def row_box(self, first_row: int, count: int) -> tuple[int, int, int, int]: ...
 
+    def set_status_rows(self, count: int) -> None: ...
+
+    def draw_status(self, cells: list[Cell]) -> None: ...
+
 
 class Display:
     """The rendered console and its viewers' damage accounting.
@@ -70,6 +76,10 @@ class Display:
     there is something for it; bells reach the viewers at most once per frame interval
     (a run of them coalesces into one ring now and one when the interval ends); the crops
     kept for sharing never hold more than ``crop_frames`` frames' worth of pixels.
+
+    With ``status_line`` the framebuffer has one more cell row below the terminal's, the
+    status line (``set_status``): accumulators then have ``lines`` = rows + 1 and the
+    status line is their last row, damaged when its text changes.
     """
 
     log = Logger()
@@ -85,6 +95,7 @@ class Display:
         busy: Callable[[], bool] = lambda: True,
         time_slice: float = 0.01,
         crop_frames: int = 4,
+        status_line: bool = False,
     ) -> None:
         self.terminal = terminal
         self.renderer = renderer
@@ -103,8 +114,15 @@ class Display:
         self.crop_frames = crop_frames
         self._crops: dict[tuple[int, int, int, int], Image.Image] = {}
         self._crop_bytes = 0
+        #: Counts the images drawn: what a cache of a picture of the screen (the web
+        #: thumbnails) compares to know whether the image changed.
+        self.frame = 0
         self._bell_call: IDelayedCall | None = None
         self._next_bell = 0.0
+        self.status_rows = 1 if status_line else 0
+        self._status: tuple[str, str, bool] = ("", "", False)
+        if status_line:
+            renderer.set_status_rows(1)
         renderer.render_all(terminal)
         terminal.take_damage()
 
@@ -125,6 +143,11 @@ class Display:
     @property
     def rows(self) -> int:
         return self.terminal.rows
+
+    @property
+    def lines(self) -> int:
+        """Cell rows of the framebuffer: the terminal's, plus the status line if shown."""
+        return self.terminal.rows + self.status_rows
 
     @property
     def cell_width(self) -> int:
@@ -173,14 +196,16 @@ class Display:
         return self.crop_frames * _pixel_bytes(self.renderer.image)
 
     def _forget_crops(self) -> None:
+        """The image changed: drop the crops of the old one, count a new frame."""
         self._crops = {}
         self._crop_bytes = 0
+        self.frame += 1
 
     # -- viewers ---------------------------------------------------------------------------
 
     def attach(self, viewer: IViewer) -> Damage:
         """Register ``viewer``; its accumulator starts all dirty (it has seen nothing)."""
-        acc = Damage(self.terminal.rows)
+        acc = Damage(self.lines)
         acc.mark_all()
         self._viewers[viewer] = acc
         return acc
@@ -262,7 +287,10 @@ class Display:
         """Render once, then let the waiting viewers send, a time slice at a time."""
         self._flush_call = None
         started = self._timer()
-        if not self.refresh():
+        rendered = self.refresh()
+        # A refresh from outside (a thumbnail, the API's screen.png) may have rendered the
+        # damage already: the waiting viewers it reached still get their frame.
+        if not rendered and not any(self._viewers.get(v) for v in self._waiting):
             return  # nothing new: no frame was spent, the next change may go at once
         for viewer in list(self._waiting):
             acc = self._viewers.get(viewer)
@@ -301,10 +329,51 @@ class Display:
         self.renderer.render_all(self.terminal)
         self.terminal.take_damage()
         self._forget_crops()
+        self._draw_status()
         for viewer, acc in list(self._viewers.items()):
-            acc.lines = rows  # mutated, not replaced: the viewer holds this object
+            acc.lines = self.lines  # mutated, not replaced: the viewer holds this object
             acc.mark_all()
             viewer.sizeChanged(self.width, self.height)
+
+    def set_status(self, left: str, right: str, notice: bool = False) -> None:
+        """A new status line (``left`` and ``right`` parts laid out for the width;
+        ``notice`` draws it highlighted): drawn now, and every viewer that waits for an
+        update gets one.  Ignored without a status line."""
+        if not self.status_rows or (left, right, notice) == self._status:
+            return
+        self._status = (left, right, notice)
+        self._draw_status()
+        row = self.terminal.rows
+        for acc in self._viewers.values():
+            acc.mark((row,))
+        for viewer in list(self._waiting):
+            self._waiting.discard(viewer)
+            viewer.updateAvailable()
+
+    @property
+    def status_text(self) -> str | None:
+        """The status line as drawn (None: not shown)."""
+        if not self.status_rows:
+            return None
+        left, right, _notice = self._status
+        return layout(left, right, self.terminal.cols)
+
+    def _draw_status(self) -> None:
+        if self.status_rows:
+            text = self.status_text or ""
+            self.renderer.draw_status(status_cells(text, self._status[2]))
+            self._forget_crops()
+
+    def with_status(self, image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+        """``image``, a viewer's own picture of ``box`` (left, top, right, bottom) drawn
+        without a status line, with the part of ``box`` the status line covers pasted in
+        from the shared image (``image`` is the viewer's own: changed in place)."""
+        top = self.terminal.rows * self.renderer.cell_height
+        if not self.status_rows or box[3] <= top:
+            return image
+        band = self.crop((box[0], max(top, box[1]), box[2], box[3]))
+        image.paste(band, (0, max(top, box[1]) - box[1]))
+        return image
 
     def bell(self) -> None:
         """The terminal rang: every viewer hears it now, unless a bell went out less than

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from zope.interface import Attribute, Interface
 
+from vncmux.events import Client
+
 
 class IViewer(Interface):
     """What a console calls back on a viewer (an RFB session)."""
@@ -70,8 +72,9 @@ class IViewerSession(Interface):
 
     def key(keysym: int, down: bool) -> None:
         """An X keysym pressed or released; becomes the bytes xterm would send, except
-        Shift+PgUp/PgDn, which scroll this viewer's view while there is a scrollback.
-        Typing brings a scrolled-back view back to the live screen."""
+        Shift+PgUp/PgDn, which scroll this viewer's view while there is a scrollback, and
+        Ctrl+Alt+T, which takes the keyboard under the exclusive input policy
+        (``vncmux.keyboard``).  Typing brings a scrolled-back view back to the live screen."""
 
     def pointer(buttons: int, x: int, y: int) -> None:
         """The pointer at framebuffer pixel (x, y) with this button mask: mouse reports
@@ -97,10 +100,17 @@ class IConsole(Interface):
     cols = Attribute("Terminal columns.")
     rows = Attribute("Terminal rows.")
     viewers = Attribute("How many viewers are attached (encoders share work past a few).")
+    events = Attribute(
+        "The console's event bus (``vncmux.events.EventBus``): viewers report attach, "
+        "detach and failed authentication there."
+    )
 
-    def attach(viewer: IViewer, view_only: bool = False, peer: str = "") -> IViewerSession:
+    def attach(
+        viewer: IViewer, view_only: bool = False, peer: str = "", client: Client | None = None
+    ) -> IViewerSession:
         """Register ``viewer``; its accumulator starts all dirty (it has seen nothing).
-        ``peer`` names it in log lines."""
+        ``peer`` names it in log lines; ``client`` (a ``vncmux.events.Client``) is who it
+        is on the event bus (default: a VNC client at ``peer``)."""
 
     def crop(box: tuple[int, int, int, int]) -> object:
         """A PIL image of ``box`` (left, top, right, bottom) of the current frame; the

@@ -166,6 +166,8 @@ class Renderer:
         self._notdef: dict[int, tuple[object, object, bytes]] = {}
         self.cols = cols
         self.rows = rows
+        #: Rows drawn below the terminal's (0 or 1: the status line, ``draw_status``).
+        self.status_rows = 0
         self.width = cols * self.cell_width
         self.height = rows * self.cell_height
         self.image = Image.new("RGB", (self.width, self.height), palette.DEFAULT_BG)
@@ -183,7 +185,8 @@ class Renderer:
         """New screen size; the old picture is kept at the top left, the rest is background.
         The caller redraws (``render_all``) once the terminal has the new size too."""
         bg = palette.resolve("default", "default", False, False, False, self._screen_reverse)[1]
-        image = Image.new("RGB", (cols * self.cell_width, rows * self.cell_height), bg)
+        height = (rows + self.status_rows) * self.cell_height
+        image = Image.new("RGB", (cols * self.cell_width, height), bg)
         image.paste(self.image, (0, 0))
         self.image = image
         self.cols, self.rows = cols, rows
@@ -193,7 +196,18 @@ class Renderer:
             if x >= cols or y >= rows:
                 self._cursor_drawn = None
 
+    def set_status_rows(self, count: int) -> None:
+        """Make room for ``count`` rows (0 or 1) below the terminal's: the framebuffer
+        grows by that many cell rows, which ``render`` never touches (``draw_status``)."""
+        self.status_rows = count
+        self.resize(self.cols, self.rows)
+
     # -- drawing
+
+    def draw_status(self, cells: Sequence[CellView]) -> None:
+        """Draw the status row below the terminal (``row_box(rows, 1)``) from ``cells``."""
+        if self.status_rows:
+            self._draw_row(cells, self.rows, -1, False)
 
     def render_all(self, term: TerminalView) -> None:
         """Redraw every row from ``term``."""

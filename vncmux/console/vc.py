@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from vncmux.console.terminal import Terminal
+from vncmux.events import Client
 from vncmux.hub import Hub
 from vncmux.interfaces import IBackend
 
@@ -138,9 +139,10 @@ class VirtualConsole:
         floor = min(256, self.slice_size)
         self._slice = max(floor, min(self.slice_size, int(rate * self.time_budget / 2)))
 
-    def input(self, data: bytes) -> None:
-        """Bytes for the device (terminal replies, keys, pastes) as input from this console."""
-        self.hub.input(data, self)
+    def input(self, data: bytes, client: Client | None = None) -> None:
+        """Bytes for the device (terminal replies, keys, pastes) as input from this console;
+        ``client``: the viewer who typed them (None: the terminal's replies)."""
+        self.hub.input(data, self, client=client)
 
     def close(self) -> None:
         """Stop feeding (the console is being torn down); pending bytes are dropped."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.protocol import Factory
@@ -45,6 +46,18 @@ MAX_OUTPUT = 4 << 20
 STALL_TIMEOUT = 30.0
 
 SHARE_POLICIES = ("allow-exclusive", "force-shared", "ignore")
+
+
+@dataclass
+class RfbStats:
+    """Totals over the life of one console's VNC server, for metrics (``vncmux.web``):
+    FramebufferUpdates sent, seconds spent encoding them, failed authentications, viewers
+    dropped because they stopped reading (stall timeout or output cap)."""
+
+    frames: int = 0
+    encode_seconds: float = 0.0
+    auth_failures: int = 0
+    stalled: int = 0
 
 
 def eviction_victim(hosts: Sequence[str], newcomer: str) -> int:
@@ -122,6 +135,7 @@ class RFBFactory(Factory):
         self.clients: list[RFBServerProtocol] = []
         self.blacklist = Blacklist(clock)
         self.work = SharedWork()
+        self.stats = RfbStats()
 
     @property
     def tls(self) -> Any:

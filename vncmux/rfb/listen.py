@@ -113,6 +113,8 @@ def listenVNC(spec: VncSpec, factory: Factory, reactor: Any) -> list[IListeningP
                 except CannotListenError as e:
                     raise ConfigError(f"--vnc: cannot listen on {where}: {_reason(e)}") from None
                 log.info("VNC server listening on {where}", where=where)
+        elif spec.kind == "systemd":
+            ports.append(adoptSystemdSocket(spec.path, factory, reactor))
         else:
             raise ConfigError(f"--vnc: unknown kind {spec.kind!r}")
     except BaseException:
@@ -120,6 +122,35 @@ def listenVNC(spec: VncSpec, factory: Factory, reactor: Any) -> list[IListeningP
             port.stopListening()
         raise
     return ports
+
+
+def adoptSystemdSocket(which: str, factory: Factory, reactor: Any) -> IListeningPort:
+    """``--vnc systemd:INDEX|NAME``: take over a listening socket systemd passed
+    (``LISTEN_FDS``, socket activation), whatever its address family.
+
+    Twisted's ``systemd:`` endpoint parser is asked for the descriptor: it is the one
+    reader of ``LISTEN_FDS`` in the process (reading it removes it from the environment),
+    shared with the byte sockets' and the API's ``systemd:`` endpoints."""
+    from twisted.internet.endpoints import serverFromString
+
+    key = f"index={which}" if which.isdigit() else f"name={which}"
+    try:
+        fd = int(serverFromString(reactor, f"systemd:domain=INET:{key}").fileno)
+    except (IndexError, KeyError):
+        raise ConfigError(
+            f"--vnc systemd:{which}: systemd passed no such socket (is the unit socket-activated?)"
+        ) from None
+    probe = socket.socket(fileno=os.dup(fd))
+    try:
+        family = probe.family
+        where = probe.getsockname()
+    finally:
+        probe.close()
+    os.set_blocking(fd, False)  # systemd passes blocking sockets: accept() must not wait
+    port = reactor.adoptStreamPort(fd, family, factory)
+    os.close(fd)  # the port holds its own copy
+    log.info("VNC server listening on {where} (from systemd)", where=where)
+    return port  # type: ignore[no-any-return]
 
 
 def _reason(error: CannotListenError) -> str:

@@ -46,8 +46,9 @@ main { max-width: 40em; margin: 3em auto; }
 code { background: #333; padding: 1px 4px; }
 """
 
-# The script: a WebSocket URL for this very page's host and port (ws: or wss: after the
-# page's own scheme), any path (the server accepts the upgrade on every path).  When the
+# The script: a WebSocket URL for ``websockify`` next to this very page (ws: or wss: after
+# the page's own scheme): ``/websockify`` on the websocket= port, ``/c/NAME/websockify`` on
+# the --web site (the server accepts the upgrade on every path under the page).  When the
 # server asks for credentials noVNC fires 'credentialsrequired' with the kinds it needs
 # (a password; a user name too for VeNCrypt Plain): the form in the bar shows the fields
 # asked for, and submitting it hands them to noVNC.  No prompt(): it blocks the page and
@@ -58,8 +59,9 @@ const status = document.getElementById('status');
 const form = document.getElementById('login');
 const user = document.getElementById('username');
 const pass = document.getElementById('password');
-const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
-const rfb = new RFB(document.getElementById('screen'), scheme + location.host + '/websockify');
+const url = new URL('websockify', location.href);
+url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+const rfb = new RFB(document.getElementById('screen'), url.href);
 let failure = '';
 rfb.scaleViewport = true;
 rfb.focusOnClick = true;
@@ -92,11 +94,20 @@ rfb.addEventListener('desktopname', e => { document.title = e.detail.name; });
 """
 
 
-def page(novnc: str | None, title: str = "vncmux") -> bytes:
-    """The HTML for ``/``: a full-window noVNC viewer, or install instructions.
+def page(
+    novnc: str | None,
+    title: str = "vncmux",
+    *,
+    ws_path: str = "websockify",
+    index: str | None = None,
+) -> bytes:
+    """The HTML for a console's page: a full-window noVNC viewer, or install instructions.
 
     ``novnc`` is the directory found by :func:`find_novnc` (only whether it is None
-    matters here; the files are served by the web server under ``/novnc/``)."""
+    matters here; the files are served by the web server under ``novnc/`` next to the
+    page).  ``ws_path`` is the WebSocket's path from the host's root, for the link to
+    noVNC's full client (which takes it as a parameter); ``index``, when given, the
+    (relative) address of the list of consoles, linked from the bar."""
     name = html.escape(title)
     if novnc is None:
         body = f"""<main>
@@ -112,7 +123,9 @@ browser page needs noVNC, which vncmux does not ship. Install it with one of:</p
 without it.</p>
 </main>"""
         return _document(name, body, script="")
-    body = """<div id="bar"><span id="status">connecting…</span>
+    link = html.escape(f"novnc/vnc.html?autoconnect=1&path={ws_path}&resize=scale")
+    back = f' <a href="{html.escape(index)}">all consoles</a>' if index else ""
+    body = f"""<div id="bar"><span id="status">connecting…</span>
 <form id="login" hidden>
 <input id="username" name="username" autocomplete="username" placeholder="user name"
  aria-label="user name" hidden>
@@ -120,8 +133,7 @@ without it.</p>
  placeholder="password" aria-label="password">
 <button type="submit">Connect</button>
 </form>
-<a href="novnc/vnc.html?autoconnect=1&amp;path=websockify&amp;resize=scale">full noVNC
-client</a></div>
+<a href="{link}">full noVNC client</a>{back}</div>
 <div id="screen"></div>"""
     return _document(name, body, script=_SCRIPT)
 

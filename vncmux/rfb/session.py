@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IPushProducer, ITCPTransport
@@ -41,6 +42,7 @@ from zope.interface import implementer
 
 from vncmux.console.damage import Damage
 from vncmux.console.interfaces import IViewer, IViewerSession
+from vncmux.events import ATTACH, AUTH_FAILURE, DETACH, NONE, VNC, Client
 from vncmux.rfb import writer
 from vncmux.rfb.blacklist import host_key
 from vncmux.rfb.encode_manager import Capabilities, EncodeManager
@@ -169,6 +171,7 @@ class RFBServerProtocol(Protocol):
             self.session.detach()
             self.session = None
             self.damage = None
+            self.console.events.emit(DETACH, self._client())
         if self.encoders is not None:
             self.encoders.close()  # frees per-connection zlib streams now
         if self.factory.forget(self):
@@ -266,6 +269,7 @@ class RFBServerProtocol(Protocol):
     def _stalled(self) -> None:
         self._stall_timer = None
         if self.state is not State.CLOSED:
+            self.factory.stats.stalled += 1
             self.close(
                 f"not reading for {self.factory.stall_timeout:g} s (output buffer full)", abort=True
             )
@@ -278,6 +282,7 @@ class RFBServerProtocol(Protocol):
         if self._paused:
             self._backlog += len(data)
             if self._backlog > self.factory.max_output:
+                self.factory.stats.stalled += 1
                 self.close(
                     f"not reading: over {self.factory.max_output} bytes of output queued",
                     abort=True,
@@ -400,6 +405,7 @@ class RFBServerProtocol(Protocol):
     def authFailed(self, why: str) -> None:
         """Count the failure now; answer (and close) only after the failure delay."""
         blocked = self.blocked()
+        self.factory.stats.auth_failures += 1
         if not blocked:
             self.factory.authFailed(self.transport.getPeer())
         log.warn(
@@ -409,6 +415,7 @@ class RFBServerProtocol(Protocol):
             blocked=" (host is blacklisted)" if blocked else "",
         )
         self._failing = True
+        self.console.events.emit(AUTH_FAILURE, self._client(NONE), detail=why)
         delay = self.factory.auth_failure_delay
         if delay > 0:
             self._fail_timer = self._clock.callLater(delay, self._sendAuthFailure)
@@ -453,7 +460,8 @@ class RFBServerProtocol(Protocol):
         if not self.factory.applySharePolicy(self):
             return 1
         console = self.console
-        self.session = console.attach(self, view_only=self.view_only, peer=self.peer)
+        client = self._client()
+        self.session = console.attach(self, self.view_only, self.peer, client)
         self.damage = self.session.damage
         self.updates = UpdateScheduler(self.damage, console, console.width, console.height)
         # Pixels come from the session: the shared frame, or this viewer's own view
@@ -473,7 +481,15 @@ class RFBServerProtocol(Protocol):
             minor=self.version[1],
             mode="shared" if self.shared else "exclusive",
         )
+        console.events.emit(ATTACH, client)
         return 1
+
+    def _client(self, credential: str = "") -> Client:
+        """Who this viewer is on the event bus (kind, address, credential)."""
+        kind = getattr(self.transport, "clientKind", VNC)
+        if credential:
+            return Client(kind, self.peer, credential)
+        return Client.of(kind, self.peer, view_only=self.view_only, user=self.user)
 
     def _viewerCount(self) -> int:
         return int(self.console.viewers)
@@ -582,8 +598,12 @@ class RFBServerProtocol(Protocol):
             rects.append(writer.desktop_name(self.factory.desktopName()))
         if update.copy is not None:
             rects.append(writer.copy_rect(*update.copy))
+        started = perf_counter()
         for rect in update.rects:
             rects.extend(self.encoders.encode(rect, self._effective))
+        stats = self.factory.stats
+        stats.encode_seconds += perf_counter() - started
+        stats.frames += 1
         self.updates_sent += 1
         self._out(writer.framebuffer_update(rects))
         return True
@@ -614,7 +634,7 @@ class RFBServerProtocol(Protocol):
         if self.state is not State.NORMAL or self.updates is None:
             return
         announce = self.caps.desktop_size or self.caps.ext_desktop_size
-        self.updates.resized(self.console.rows, announce)
+        self.updates.resized(self.updates.damage.lines, announce)  # sized by the console
         if announce:
             self._pull()
         else:

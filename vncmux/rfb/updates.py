@@ -188,7 +188,7 @@ class UpdateScheduler:
                 update.copy = (dx, dy, dw, dh, sx, sy)
             else:
                 work.mark(range(scroll.top, scroll.bottom + 1))
-        if contains(region, geo.row_box(0, geo.rows)):
+        if contains(region, geo.row_box(0, work.lines)):
             send = set(work.rows)  # the usual whole-screen request: no per-row test
         else:
             send = {r for r in work.rows if intersects(geo.row_box(r, 1), region)}
@@ -200,7 +200,7 @@ class UpdateScheduler:
 
     def _margins(self, full: Rect) -> list[Rect]:
         """Parts of a non-incremental request that no character row covers."""
-        rows = self.geometry.rows
+        rows = self.damage.lines  # every cell row: the terminal's and any status line
         pieces = [full] if rows <= 0 else subtract(full, self.geometry.row_box(0, rows))
         out = []
         for piece in pieces:

@@ -23,6 +23,11 @@ The framing is Twisted's (``twisted.web.websocket``, on wsproto).  What this mod
 
 What a client may make the port hold (connections, time, memory, a close that never
 finishes) is bounded in :mod:`vncmux.rfb.http_limits`.
+
+One console's part of this (``ViewerResource``: the upgrade, the page, noVNC's files) is a
+resource of its own, so the ``--web`` site (:mod:`vncmux.web.service`) mounts one per
+console under ``/c/NAME/``, with the same path and Origin checks (``path_refusal``,
+``origin_refusal``) and the same limits.
 """
 
 from __future__ import annotations
@@ -101,6 +106,8 @@ class _WebSocketTransport:
     it is the transport (``write``, ``loseConnection``, ``abortConnection``,
     ``getPeer``/``getHost``, ``registerProducer``/``unregisterProducer``).  The RFB
     protocol starts only once the 101 response has gone out (``negotiationFinished``)."""
+
+    clientKind = "websocket"  # what the RFB session reports on the event bus
 
     def __init__(self, rfb: Protocol, request: Request) -> None:
         self.rfb = rfb
@@ -256,37 +263,87 @@ def _host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-class _Root(Resource):
-    """Dispatch: upgrade (any path) → RFB; ``/`` → the page; ``/novnc/`` → noVNC."""
+def origin_refusal(request: Any, names: set[str]) -> str:
+    """Why this WebSocket upgrade must be refused ('' = accept).
+
+    Browsers send Origin; other clients do not, and are not at risk.  A browser page may
+    connect only from this server's own origin (our page), and only under a Host name that
+    is an address or one of ``names``, the names of this machine (a rebound DNS name
+    pointing at 127.0.0.1 is someone else's site)."""
+    host = (request.getHeader(b"host") or b"").decode("latin-1")
+    origin = (request.getHeader(b"origin") or b"").decode("latin-1").rstrip("/")
+    if not origin:
+        return ""
+    scheme = "https" if request.isSecure() else "http"
+    if origin.lower() != f"{scheme}://{host}".lower():
+        return f"origin {origin} is not this server ({scheme}://{host})"
+    name = _host_name(host)
+    try:
+        ipaddress.ip_address(name)
+        return ""
+    except ValueError:
+        pass
+    if name in names:
+        return ""
+    return f"host name {name!r} is not a name of this machine"
+
+
+def path_refusal(request: Any) -> IResource | None:
+    """The 400/414 answer for a request whose path is malformed (logged with the peer), or
+    None when the path is sound.  Asked once, at the root, for every request."""
+    fault = path_fault(request.uri)
+    if fault is None:
+        return None
+    status, why = fault
+    log.info(
+        "HTTP client {peer}: {why}; answered {status}",
+        peer=peer_label(request.getClientAddress()),
+        why=why,
+        status=status,
+    )
+    return errorPage(status, "Bad Request" if status == 400 else "URI Too Long", why)
+
+
+class _AddSlash(Resource):
+    """``/c/NAME`` → ``/c/NAME/``: the page's relative links need the slash."""
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        request.redirect(request.uri.split(b"?", 1)[0] + b"/")
+        return b""
+
+
+class ViewerResource(Resource):
+    """One console's viewers over HTTP: a WebSocket upgrade on any path under it becomes
+    one RFB session of ``factory`` (the TCP port's RFBFactory: same limits, password,
+    blacklist and share policy) after the Origin check; ``''`` is the page
+    (:mod:`vncmux.rfb.novnc_page`); ``novnc/`` serves noVNC read-only.
+
+    Mounted at the root of the ``websocket=`` port, and at ``/c/NAME/`` of the ``--web``
+    site (``ws_path``: the WebSocket's path from the host's root, for noVNC's full client,
+    which takes it as a parameter; ``index``: the page links back to the site's index)."""
 
     def __init__(
         self,
-        ws: Resource,
-        body: bytes,
-        novnc: str | None,
+        factory: Any,
         *,
+        novnc: str | None,
+        title: str,
         names: set[str],
+        ws_path: str = "websockify",
+        index: str | None = None,
     ) -> None:
         super().__init__()
-        self._ws = ws
-        self._page = _Page(body)
+        self._ws = _AnyPathWebSocket(_RFBWebSocketFactory(factory))
+        self._page = _Page(page(novnc, title, ws_path=ws_path, index=index))
         self._static = _ReadOnlyFiles(novnc) if novnc else None
         self._names = names
 
     def getChildWithDefault(self, path: bytes, request: Any) -> IResource:  # type: ignore[override]
-        fault = path_fault(request.uri)
-        if fault is not None:
-            status, why = fault
-            log.info(
-                "HTTP client {peer}: {why}; answered {status}",
-                peer=peer_label(request.getClientAddress()),
-                why=why,
-                status=status,
-            )
-            return errorPage(status, "Bad Request" if status == 400 else "URI Too Long", why)
         upgrade = (request.getHeader(b"upgrade") or b"").lower()
         if upgrade == b"websocket":
-            why = self._refusal(request)
+            why = origin_refusal(request, self._names)
             if why:
                 log.warn(
                     "WebSocket connection from {peer} refused: {why}",
@@ -301,31 +358,29 @@ class _Root(Resource):
             return self._static
         return notFound()
 
-    def _refusal(self, request: Any) -> str:
-        """Why this upgrade must be refused ('' = accept).
-
-        Browsers send Origin; other clients do not, and are not at risk.  A browser page
-        may connect only from this server's own origin (our page), and only under a Host
-        name that is an address or a name of this machine (a rebound DNS name pointing at
-        127.0.0.1 is someone else's site)."""
-        host = (request.getHeader(b"host") or b"").decode("latin-1")
-        origin = (request.getHeader(b"origin") or b"").decode("latin-1").rstrip("/")
-        if not origin:
-            return ""
-        if origin.lower() != f"http://{host}".lower():
-            return f"origin {origin} is not this server (http://{host})"
-        name = _host_name(host)
-        try:
-            ipaddress.ip_address(name)
-            return ""
-        except ValueError:
-            pass
-        if name in self._names:
-            return ""
-        return f"host name {name!r} is not a name of this machine"
+    def render(self, request: Request) -> bytes:
+        """Reached without a trailing slash: redirect to it (an upgrade is served too)."""
+        if (request.getHeader(b"upgrade") or b"").lower() == b"websocket":
+            return self.getChildWithDefault(b"", request).render(request)  # type: ignore[no-any-return]
+        return _AddSlash().render(request)
 
 
-def _local_names(spec_host: str) -> set[str]:
+class _Root(Resource):
+    """The ``websocket=`` port: the path check, then one console's ``ViewerResource``."""
+
+    def __init__(self, viewer: ViewerResource) -> None:
+        super().__init__()
+        self._viewer = viewer
+
+    def getChildWithDefault(self, path: bytes, request: Any) -> IResource:  # type: ignore[override]
+        refusal = path_refusal(request)
+        if refusal is not None:
+            return refusal
+        return self._viewer.getChildWithDefault(path, request)
+
+
+def local_names(spec_host: str = "") -> set[str]:
+    """The host names of this machine (for the DNS-rebinding check), plus ``spec_host``."""
     names = {"localhost", "localhost.localdomain", socket.gethostname().lower()}
     try:
         names.add(socket.getfqdn().lower())
@@ -357,12 +412,13 @@ def makeWebSocketSite(
     unread-output cap likewise stays above the session's own ``max_output``);
     ``max_connections`` the connections at once (default: a quarter of the descriptor
     limit); ``request_timeout`` the seconds a request may take to arrive whole."""
-    ws = _AnyPathWebSocket(_RFBWebSocketFactory(factory))
     root = _Root(
-        ws,
-        page(novnc, title),
-        novnc,
-        names=names if names is not None else _local_names(""),
+        ViewerResource(
+            factory,
+            novnc=novnc,
+            title=title,
+            names=names if names is not None else local_names(""),
+        )
     )
     # No idle timer: the request deadline is shorter, and an upgraded connection is the
     # RFB session's to time out.
@@ -399,7 +455,7 @@ def listenWebSocket(spec: VncSpec, factory: Any, reactor: Any) -> list[IListenin
         clock=reactor,
         novnc=directory,
         title=title,
-        names=_local_names(spec.host),
+        names=local_names(spec.host),
     )
     ports: list[Any] = []
     try:
