@@ -95,3 +95,20 @@ def test_zrle_stream_switches_between_own_and_shared_compression() -> None:
     other.share_stream = True
     other.encode(images[0], NATIVE)  # its header went out with its first frame
     assert other.encode(images[2], NATIVE) == payloads[2], "shared frames: the same bytes"
+
+
+def test_keys_hold_a_digest_not_the_pixels() -> None:
+    """Fifty consoles each kept frames as cache keys (27 MB a console): a key now holds a
+    16-byte digest, and what is held stays within the budget counting the keys."""
+    from PIL import Image
+
+    from vncmux.rfb.encodings.shared import SharedWork
+    from vncmux.rfb.pixels import NATIVE
+
+    work = SharedWork(max_bytes=1 << 20)
+    for shade in range(64):
+        image = Image.new("RGB", (640, 64), (shade, 0, 0))  # 120 KB of pixels each
+        assert work.get("raw", image, NATIVE, lambda: b"x" * 100) == b"x" * 100
+    assert len(work) == 64, "small values are all kept: the pixels no longer count"
+    assert all(len(key[3]) == 16 for key in work._entries)
+    assert work.size <= work.max_bytes

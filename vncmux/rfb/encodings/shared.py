@@ -16,6 +16,7 @@ consoles in one process, or two tests, never see each other's entries.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -23,15 +24,23 @@ from PIL import Image
 
 from vncmux.rfb.pixels import PixelFormat
 
+#: What one key costs beyond its value: the tuple, the digest, the format reference.
+KEY_COST = 160
+
 
 class SharedWork:
-    """A least-recently-used map from (kind, format, pixels) to bytes, bounded in bytes.
+    """A least-recently-used map from (kind, format, size, digest of the pixels) to bytes,
+    bounded in bytes.
 
-    Promises: ``get`` returns exactly what ``compute`` would; memory held stays under
-    ``max_bytes`` (keys included), whatever the input.
+    The pixels are keyed by a 128-bit BLAKE2b digest, not kept: a key that held the
+    rectangle's pixels cost as much as a frame, and with one such cache per console, fifty
+    consoles held over a gigabyte of old frames.
+
+    Promises: ``get`` returns exactly what ``compute`` would (barring a BLAKE2b collision);
+    memory held stays under ``max_bytes`` (keys included), whatever the input.
     """
 
-    def __init__(self, max_bytes: int = 32 << 20) -> None:
+    def __init__(self, max_bytes: int = 8 << 20) -> None:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[str, PixelFormat, tuple[int, int], bytes], bytes] = (
             OrderedDict()
@@ -71,8 +80,8 @@ class SharedWork:
     def _by_content(
         self, kind: str, image: Image.Image, fmt: PixelFormat, compute: Callable[[], bytes]
     ) -> bytes:
-        pixels = image.tobytes()
-        key = (kind, fmt, image.size, pixels)
+        digest = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+        key = (kind, fmt, image.size, digest)
         found = self._entries.get(key)
         if found is not None:
             self._entries.move_to_end(key)
@@ -80,14 +89,14 @@ class SharedWork:
             return found
         self.misses += 1
         value = compute()
-        cost = len(pixels) + len(value)
+        cost = KEY_COST + len(value)
         if cost > self.max_bytes // 4:
             return value  # too big to be worth keeping
         self._entries[key] = value
         self._size += cost
         while self._size > self.max_bytes:
             old_key, old_value = self._entries.popitem(last=False)
-            self._size -= len(old_key[3]) + len(old_value)
+            self._size -= KEY_COST + len(old_value)
         return value
 
     def clear(self) -> None:
