@@ -24,6 +24,7 @@ from typing import Literal, cast
 
 from vncmux.addresses import check_addresses, split_endpoint
 from vncmux.errors import ConfigError
+from vncmux.font_opts import parse_font
 from vncmux.qemu_opts import (
     check_rfc2217,
     host_port,
@@ -46,13 +47,12 @@ from vncmux.specs import (
     DeviceSpec,
     LogFile,
     PtyBackend,
-    RedisTarget,
     SerialSettings,
     Site,
     TlsSettings,
-    TokenSettings,
     VncSpec,
 )
+from vncmux.token_opts import build_tokens
 
 __all__ = [
     "ApiSpec",
@@ -321,9 +321,14 @@ def build_config(
     input_policy: str = "shared",
     lock_idle: str | float = 30.0,
     status_line: str | None = None,
+    viewer_resize: str = "auto",
     telnets: Sequence[str] = (),
     rfc2217: bool = False,
     break_duration: str | float = 0.25,
+    font: str | None = None,
+    font_size: str | int = 16,
+    scale: str | int = 1,
+    palette: str = "default",
 ) -> Config:
     """Every option, validated, into one ``Config``.  Values may be the strings as typed.
 
@@ -399,7 +404,20 @@ def build_config(
         exclusive_input=exclusive,
         lock_idle=idle,
         status_line=statusLine,
+        viewer_resize=parse_viewer_resize(viewer_resize),
+        font=parse_font(font, font_size, scale, palette),
     )
+
+
+#: ``--viewer-resize``: auto (only when the device can be told: an ``exec:`` pty), on, off.
+VIEWER_RESIZE = ("auto", "on", "off")
+
+
+def parse_viewer_resize(value: str) -> str:
+    """``--viewer-resize auto|on|off`` (what a VNC viewer's SetDesktopSize may do)."""
+    if value not in VIEWER_RESIZE:
+        raise ConfigError(f"--viewer-resize: {value!r} is not one of auto, on, off")
+    return value
 
 
 #: Longest ``--lock-idle``: a day (a lock nobody can lose is what takeover is for).
@@ -486,61 +504,6 @@ def build_site(
     tokens = build_tokens(websockify_tokens, redis, token_prefix, advertise)
     webEndpoint = parse_web(web) if web is not None else None
     return Site(consoles=tuple(consoles), source=source, tokens=tokens, web=webEndpoint)
-
-
-_REDIS_URL = re.compile(
-    r"redis://(?:(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@)?"
-    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/@\[\]]+)(?::(?P<port>\d+))?(?:/(?P<db>\d*))?"
-)
-_ADVERTISE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*|[0-9.]+")
-
-
-def parse_redis_url(value: str) -> RedisTarget:
-    """``--redis redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`` (port 6379, db 0 by default)."""
-    match = _REDIS_URL.fullmatch(value.strip())
-    if match is None:
-        raise ConfigError(
-            f"--redis {value}: expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], "
-            "e.g. redis://127.0.0.1:6379/0"
-        )
-    host = match["host"].strip("[]")
-    port = parse_port(f"--redis {value} port", match["port"]) if match["port"] else 6379
-    db = parse_int(f"--redis {value} database", match["db"], 0) if match["db"] else 0
-    return RedisTarget(
-        host=host,
-        port=port,
-        db=db,
-        username=match["user"] or None,
-        password=match["password"] or None,
-    )
-
-
-def build_tokens(
-    directory: str | None,
-    redis: str | None,
-    prefix: str | None,
-    advertise: str | None,
-) -> TokenSettings:
-    """``--websockify-tokens``, ``--redis``, ``--token-prefix``, ``--advertise``.  The
-    token is prefix + console name, so the prefix follows the name's rules; the advertised
-    host is a host name or IPv4 address (websockify's TokenRedis splits its value on the one
-    colon, so an IPv6 literal cannot be routed)."""
-    if directory is not None and not directory.strip():
-        raise ConfigError("--websockify-tokens: needs a directory")
-    target = parse_redis_url(redis) if redis is not None else None
-    prefix = prefix or ""
-    if prefix and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", prefix):
-        raise ConfigError(
-            f"--token-prefix {prefix!r}: letters, digits, '_', '.' or '-' (at most 64)"
-        )
-    if advertise is not None and not _ADVERTISE.fullmatch(advertise):
-        raise ConfigError(
-            f"--advertise {advertise!r}: a host name or IPv4 address that websockify can "
-            "reach (no port, no IPv6 literal: websockify's token formats cannot carry one)"
-        )
-    if (prefix or advertise is not None) and directory is None and target is None:
-        raise ConfigError("--token-prefix/--advertise need --websockify-tokens DIR or --redis URL")
-    return TokenSettings(directory=directory, redis=target, prefix=prefix, advertise=advertise)
 
 
 def check_replay_without_history(servers: Sequence[ByteServer], plan: ChardevPlan) -> None:

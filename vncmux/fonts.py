@@ -1,12 +1,18 @@
-"""Finding and loading the console font: bundled Terminus, or a user's ``--font`` file.
+"""Finding and loading the console font (bundled Terminus, or a user's ``--font`` file) and
+the ``--palette`` file.
 
 The bundled font is Terminus as OpenType bitmap strikes (OFL).  It lives in ``fonts/`` of a
 source checkout and is installed by ``setup.cfg`` into ``<prefix>/share/vncmux/fonts``; we
 look in every place an install can put it and, failing that, say where we looked.  A crisp
 bitmap font is the default because it decides the bandwidth: two colours a cell keep a full
-text screen small in every encoding.  A user font (``--font PATH``, any TrueType/OpenType
-file FreeType reads) has one face only: bold is synthesised by the renderer and italics fall
-back to upright.
+text screen small in every encoding.  A user font (``--font PATH``: TrueType/OpenType, or a
+bitmap font FreeType reads: OTB, BDF, PCF) has one face only: bold is synthesised by the
+renderer and italics fall back to upright.
+
+Behind either stands GNU Unifont (OFL-1.1 or GPL-2+ with the font embedding exception,
+``fonts/UNIFONT-LICENSE.txt``): ``unifont.otf`` covers the Basic Multilingual Plane,
+``unifont_upper.otf`` the planes above (monochrome emoji).  Its glyphs are 8×16 or 16×16
+pixels at ``UNIFONT_SIZE``; the renderer fits them into the cell (``console/glyphs.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from pathlib import Path
 
 from PIL import ImageFont
 
+from vncmux.console import palette as palettemod
+from vncmux.console.palette import Palette
+
 #: Pixel sizes at which the bundled Terminus has bitmap strikes.
 TERMINUS_SIZES: tuple[int, ...] = (12, 14, 16, 18, 20, 24, 28, 32)
 DEFAULT_SIZE = 16
@@ -31,6 +40,11 @@ TERMINUS_FILES: dict[tuple[bool, bool], str] = {
     (False, True): "terminus-oblique.otb",
     (True, True): "terminus-bold-oblique.otb",
 }
+
+#: The fallback faces behind the main font, in the order they are asked.
+UNIFONT_FILES: tuple[str, ...] = ("unifont.otf", "unifont_upper.otf")
+#: The pixel size at which Unifont's outlines are its 8×16 / 16×16 bitmaps exactly.
+UNIFONT_SIZE = 16
 
 #: Environment variable that overrides where the bundled fonts are looked for.
 FONT_DIR_ENV = "VNCMUX_FONT_DIR"
@@ -91,6 +105,8 @@ class FontSet:
     bold_italic: ImageFont.FreeTypeFont
     synthetic_bold: bool
     bitmap: bool
+    #: Faces asked, in order, for a character the main faces lack (at ``UNIFONT_SIZE``).
+    fallbacks: tuple[ImageFont.FreeTypeFont, ...] = ()
 
     def face(self, bold: bool, italic: bool) -> ImageFont.FreeTypeFont:
         if bold:
@@ -102,11 +118,28 @@ def _open(path: Path | str, size: int) -> ImageFont.FreeTypeFont:
     try:
         return ImageFont.truetype(str(path), size, layout_engine=ImageFont.Layout.BASIC)
     except OSError as e:
-        raise FontError(f"cannot load font {path} at size {size}: {e}") from e
+        hint = "; a bitmap font has fixed sizes only" if "pixel size" in str(e) else ""
+        raise FontError(f"cannot load font {path} at size {size}: {e}{hint}") from e
 
 
-def load_fonts(font_path: str | None = None, font_size: int = DEFAULT_SIZE) -> FontSet:
-    """Open the bundled Terminus (``font_path`` None) or a user font at ``font_size`` pixels."""
+def load_fallbacks() -> tuple[ImageFont.FreeTypeFont, ...]:
+    """The bundled Unifont faces that can be found (each looked for in every candidate
+    directory); a missing one only means more replacement boxes, so it is skipped."""
+    found: list[ImageFont.FreeTypeFont] = []
+    for name in UNIFONT_FILES:
+        for d in candidate_dirs():
+            if (d / name).is_file():
+                found.append(_open(d / name, UNIFONT_SIZE))
+                break
+    return tuple(found)
+
+
+def load_fonts(
+    font_path: str | None = None, font_size: int = DEFAULT_SIZE, *, fallback: bool = True
+) -> FontSet:
+    """Open the bundled Terminus (``font_path`` None) or a user font at ``font_size``
+    pixels, with the Unifont fallbacks behind it unless ``fallback`` is false."""
+    fallbacks = load_fallbacks() if fallback else ()
     if font_size <= 0:
         raise FontError(f"font size must be positive, not {font_size}")
     if font_path is None:
@@ -131,8 +164,33 @@ def load_fonts(font_path: str | None = None, font_size: int = DEFAULT_SIZE) -> F
             bold_italic=faces[(True, True)],
             synthetic_bold=False,
             bitmap=True,
+            fallbacks=fallbacks,
         )
     if not Path(font_path).is_file():
         raise FontError(f"font file {font_path} does not exist")
     face = _open(font_path, font_size)
-    return FontSet(face, face, face, face, synthetic_bold=True, bitmap=False)
+    bitmap = Path(font_path).suffix.lower() in BITMAP_SUFFIXES
+    return FontSet(face, face, face, face, synthetic_bold=True, bitmap=bitmap, fallbacks=fallbacks)
+
+
+#: File name endings of bitmap fonts (FreeType reads them; they have fixed sizes only).
+BITMAP_SUFFIXES = (".otb", ".bdf", ".pcf", ".gz")
+
+
+def load_palette(value: str) -> Palette:
+    """``--palette``: a name of ``palette.NAMED``, or the path of a file of 16 colours
+    (``palette.parse_palette_text`` says the format); ``FontError`` says what is wrong."""
+    found = palettemod.named(value)
+    if found is not None:
+        return found
+    try:
+        with open(value, encoding="utf-8") as f:
+            text = f.read(1 << 16)
+    except (OSError, UnicodeError) as e:
+        why = os.strerror(e.errno).lower() if isinstance(e, OSError) and e.errno else str(e)
+        names = ", ".join(palettemod.NAMED)
+        raise FontError(f"not a palette name ({names}) nor a readable file: {why}") from None
+    try:
+        return palettemod.Palette(palettemod.parse_palette_text(text, value))
+    except palettemod.PaletteError as e:
+        raise FontError(str(e)) from None

@@ -59,6 +59,25 @@ def check(config: Config) -> None:
         check_writable("--audit-log ", config.audit_log)
     if config.record is not None:
         check_writable("--record ", time.strftime(config.record, time.gmtime()))
+    if config.console is not None:
+        check_font(config)
+
+
+def check_font(config: Config) -> None:
+    """``--font`` loads at ``--font-size`` (the bundled Terminus only at its sizes) and
+    ``--palette`` is a name or a file of 16 colours: both are read here, once."""
+    from vncmux import fonts
+
+    spec = config.font
+    try:
+        fonts.load_fonts(spec.path, spec.size, fallback=False)
+    except fonts.FontError as e:
+        option = f"--font {spec.path}" if spec.path else f"--font-size {spec.size}"
+        raise ConfigError(f"{option}: {e}") from None
+    try:
+        fonts.load_palette(spec.palette)
+    except fonts.FontError as e:
+        raise ConfigError(f"--palette {spec.palette}: {e}") from None
 
 
 def check_tokens(settings: TokenSettings) -> None:

@@ -23,7 +23,7 @@ from vncmux.errors import ConfigError
 from vncmux.history import HistoryBackend, OutputHistory, replayer
 from vncmux.hub import Hub
 from vncmux.site import SiteService
-from vncmux.specs import Site
+from vncmux.specs import FontSpec, Site
 
 if TYPE_CHECKING:
     from vncmux.console.console import Console
@@ -51,12 +51,32 @@ def describeVnc(config: Config) -> str:
     return f"VNC on {where}, share={vnc.share}, connections={vnc.connections}{extra}"
 
 
-def consoleSize(spec: ConsoleSpec) -> tuple[int, int]:
-    """cols×rows of the console ``spec`` asks for (``width``/``height`` are pixels)."""
+def rendererFactory(font: FontSpec) -> Callable[[int, int], Any]:
+    """``make_renderer(cols, rows)`` for a console drawn as ``--font``, ``--font-size``,
+    ``--scale`` and ``--palette`` say (one palette shared by all its renderers)."""
+    from functools import partial
+
+    from vncmux import fonts
+    from vncmux.console.render import Renderer
+
+    return partial(
+        Renderer,
+        font_path=font.path,
+        font_size=font.size,
+        scale=font.scale,
+        palette=fonts.load_palette(font.palette),
+    )
+
+
+def consoleSize(spec: ConsoleSpec, font: FontSpec | None = None) -> tuple[int, int]:
+    """cols×rows of the console ``spec`` asks for (``width``/``height`` are pixels of
+    ``font``'s cells)."""
     if spec.width or spec.height:
         from vncmux.console.console import console_size
 
-        return console_size(spec.cols, spec.rows, spec.width, spec.height)
+        return console_size(
+            spec.cols, spec.rows, spec.width, spec.height, rendererFactory(font or FontSpec())
+        )
     return spec.cols, spec.rows
 
 
@@ -71,12 +91,14 @@ def makeConsole(
     scrollback: int = 10_000,
     osc52: bool = False,
     status_line: bool = False,
+    viewer_resize: bool = False,
+    font: FontSpec | None = None,
 ) -> Console:
     """One console on ``hub``, sized as ``spec`` says; ``on_resize`` hears its new sizes
     (connect it to an ``exec:`` device so the program sees its window change)."""
     from vncmux.console.console import Console
 
-    cols, rows = consoleSize(spec)
+    cols, rows = consoleSize(spec, font)
     return Console(
         hub,
         reactor,
@@ -88,7 +110,17 @@ def makeConsole(
         scrollback=scrollback,
         osc52=osc52,
         status_line=status_line,
+        viewer_resize=viewer_resize,
+        make_renderer=rendererFactory(font or FontSpec()),
     )
+
+
+def viewerResize(policy: str, device: object) -> bool:
+    """``--viewer-resize``: ``auto`` lets viewers resize the console when the device can
+    be told of its new size (it has ``resize``: an ``exec:`` pty); ``on``/``off`` always."""
+    if policy == "auto":
+        return callable(getattr(device, "resize", None))
+    return policy == "on"
 
 
 def makeHistory(config: Config, hub: Hub, reactor: Any, prefix: str = "") -> OutputHistory:
@@ -130,6 +162,8 @@ def makeConsoleServices(
         scrollback=config.scrollback,
         osc52=config.osc52,
         status_line=config.status_line,
+        viewer_resize=viewerResize(config.viewer_resize, device),
+        font=config.font,
     )
     services: list[IService] = [ConsoleService(console)]
     if config.vnc.kind != "none":
@@ -193,7 +227,7 @@ class ConsoleInstance(MultiService):
 
         config, hub, reactor, history = self.config, self.hub, self.reactor, self.history
         prefix = self.prefix
-        cols, rows = consoleSize(config.console) if config.console else (80, 24)
+        cols, rows = consoleSize(config.console, config.font) if config.console else (80, 24)
         log.info("vncmux: {prefix}device {device}", prefix=prefix, device=config.device.label)
         self.device = makeDeviceService(config.device, hub, reactor, cols, rows)
         from vncmux.record import makeTraceServices  # audit log, recording: before the device

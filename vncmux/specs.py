@@ -104,6 +104,18 @@ class ConsoleSpec:
 
 
 @dataclass(frozen=True)
+class FontSpec:
+    """How the console's cells are drawn: ``--font`` (None: the bundled Terminus),
+    ``--font-size`` pixels, ``--scale`` (each font pixel a scale×scale square) and
+    ``--palette`` (a name of ``vncmux.console.palette.NAMED`` or a file of 16 colours)."""
+
+    path: str | None = None
+    size: int = 16
+    scale: int = 1
+    palette: str = "default"
+
+
+@dataclass(frozen=True)
 class ByteServer:
     """A listening raw byte endpoint (``--socket`` or ``-chardev socket,server=on``):
     a Twisted server endpoint string, e.g. 'tcp:4555:interface=127.0.0.1', 'unix:/x:mode=600'."""
@@ -197,7 +209,9 @@ class Config:
     exclusive_input: bool = False  # --input-policy exclusive: one client types at a time
     lock_idle: float = 30.0  # --lock-idle: seconds of quiet after which the holder loses it
     status_line: bool = False  # --status-line: who has the keyboard, below the terminal
+    viewer_resize: str = "auto"  # --viewer-resize auto|on|off: viewers may resize the console
     break_duration: float = 0.25  # --break-duration: seconds a serial BREAK lasts
+    font: FontSpec = FontSpec()  # --font, --font-size, --scale, --palette
     name: str = "console"  # the console's name in a site (URL-safe; "console" on the command line)
 
 

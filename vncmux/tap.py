@@ -128,6 +128,36 @@ class Options(usage.Options):
             ),
         ],
         [
+            "font",
+            None,
+            None,
+            (
+                "The console's font: a BDF, PCF, OTB, TTF or OTF file (default: the bundled "
+                "Terminus); characters it lacks come from the bundled GNU Unifont."
+            ),
+        ],
+        [
+            "font-size",
+            None,
+            "16",
+            "Font size in pixels (the bundled Terminus: 12, 14, 16, 18, 20, 24, 28 or 32).",
+        ],
+        [
+            "scale",
+            None,
+            "1",
+            "Draw every font pixel as a scale x scale square (1-4; 2 for high-DPI viewers).",
+        ],
+        [
+            "palette",
+            None,
+            "default",
+            (
+                "The 16 base colours: default, xterm, linux, vga, or a file of 16 lines "
+                "#rrggbb (colours 0-15)."
+            ),
+        ],
+        [
             "socket-replay",
             None,
             "0",
@@ -248,6 +278,17 @@ class Options(usage.Options):
             None,
             "30",
             "Seconds without input after which the keyboard's holder loses it (exclusive).",
+        ],
+        [
+            "viewer-resize",
+            None,
+            "auto",
+            (
+                "auto|on|off: may a VNC viewer resize the console to its window "
+                "(SetDesktopSize, noVNC's remote resizing)?  auto: only for exec: devices, "
+                "whose program is told (SIGWINCH); on: for every device (then run resize or "
+                "stty on the machine); off: never."
+            ),
         ],
         [
             "status-line",
@@ -431,9 +472,14 @@ class Options(usage.Options):
                 input_policy=self["input-policy"],
                 lock_idle=self["lock-idle"],
                 status_line=self["status-line"],
+                viewer_resize=self["viewer-resize"],
                 telnets=self["telnet"],
                 rfc2217=bool(self["rfc2217"]),
                 break_duration=self["break-duration"],
+                font=self["font"],
+                font_size=self["font-size"],
+                scale=self["scale"],
+                palette=self["palette"],
                 audit_log=self["audit-log"],
                 audit_input=bool(self["audit-input"]),
                 record=self["record"],

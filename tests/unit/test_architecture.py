@@ -31,6 +31,8 @@ PURE_MODULES = (
     "config.py",
     "addresses.py",
     "site_config.py",
+    "token_opts.py",
+    "font_opts.py",
 )
 PURE_ALLOWED = (
     "__future__",
@@ -51,6 +53,8 @@ PURE_ALLOWED = (
     "vncmux.errors",
     "vncmux.qemu_opts",
     "vncmux.specs",
+    "vncmux.token_opts",
+    "vncmux.font_opts",
 )
 IO_BUILTINS = frozenset({"open", "print", "input", "exec", "eval", "compile", "__import__"})
 

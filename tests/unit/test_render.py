@@ -439,8 +439,9 @@ def test_missing_glyph_gets_the_replacement() -> None:
     r = Renderer(1, 1)
     assert r.has_glyph(r.fonts.regular, "A") and r.has_glyph(r.fonts.regular, "Ж")
     assert not r.has_glyph(r.fonts.regular, "\U0001d11e")  # musical symbol G clef
+    assert r.glyphs.source("\U0001d11e") == "fallback"  # ... which Unifont has
     term = FakeTerminal(4, 1)
-    term.put(0, 0, "\U0001d11e ?\U0001d120")
+    term.put(0, 0, "\ue000 ?\U000f0000")  # private use: no bundled font has these
     r = render(term)
     missing = crop(r, 0, 0)
     assert not same(missing, crop(r, 1, 0))  # not a space

@@ -24,28 +24,23 @@ Blink is drawn steady: a blinking cell would damage the screen twice a second fo
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageFont
 
 from vncmux import fonts as fontmod
-from vncmux.console import palette
-from vncmux.console.boxdraw import BOX_TABLE, BoxPainter, block_mask
+from vncmux.console import palette as palettemod
 from vncmux.console.damage import Damage, Scroll
+from vncmux.console.glyphs import LRU, Glyphs
+
+__all__ = ["LRU", "CellView", "Renderer", "TerminalView"]
 
 #: Most tiles kept; 4096 RGB 8×16 tiles are about 3 MB.  Bounded so hostile input (every
 #: code point in every true colour) cannot grow memory.
 TILE_CACHE_SIZE = 4096
-#: Most glyph masks kept (a mask is shared by every colour of a glyph).
-MASK_CACHE_SIZE = 4096
-#: Most combining marks drawn over one base (pyte lets a cell collect thousands).
-MAX_MARKS = 8
-#: Most code points whose presence in a face is remembered.
-COVERAGE_CACHE_SIZE = 16384
-
-_NOTDEF_PROBE = "\U0010ffff"  # a noncharacter: no font maps it, so it renders as .notdef
+#: Largest ``scale``: each cell pixel becomes scale×scale framebuffer pixels.
+MAX_SCALE = 4
 
 
 class CellView(Protocol):
@@ -89,40 +84,6 @@ class TerminalView(Protocol):
     def line(self, y: int) -> Sequence[CellView]: ...
 
 
-class LRU:
-    """A small bounded least-recently-used map (OrderedDict based)."""
-
-    __slots__ = ("_data", "maxsize")
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._data: OrderedDict[Hashable, object] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __contains__(self, key: Hashable) -> bool:
-        return key in self._data
-
-    def get(self, key: Hashable) -> object:
-        """The value, refreshed as most recently used, or None if absent."""
-        data = self._data
-        value = data.get(key)
-        if value is not None:
-            data.move_to_end(key)
-        return value
-
-    def put(self, key: Hashable, value: object) -> None:
-        data = self._data
-        data[key] = value
-        data.move_to_end(key)
-        while len(data) > self.maxsize:
-            data.popitem(last=False)
-
-    def clear(self) -> None:
-        self._data.clear()
-
-
 def _scanlines(image: Image.Image) -> tuple[bytes, ...]:
     """An RGB tile as one bytes object per pixel row, the form ``_draw_row`` joins."""
     data = image.tobytes()
@@ -148,29 +109,38 @@ class Renderer:
         font_size: int = fontmod.DEFAULT_SIZE,
         *,
         antialias: bool = False,
+        scale: int = 1,
+        palette: palettemod.Palette | None = None,
+        fallback: bool = True,
     ) -> None:
-        self.fonts = fontmod.load_fonts(font_path, font_size)
+        if not 1 <= scale <= MAX_SCALE:
+            raise ValueError(f"scale must be 1 to {MAX_SCALE}, not {scale}")
+        self.fonts = fontmod.load_fonts(font_path, font_size, fallback=fallback)
+        self.palette = palette if palette is not None else palettemod.DEFAULT
+        self._resolve = self.palette.resolve
         regular = self.fonts.regular
         ascent, descent = regular.getmetrics()
         self.ascent = ascent
-        self.cell_width = max(1, round(regular.getlength("M")))
-        self.cell_height = max(1, ascent + descent)
-        self._fontmode = "L" if antialias else "1"
-        self._box = BoxPainter(self.cell_width, self.cell_height, self._font_strokes(antialias))
-        t = self._box.t1
-        self._underline_y = min(self.cell_height - t, ascent + max(1, descent // 4))
+        #: The font's cell (``base_cell``) is drawn ``scale`` times larger in the
+        #: framebuffer: ``cell_width``/``cell_height`` are framebuffer pixels.
+        self.scale = scale
+        base_w = max(1, round(regular.getlength("M")))
+        base_h = max(1, ascent + descent)
+        self.base_cell = (base_w, base_h)
+        self.cell_width = base_w * scale
+        self.cell_height = base_h * scale
+        self.glyphs = Glyphs(self.fonts, base_w, base_h, antialias=antialias)
+        t = self.glyphs.box.t1
+        self._underline_y = min(base_h - t, ascent + max(1, descent // 4))
         self._strike_y = ascent - (ascent * 3) // 8
         self._tiles = LRU(TILE_CACHE_SIZE)
-        self._masks = LRU(MASK_CACHE_SIZE)
-        self._coverage = LRU(COVERAGE_CACHE_SIZE)
-        self._notdef: dict[int, tuple[object, object, bytes]] = {}
         self.cols = cols
         self.rows = rows
         #: Rows drawn below the terminal's (0 or 1: the status line, ``draw_status``).
         self.status_rows = 0
         self.width = cols * self.cell_width
         self.height = rows * self.cell_height
-        self.image = Image.new("RGB", (self.width, self.height), palette.DEFAULT_BG)
+        self.image = Image.new("RGB", (self.width, self.height), self.palette.default_bg)
         # What the image currently shows, so cursor moves and DECSCNM are redrawn.
         self._cursor_drawn: tuple[int, int] | None = None
         self._screen_reverse = False
@@ -184,7 +154,7 @@ class Renderer:
     def resize(self, cols: int, rows: int) -> None:
         """New screen size; the old picture is kept at the top left, the rest is background.
         The caller redraws (``render_all``) once the terminal has the new size too."""
-        bg = palette.resolve("default", "default", False, False, False, self._screen_reverse)[1]
+        bg = self._resolve("default", "default", False, False, False, self._screen_reverse)[1]
         height = (rows + self.status_rows) * self.cell_height
         image = Image.new("RGB", (cols * self.cell_width, height), bg)
         image.paste(self.image, (0, 0))
@@ -270,7 +240,7 @@ class Renderer:
                 self._cursor_drawn = (cx, cy) if scroll.top <= cy <= scroll.bottom else None
 
     def _blank_rows(self, first: int, count: int, screen_reverse: bool) -> None:
-        bg = palette.resolve("default", "default", False, False, False, screen_reverse)[1]
+        bg = self._resolve("default", "default", False, False, False, screen_reverse)[1]
         x, y, w, h = self.row_box(first, count)
         self.image.paste(bg, (x, y, x + w, y + h))
 
@@ -306,7 +276,7 @@ class Renderer:
             x += 2 if wide else 1
         h = self.cell_height
         if n < self.cols:
-            bg = palette.resolve("default", "default", False, False, False, screen_reverse)[1]
+            bg = self._resolve("default", "default", False, False, False, screen_reverse)[1]
             append((bytes(bg) * ((self.cols - n) * self.cell_width),) * h)
         strip = Image.frombytes("RGB", (self.width, h), b"".join(map(b"".join, zip(*tiles))))
         self.image.paste(strip, (0, y * h))
@@ -324,7 +294,7 @@ class Renderer:
     def _make_tile(
         self, cell: CellView, cells: int, cursor: bool, screen_reverse: bool
     ) -> Image.Image:
-        fg, bg = palette.resolve(
+        fg, bg = self._resolve(
             cell.fg,
             cell.bg,
             cell.bold,
@@ -334,131 +304,24 @@ class Renderer:
         )
         if cursor and fg == bg:
             # an invisible cell (fg == bg) would hide the cursor: show the default inverse
-            bg, fg = palette.resolve("default", "default", False, False, False, screen_reverse)
-        w, h = cells * self.cell_width, self.cell_height
+            bg, fg = self._resolve("default", "default", False, False, False, screen_reverse)
+        base_w, h = self.base_cell
+        w = cells * base_w
         tile = Image.new("RGB", (w, h), bg)
-        mask = self._glyph_mask(cell.data or " ", cell.bold, cell.italics, cells)
+        mask = self.glyphs.mask(cell.data or " ", cell.bold, cell.italics, cells)
         if mask is not None:
             tile.paste(fg, (0, 0, w, h), mask)
-        t = self._box.t1
+        t = self.glyphs.box.t1
         if cell.underscore:
             tile.paste(fg, (0, self._underline_y, w, self._underline_y + t))
         if cell.strikethrough:
             tile.paste(fg, (0, self._strike_y, w, self._strike_y + t))
+        if self.scale > 1:  # drawn at the font's size, then every pixel made a square: crisp
+            tile = tile.resize((w * self.scale, h * self.scale), Image.Resampling.NEAREST)
         return tile
 
     # -- glyphs
 
-    def _font_strokes(self, antialias: bool) -> tuple[int, int, int] | None:
-        """Line thicknesses of the font's own box drawing ('─', '━', '═'), so that lines
-        drawn by code match any the font draws; None when the font has no usable ones."""
-        if antialias:
-            return None
-        w, h = self.cell_width, self.cell_height
-        runs: list[list[tuple[int, int]]] = []
-        for char in "─━═":
-            mask = Image.new("L", (w, h), 0)
-            draw = ImageDraw.Draw(mask)
-            draw.fontmode = "1"
-            draw.text((0, 0), char, fill=255, font=self.fonts.regular)
-            px = mask.load()
-            assert px is not None
-            column: list[tuple[int, int]] = []
-            for y in range(h):
-                if px[0, y] and px[w - 1, y]:
-                    if column and column[-1][1] == y:
-                        column[-1] = (column[-1][0], y + 1)
-                    else:
-                        column.append((y, y + 1))
-            runs.append(column)
-        light, heavy, double = runs
-        if len(light) != 1 or len(heavy) != 1 or len(double) != 2:
-            return None
-        t1 = light[0][1] - light[0][0]
-        t2 = heavy[0][1] - heavy[0][0]
-        gap = double[1][0] - double[0][1]
-        if double[0][1] - double[0][0] != t1 or not (t1 <= t2 < h // 2) or gap < 1:
-            return None
-        return (t1, t2, gap)
-
-    def _glyph_mask(self, text: str, bold: bool, italic: bool, cells: int) -> Image.Image | None:
-        """'L' mask of ``text`` over ``cells`` cells, or None when nothing is inked."""
-        key = (text, bold, italic, cells)
-        if key in self._masks:
-            return self._masks.get(key)  # type: ignore[return-value]
-        mask = self._draw_glyph(text, bold, italic, cells)
-        if mask is not None and mask.getbbox() is None:
-            mask = None
-        self._masks.put(key, mask)
-        return mask
-
-    def _draw_glyph(self, text: str, bold: bool, italic: bool, cells: int) -> Image.Image | None:
-        w, h = cells * self.cell_width, self.cell_height
-        base = text[0]
-        cp = ord(base)
-        if base.isspace():
-            return None
-        if 0x2500 <= cp <= 0x259F and cells == 1:
-            if cp >= 0x2580:
-                return block_mask(cp, w, h)
-            mask = Image.new("L", (w, h), 0)
-            kind, detail = BOX_TABLE[cp]
-            self._box.draw(mask, kind, detail)
-            return mask
-        face = self.fonts.face(bold, italic)
-        mask = Image.new("L", (w, h), 0)
-        if not self.has_glyph(face, base):
-            self._draw_replacement(mask)
-            return mask
-        draw = ImageDraw.Draw(mask)
-        draw.fontmode = self._fontmode
-        advance = face.getlength(base)
-        x0 = max(0, (w - round(advance)) // 2) if cells > 1 else 0
-        strikes = (0, 1) if bold and self.fonts.synthetic_bold else (0,)
-        for dx in strikes:
-            draw.text((x0 + dx, 0), base, fill=255, font=face)
-        for mark in text[1 : MAX_MARKS + 1]:
-            if not self.has_glyph(face, mark):
-                continue  # a missing mark is dropped: the base alone is still legible
-            # zero-advance marks (TrueType) hang left of the pen: put the pen after the base
-            mx = x0 + (round(advance) if face.getlength(mark) == 0 else 0)
-            for dx in strikes:
-                draw.text((mx + dx, 0), mark, fill=255, font=face)
-        return mask
-
-    def _draw_replacement(self, mask: Image.Image) -> None:
-        """A solid box with a '?' cut out: unmistakable, unlike any real glyph or a space."""
-        w, h = mask.size
-        draw = ImageDraw.Draw(mask)
-        draw.fontmode = "1"
-        draw.rectangle((0, 1, max(0, w - 2), max(1, h - 2)), fill=255)
-        face = self.fonts.regular
-        x = (w - 1 - round(face.getlength("?"))) // 2 + 1
-        draw.text((max(0, x), 0), "?", fill=0, font=face)
-
     def has_glyph(self, face: ImageFont.FreeTypeFont, char: str) -> bool:
-        """Whether ``face`` has a glyph for ``char``: Pillow exposes no glyph index, so a
-        character is missing when it renders exactly as the font's .notdef does."""
-        key = (id(face), char)
-        known = self._coverage.get(key)
-        if known is not None:
-            return bool(known)
-        if char.isspace():
-            present = True
-        else:
-            notdef = self._notdef.get(id(face))
-            if notdef is None:
-                notdef = self._notdef[id(face)] = self._signature(face, _NOTDEF_PROBE)
-            sig = self._signature(face, char)
-            if notdef[2]:
-                present = sig != notdef
-            else:  # a blank .notdef: only inked glyphs can be told apart from it
-                present = sig[2] != b""
-        self._coverage.put(key, present)
-        return present
-
-    @staticmethod
-    def _signature(face: ImageFont.FreeTypeFont, char: str) -> tuple[object, object, bytes]:
-        mask, offset = face.getmask2(char, mode="1")
-        data = bytes(mask) if any(bytes(mask)) else b""
-        return (mask.size, offset, data)
+        """Whether ``face`` has a glyph for ``char`` (see ``Glyphs.has_glyph``)."""
+        return self.glyphs.has_glyph(face, char)
