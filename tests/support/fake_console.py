@@ -42,6 +42,12 @@ class FakeViewerSession:
         self.damage.mark_all()
         self.paste_buffer = ""
         self.attached = True
+        self.resize_origin = 0  # ResizeOrigin.SERVER
+        self.size_status = 1  # what requestSize answers: PROHIBITED, as a serial device
+
+    def requestSize(self, width: int, height: int) -> int:
+        self.console.size_requests.append((width, height))
+        return self.size_status
 
     def requestUpdate(self) -> None:
         if self.attached:
@@ -88,6 +94,7 @@ class FakeConsole:
         self.width, self.height = cols * cw, rows * ch + margin
         self.name = "vncmux: test ü"
         self.inputs: list[tuple[Any, ...]] = []
+        self.size_requests: list[tuple[int, int]] = []
         self.sessions: list[FakeViewerSession] = []
         self.waiting: set[FakeViewerSession] = set()
         self.listeners: list[IConsoleListener] = []

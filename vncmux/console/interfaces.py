@@ -56,6 +56,10 @@ class IViewerSession(Interface):
         "The viewer takes from it (and may hold part back); the console only adds."
     )
     view_only = Attribute("True when this viewer may only watch.")
+    resize_origin = Attribute(
+        "Who caused the last resize this viewer heard of (``IViewer.sizeChanged``): a "
+        "``vncmux.console.sizing.ResizeOrigin`` (the console, this viewer, another viewer)."
+    )
 
     def requestUpdate() -> None:
         """The viewer has an update request pending: ``updateAvailable`` follows as soon
@@ -86,6 +90,12 @@ class IViewerSession(Interface):
     def clipboard(text: str) -> None:
         """The viewer's clipboard changed: kept as this viewer's paste buffer, typed only
         on Shift+Insert or a middle click, never on arrival."""
+
+    def requestSize(width: int, height: int) -> int:
+        """The viewer asks for a framebuffer of ``width``×``height`` pixels; the answer is
+        a ``vncmux.console.sizing.SizeStatus``.  On success the console has the cells that
+        fit (maybe smaller than asked) and every viewer has heard ``sizeChanged``, this one
+        with ``resize_origin`` ``THIS_VIEWER``, the others ``OTHER_VIEWER``."""
 
     def detach() -> None:
         """The viewer is gone; the session does nothing after this."""

@@ -52,7 +52,10 @@ code { background: #333; padding: 1px 4px; }
 # server asks for credentials noVNC fires 'credentialsrequired' with the kinds it needs
 # (a password; a user name too for VeNCrypt Plain): the form in the bar shows the fields
 # asked for, and submitting it hands them to noVNC.  No prompt(): it blocks the page and
-# hangs headless browsers.
+# hangs headless browsers.  ``?resize=`` picks what the window size does, with noVNC's own
+# vnc.html values: ``scale`` (default: the picture scales to the window), ``remote`` (the
+# console is asked for the size of the window: SetDesktopSize, see --viewer-resize), ``off``
+# (1:1); the link to the full client carries the choice over.
 _SCRIPT = """
 import RFB from './novnc/core/rfb.js';
 const status = document.getElementById('status');
@@ -63,7 +66,15 @@ const url = new URL('websockify', location.href);
 url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
 const rfb = new RFB(document.getElementById('screen'), url.href);
 let failure = '';
-rfb.scaleViewport = true;
+const resize = new URLSearchParams(location.search).get('resize') || 'scale';
+rfb.scaleViewport = resize === 'scale';
+rfb.resizeSession = resize === 'remote';
+const full = document.getElementById('full');
+if (full) {
+  const u = new URL(full.href);
+  u.searchParams.set('resize', resize);
+  full.href = u.href;
+}
 rfb.focusOnClick = true;
 window.vncmuxRFB = rfb;
 rfb.addEventListener('connect', () => { status.textContent = 'connected'; rfb.focus(); });
@@ -133,7 +144,7 @@ without it.</p>
  placeholder="password" aria-label="password">
 <button type="submit">Connect</button>
 </form>
-<a href="{link}">full noVNC client</a>{back}</div>
+<a id="full" href="{link}">full noVNC client</a>{back}</div>
 <div id="screen"></div>"""
     return _document(name, body, script=_SCRIPT)
 

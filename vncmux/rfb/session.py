@@ -11,6 +11,8 @@ an update must hold and the ``EncodeManager`` (``vncmux.rfb.encode_manager``) to
 The session does no terminal work: on entering the normal phase it attaches to the
 console (``IConsole.attach``) and passes keys, pointer events and clipboard text to the
 ``IViewerSession`` it gets back, which maps them (and drops them for a view-only viewer).
+A SetDesktopSize goes to the console too, and its answers and every new size go out as
+``vncmux.rfb.resize`` says.
 
 Updates are pulled: a parked FramebufferUpdateRequest asks the console to say when this
 viewer's damage accumulator holds something (``updateAvailable``).  Nothing is sent while
@@ -58,6 +60,7 @@ from vncmux.rfb.reader import (
     MessageReader,
     ProtocolError,
 )
+from vncmux.rfb.resize import SizeAnswers, size_rects
 from vncmux.rfb.security import ISecurity, ISecuritySession
 from vncmux.rfb.updates import UpdateScheduler
 
@@ -127,6 +130,7 @@ class RFBServerProtocol(Protocol):
         self.session: IViewerSession | None = None
         self.damage: Damage | None = None
         self.updates: UpdateScheduler | None = None
+        self.sizes: SizeAnswers | None = None
         self.encoders: EncodeManager | None = None
         self.fmt: PixelFormat = NATIVE
         self._effective: PixelFormat = NATIVE
@@ -464,6 +468,7 @@ class RFBServerProtocol(Protocol):
         self.session = console.attach(self, self.view_only, self.peer, client)
         self.damage = self.session.damage
         self.updates = UpdateScheduler(self.damage, console, console.width, console.height)
+        self.sizes = SizeAnswers(self.updates, self.peer)
         # Pixels come from the session: the shared frame, or this viewer's own view
         # (scrolled back, or showing its selection).
         self.encoders = EncodeManager(self.factory.work, self.session.crop, self._viewerCount)
@@ -551,9 +556,10 @@ class RFBServerProtocol(Protocol):
             self._out(writer.fence(flags & _FENCE_FLAGS_KNOWN, payload))
 
     def setDesktopSize(self, width: int, height: int, screens: int) -> None:
-        # The console's size is the device's business: every request is refused.
-        if self.caps.ext_desktop_size and self.updates is not None:
-            self.updates.queueExtDesktopSize(1, 1)  # reason: this client; status: prohibited
+        """The console decides (``vncmux.rfb.resize``); only a client that announced
+        ExtendedDesktopSize may ask (it is told the answer that way)."""
+        if self.caps.ext_desktop_size and self.sizes is not None and self.session is not None:
+            self.sizes.request(self.session, width, height, screens)
             self._pull()
 
     # -- updates -------------------------------------------------------------------------
@@ -586,14 +592,7 @@ class RFBServerProtocol(Protocol):
         if update is None:
             return False
         width, height = self.updates.width, self.updates.height
-        rects: list[bytes] = []
-        if update.resize is not None:
-            if self.caps.ext_desktop_size:
-                rects.append(writer.extended_desktop_size(0, 0, width, height))
-            else:
-                rects.append(writer.desktop_size(width, height))
-        for reason, status in update.ext_sizes:
-            rects.append(writer.extended_desktop_size(reason, status, width, height))
+        rects = size_rects(update, self.caps.ext_desktop_size, width, height)
         if update.name:
             rects.append(writer.desktop_name(self.factory.desktopName()))
         if update.copy is not None:
@@ -631,18 +630,7 @@ class RFBServerProtocol(Protocol):
             self._out(writer.server_cut_text(text[: self.factory.max_cut_text]))
 
     def sizeChanged(self, width: int, height: int) -> None:
-        if self.state is not State.NORMAL or self.updates is None:
-            return
-        announce = self.caps.desktop_size or self.caps.ext_desktop_size
-        self.updates.resized(self.updates.damage.lines, announce)  # sized by the console
-        if announce:
-            self._pull()
-        else:
-            log.info(
-                "VNC viewer {peer} cannot be told of the new size {w}x{h}; it keeps {ow}x{oh}",
-                peer=self.peer,
-                w=width,
-                h=height,
-                ow=self.updates.width,
-                oh=self.updates.height,
-            )
+        if self.state is State.NORMAL and self.sizes is not None and self.session is not None:
+            announce = self.caps.desktop_size or self.caps.ext_desktop_size
+            if self.sizes.resized(self.session, announce, width, height):
+                self._pull()

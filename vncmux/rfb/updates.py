@@ -37,11 +37,13 @@ class Geometry(Protocol):
 @dataclass
 class Update:
     """One FramebufferUpdate to send, in wire order: ``resize`` (the new framebuffer size
-    to announce), ``ext_sizes`` (ExtendedDesktopSize (reason, status) answers), ``name``
-    (send the desktop name), ``copy`` (dx, dy, w, h, sx, sy: a CopyRect for the scroll),
-    then ``rects`` to encode from the current frame."""
+    to announce, and ``resize_reason``: who caused it, ExtendedDesktopSize's reason code:
+    0 the server, 1 this viewer, 2 another viewer), ``ext_sizes`` (ExtendedDesktopSize
+    (reason, status) answers), ``name`` (send the desktop name), ``copy`` (dx, dy, w, h,
+    sx, sy: a CopyRect for the scroll), then ``rects`` to encode from the current frame."""
 
     resize: tuple[int, int] | None = None
+    resize_reason: int = 0
     ext_sizes: list[tuple[int, int]] = field(default_factory=list)
     name: bool = False
     copy: tuple[int, int, int, int, int, int] | None = None
@@ -86,6 +88,7 @@ class UpdateScheduler:
         self._full: Rect | None = None  # area a non-incremental request asked for
         self._held: Damage | None = None  # damage outside the requested area, older
         self._pending_resize = False
+        self._resize_reason = 0
         self._pending_eds: list[tuple[int, int]] = []
         self._pending_name = False
 
@@ -112,15 +115,20 @@ class UpdateScheduler:
     def nameChanged(self) -> None:
         self._pending_name = True
 
-    def resized(self, rows: int, announce: bool) -> None:
+    def resized(self, rows: int, announce: bool, reason: int = 0) -> None:
         """The console has ``rows`` rows now: everything is dirty; with ``announce`` the
-        next update tells the new size (and covers the whole new framebuffer)."""
+        next update tells the new size (and covers the whole new framebuffer), saying
+        ``reason`` caused it (of several resizes before an update, the last one's)."""
         self._held = None
         if self.damage.lines != rows:
             self.damage.lines = rows
         self.damage.mark_all()
         if announce:
+            if self._pending_resize and self._resize_reason == 1 and reason != 1:
+                # This viewer's own request is not answered yet: it keeps its answer.
+                self.queueExtDesktopSize(1, 0)
             self._pending_resize = True
+            self._resize_reason = reason
 
     def ready(self) -> bool:
         """True when the parked request can be answered without waiting for new damage."""
@@ -149,8 +157,10 @@ class UpdateScheduler:
             self._pending_resize = False
             self.width, self.height = width, height
             update.resize = (width, height)
-            if self.ext_desktop_size:
-                self._pending_eds = [e for e in self._pending_eds if e != (0, 0)]
+            update.resize_reason = reason = self._resize_reason
+            if self.ext_desktop_size:  # the announcement answers these already
+                done = ((0, 0), (reason, 0))
+                self._pending_eds = [e for e in self._pending_eds if e not in done]
             force = True
             full = (0, 0, width, height)
             self._region = full
