@@ -19,6 +19,7 @@ from vncmux.console import screen as screen_mod
 from vncmux.console.damage import Scroll
 from vncmux.console.interfaces import ITerminalEvents
 from vncmux.console.modes import Modes
+from vncmux.console.reports import PRIMARY_DA, SECONDARY_DA
 from vncmux.console.terminal import COLOUR_NAMES, MAX_COMBINING, Cell, NoEvents, Terminal
 
 VALID_NAMED = {"default", *COLOUR_NAMES}
@@ -518,7 +519,7 @@ def test_status_and_device_attribute_reports() -> None:
     assert replies[1].startswith(b"\x1b[?") and replies[1].endswith(b"c")
     assert replies[2] == replies[1]
     assert replies[3].startswith(b"\x1b[>") and replies[3].endswith(b"c")
-    assert replies[4] == b"\x1b[?1;1R"
+    assert replies[4] == b"\x1b[?1;1;1R"  # DECXCPR: row, column, page (as a VT420)
     assert len(replies) == 5
     assert all(row.strip() == "" for row in text(t))
 
@@ -691,14 +692,40 @@ def all_replies() -> set[bytes]:
             t, got = make(20, 5)
             t.feed(setup + b"\x1b" + final.encode())
             replies.update(got)
+        for query in QUERIES:
+            t, got = make(20, 5)
+            t.feed(setup + query)
+            replies.update(got)
     return replies
+
+
+# Queries with intermediates, strings and larger parameters than all_replies' loop tries.
+QUERIES = [
+    *(f"\x1b[{p}{m}$p".encode() for p in ("?", "") for m in (1, 2, 4, 6, 7, 20, 25, 45, 69, 1049)),
+    *(f"\x1b[{op}t".encode() for op in (11, 13, 14, 15, 16, 18, 19, 20, 21)),
+    *(f"\x1b[?{n}n".encode() for n in (15, 25, 26, 53, 55, 56, 62, 63, 75, 85)),
+    b"\x1b[1;0;1;1;5;20*y",
+    b"\x1b[=c",
+    *(
+        b"\x1bP$q" + pt + b"\x1b\\"
+        for pt in (b"m", b"r", b"s", b" q", b'"q', b'"p', b"t", b"*x", b"*|", b"$}", b"zz")
+    ),
+    b"\x1bP+q436F\x1b\\",
+    b"\x1bP+q544E\x1b\\",
+    *(f"\x1b]{q}\x1b\\".encode() for q in ("4;1;?", "10;?", "11;?", "12;?", "5;0;?", "10;?;?")),
+    b"\x1b]4;1;?\x07",
+]
 
 
 def test_no_reply_reads_back_as_a_query() -> None:
     replies = all_replies()
     # DA, secondary DA, DSR, CPR, DECXCPR (at several positions)
-    assert {b"\x1b[?62;22c", b"\x1b[>1;10;0c", b"\x1b[0n", b"\x1b[1;1R", b"\x1b[?1;1R"} <= replies
-    assert len(replies) >= 8
+    assert {PRIMARY_DA.encode(), SECONDARY_DA.encode(), b"\x1b[0n", b"\x1b[1;1R"} <= replies
+    assert b"\x1b[?1;1;1R" in replies
+    assert {b"\x1b[8;5;20t", b"\x1b[?7;1$y", b"\x1bP1$r0m\x1b\\"} <= replies
+    assert any(r.startswith(b"\x1bP1!~") for r in replies)  # DECRQCRA
+    assert any(r.startswith(b"\x1b]11;rgb:") for r in replies)
+    assert len(replies) >= 60
     for reply in replies:
         for split in (False, True):
             t, got = make(20, 5)
@@ -713,7 +740,7 @@ def test_no_reply_reads_back_as_a_query() -> None:
 def test_secondary_da_answers_as_xterm_does() -> None:
     t, replies = make()
     t.feed(b"\x1b[>c\x1b[>0c\x1b[>1c")
-    assert replies == [b"\x1b[>1;10;0c"] * 2  # the third one is an answer, not a query
+    assert replies == [b"\x1b[>41;379;0c"] * 2  # the third one is an answer, not a query
 
 
 def test_an_echoing_device_does_not_talk_forever() -> None:

@@ -40,6 +40,7 @@ class Cell(NamedTuple):
     reverse: bool = False
     blink: bool = False
     faint: bool = False
+    protected: int = 0  # 1: DECSCA, 2: SPA; spared by selective erase (and by ED in ISO mode)
 
 
 def _palette256() -> tuple[str, ...]:
@@ -162,7 +163,7 @@ def apply_sgr(attrs: Cell, params: tuple[Param, ...]) -> Cell:
     Colon sub-parameters (``38:2::R:G:B``, ``38:5:N``, ``4:3``), faint (2, cleared by 22)
     and only well-formed colours: names, or six hex digits with components clamped.
     """
-    (data, fg, bg, bold, italics, underscore, strike, reverse, blink, faint) = attrs
+    (data, fg, bg, bold, italics, underscore, strike, reverse, blink, faint, protected) = attrs
     if not params:
         params = (0,)
     i, n = 0, len(params)
@@ -231,7 +232,7 @@ def apply_sgr(attrs: Cell, params: tuple[Param, ...]) -> Cell:
             reverse = False
         elif code == 29:
             strike = False
-    return Cell(data, fg, bg, bold, italics, underscore, strike, reverse, blink, faint)
+    return Cell(data, fg, bg, bold, italics, underscore, strike, reverse, blink, faint, protected)
 
 
 def _sub_colour(sub: tuple[int | None, ...]) -> str | None:

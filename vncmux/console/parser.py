@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from vncmux.console.cells import Param, apply_sgr
 from vncmux.console.fastpath import FastPath
-from vncmux.console.screen import TermScreen
+from vncmux.console.screen import TermScreen, sanitize_title
 
 log = Logger()
 
@@ -35,6 +35,7 @@ MAX_STRING = 64 * 1024  # an OSC/DCS/APC/PM/SOS string longer than this is abort
 GROUND, ESCAPE, CSI, OSC, STRING, STRING_ESC = range(6)
 
 ESC = "\x1b"
+ST = "\x1b\\"
 _TEXT = re.compile("[^\x00-\x1f\x7f-\x9f]+")
 # A complete CSI sequence or a complete simple escape sequence, in one match.
 _ESC_SEQ = re.compile(
@@ -65,11 +66,11 @@ _CSI: dict[str, tuple[str, int | None]] = {
     "X": ("erase_characters", 1),
     "Z": ("tab_backward", 1),
     "`": ("cursor_to_column", 1),
-    "a": ("cursor_forward", 1),
+    "a": ("cursor_forward_columns", 1),
     "b": ("repeat_last", 1),
     "c": ("report_device_attributes", 1),
     "d": ("cursor_to_line", 1),
-    "e": ("cursor_down", 1),
+    "e": ("cursor_forward_rows", 1),
     "f": ("cursor_position", 2),
     "g": ("clear_tab_stop", 1),
     "h": ("set_mode", None),
@@ -77,19 +78,42 @@ _CSI: dict[str, tuple[str, int | None]] = {
     "n": ("report_device_status", 1),
     "r": ("set_margins", 2),
     "s": ("scosc", None),
+    "t": ("window_op", None),
     "u": ("restore_cursor", 0),
 }
 _CSI_PRIVATE: dict[str, tuple[str, int | None]] = {
     "h": ("set_mode", None),
     "l": ("reset_mode", None),
-    "J": ("erase_in_display", 1),
-    "K": ("erase_in_line", 1),
-    "n": ("report_device_status", 1),
+    "J": ("selective_erase_in_display", 1),
+    "K": ("selective_erase_in_line", 1),
+    "n": ("report_device_status", None),
+    "s": ("save_modes", None),
+    "r": ("restore_modes", None),
+}
+# CSI with intermediate bytes: (intermediates + final) -> (screen method, arity).
+_CSI_INTER: dict[str, tuple[str, int | None]] = {
+    "*y": ("request_checksum", None),  # DECRQCRA
+    "!p": ("soft_reset", 0),  # DECSTR
+    '"p': ("set_conformance", 2),  # DECSCL
+    '"q': ("set_protection", 1),  # DECSCA
+    " q": ("set_cursor_style", 1),  # DECSCUSR
+    "$x": ("fill_rect", None),  # DECFRA
+    "$z": ("erase_rect", None),  # DECERA
+    "${": ("selective_erase_rect", None),  # DECSERA
+    "$v": ("copy_rect", None),  # DECCRA
+    "'}": ("insert_columns", 1),  # DECIC
+    "'~": ("delete_columns", 1),  # DECDC
+    "*x": ("set_attr_change_extent", 1),  # DECSACE
 }
 _ESCAPES: dict[str, str] = {
     "c": "reset",
     "D": "index",
-    "E": "linefeed",
+    "E": "next_line",
+    "6": "back_index",
+    "9": "forward_index",
+    "Z": "report_device_attributes",
+    "V": "start_protected_area",
+    "W": "end_protected_area",
     "M": "reverse_index",
     "H": "set_tab_stop",
     "7": "save_cursor",
@@ -108,7 +132,9 @@ _C0: dict[str, str] = {
 }
 _C1: dict[str, str] = {
     "\x84": "index",
-    "\x85": "linefeed",
+    "\x85": "next_line",
+    "\x96": "start_protected_area",
+    "\x97": "end_protected_area",
     "\x88": "set_tab_stop",
     "\x8d": "reverse_index",
 }
@@ -166,6 +192,7 @@ class Parser:
         self.length = 0  # characters of the current string so far
         self.overflow = False  # the current sequence is being dropped
         self.string_kind = ""  # "]" for OSC, "P" etc. for the others
+        self.string_end = ST  # how the last string ended (answers end the same way)
         self.errors = 0
 
     # -- main loop -----------------------------------------------------------------
@@ -242,11 +269,13 @@ class Parser:
             if c == ESC:
                 self.state = STRING_ESC
             elif c == "\x07" or c == "\x9c":
+                self.string_end = "\x07" if c == "\x07" else ST
                 self._end_string()
             else:
                 self._string_body(c, 0, 1)
             return
         if state == STRING_ESC:
+            self.string_end = ST if c == "\\" else "\x07"
             self._end_string()
             if c != "\\":
                 self._step(ESC)
@@ -337,23 +366,35 @@ class Parser:
             self.buf = ""
             return start + max(room, 0)
         self.length += end - start
-        if self.state == OSC and len(self.buf) < MAX_OSC_STORED:
+        if self.string_kind in ("]", "P", "\x90") and len(self.buf) < MAX_OSC_STORED:
             self.buf += data[start : min(end, start + MAX_OSC_STORED - len(self.buf))]
         return end
 
     def _end_string(self) -> None:
-        was_osc = self.string_kind == "]"
+        kind = self.string_kind
         self.state = GROUND
         body, self.buf = self.buf, ""
-        if was_osc and self.length <= MAX_OSC_STORED:
-            self._guard(self._osc, body)
+        if self.length <= MAX_OSC_STORED:
+            if kind == "]":
+                self._guard(self._osc, body)
+            elif kind in ("P", "\x90") and body.startswith("$q"):
+                self._guard(self.screen.request_setting, body[2:])
+            elif kind in ("P", "\x90") and body.startswith("+q"):
+                self._guard(self.screen.request_termcap, body[2:])
 
     def _osc(self, body: str) -> None:
         code, _, param = body.partition(";")
+        screen = self.screen
         if code in ("0", "2"):
-            self.screen.set_title(param)
+            screen.set_title(param)
+            if code == "0":
+                screen.icon_name = screen.title
+        elif code == "1":
+            screen.icon_name = sanitize_title(screen.decode_title(param))
         elif code == "52":
-            self.screen.set_clipboard(param)
+            screen.set_clipboard(param)
+        elif code.isdigit() and len(code) <= 3:
+            screen.colour_osc(int(code), param, self.string_end)
 
     # -- dispatch --------------------------------------------------------------------
 
@@ -371,13 +412,14 @@ class Parser:
             self._guard(screen.define_charset, final, inter)
 
     def _csi(self, params: str, inter: str, final: str) -> None:
-        if inter:
-            return  # DECSCUSR, DECSTR, ...: nothing we show
         parsed = parse_params(params)
         if parsed is None:
             return
         prefix, args = parsed
         screen = self.screen
+        if inter:
+            self._csi_inter(prefix, args, inter + final)
+            return
         if final == "m":
             if not prefix:
                 self._guard(screen.sgr, args)
@@ -393,15 +435,36 @@ class Parser:
         elif prefix == ">" and final == "c":
             entry = ("report_secondary_attributes", 1)
             kwargs = {}
+        elif prefix == ">" and final in "tT":
+            entry = ("title_modes", None)
+            kwargs = {"on": final == "t"}
+        elif prefix == "=" and final == "c":
+            entry = ("report_tertiary_attributes", 1)
+            kwargs = {}
         else:
             return
         if entry is None:
             return
+        self._call(entry, args, kwargs)
+
+    def _call(
+        self, entry: tuple[str, int | None], args: tuple[Param, ...], kwargs: dict[str, Any]
+    ) -> None:
         name, arity = entry
         ints = [(p[0] if isinstance(p, tuple) else p) or 0 for p in args]
         if arity is not None:
             ints = ints[:arity]
-        self._guard(getattr(screen, name), *ints, **kwargs)
+        self._guard(getattr(self.screen, name), *ints, **kwargs)
+
+    def _csi_inter(self, prefix: str, args: tuple[Param, ...], key: str) -> None:
+        """CSI sequences with intermediate bytes (DECRQM, DECRQCRA, DECSTR, ...)."""
+        if key == "$p" and prefix in ("", "?"):
+            if self.screen.conformance >= 63:
+                self._call(("request_mode", 1), args, {"private": prefix == "?"})
+            return
+        entry = _CSI_INTER.get(key)
+        if entry is not None and prefix == "":
+            self._call(entry, args, {})
 
 
 __all__ = ["GROUND", "MAX_PARAM_CHARS", "MAX_STRING", "Parser", "parse_params"]

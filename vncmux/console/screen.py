@@ -1,8 +1,10 @@
 """The emulated screen: pyte's ``Screen`` with xterm's missing pieces and exact damage.
 
-It holds the cells, the cursor, the modes and the damage; it answers the program's queries
-(DA, DSR) and announces bells, titles and rows scrolled off the top through the terminal's
-events object.  The parser (:mod:`vncmux.console.parser`) calls its methods; the fast path
+It holds the cells, the cursor, the modes and the damage, and announces bells, titles and
+rows scrolled off the top through the terminal's events object.  Three mixins hold the rest,
+one job each: :mod:`~vncmux.console.editing` (margin-aware moves and edits, selective erase,
+rectangles), :mod:`~vncmux.console.reports` (every answer to a query, in xterm's bytes) and
+:mod:`~vncmux.console.modeswitch` (modes, alternate screens, soft reset).  The parser (:mod:`vncmux.console.parser`) calls its methods; the fast path
 (:mod:`vncmux.console.fastpath`) reads lines with :meth:`TermScreen.stored_line` and hands
 back what it ran with :meth:`TermScreen.apply_run`.
 """
@@ -394,6 +396,7 @@ class TermScreen(EditingMixin, ReportsMixin, ModesMixin, Screen):
         DECSTR, ED, EL and ECH spare every protected character (xterm's "ISO" protection
         mode); meanwhile erasing takes the slow path."""
         self.iso_protection = True
+        self.protection_used = True
         self.cursor.attrs = self.cursor.attrs._replace(protected=2)
 
     def end_protected_area(self) -> None:

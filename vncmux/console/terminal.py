@@ -6,8 +6,9 @@ the terminal is made of four rooms:
 
   - :mod:`vncmux.console.parser`: our hardened ECMA-48 parser;
   - :mod:`vncmux.console.screen`: pyte's ``Screen`` subclassed with xterm's missing
-    pieces, recording :class:`~vncmux.console.damage.Damage` precisely (a scroll as a
-    scroll, cursor moves as the rows they touch);
+    pieces (with its mixins ``editing``, ``reports``, ``modeswitch``; see
+    ``docs/terminal.rst``), recording :class:`~vncmux.console.damage.Damage` precisely (a
+    scroll as a scroll, cursor moves as the rows they touch);
   - :mod:`vncmux.console.fastpath`: runs of common output (text, CR/LF, SGR, CUP, EL,
     ED, ...) without pyte's per-character work, giving the same screen;
   - this module: the public face, :class:`Terminal`.
@@ -311,6 +312,11 @@ class Terminal:
         if message != self._status:
             self._status = message
             self._screen.dirty.add(self.rows - 1)
+
+    def set_cell_pixels(self, width: int, height: int) -> None:
+        """The size of one cell in the picture, for the pixel-size reports (XTWINOPS 14,
+        15 and 16); the owner that renders the cells says it."""
+        self._screen.cell_pixels = (max(1, width), max(1, height))
 
     def resize(self, cols: int, rows: int) -> None:
         """New size, everything marked dirty.  When rows shrink, lines leave at the top
