@@ -365,3 +365,11 @@ def test_listeners_that_do_not_want_scrolled_off_rows_cost_no_text() -> None:
     assert s.console.terminal.report_scrolled_off is True
     s.feed(b"".join(b"more %d\r\n" % i for i in range(5)))
     assert quiet.lines == [] and keen.lines[:2] == ["row 3", "row 4"]
+
+
+def test_pixel_size_reports_give_the_rendered_cell() -> None:
+    """XTWINOPS 16 (the cell in pixels) answers with what the viewers see, not a guess."""
+    s = Setup(cols=20, rows=5)
+    w, h = s.console.display.cell_width, s.console.display.cell_height
+    s.feed(b"\x1b[16t")
+    assert s.typed() == b"\x1b[6;%d;%dt" % (h, w)

@@ -157,6 +157,8 @@ class Console:
             status_line=status_line,
         )
         self.status = StatusLine(hub, clock, self.display.set_status) if status_line else None
+        # XTWINOPS pixel-size reports (e.g. `resize` over a serial line) give the real cell
+        self.terminal.set_cell_pixels(self.display.cell_width, self.display.cell_height)
 
     # -- life ------------------------------------------------------------------------------
 
