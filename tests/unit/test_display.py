@@ -386,3 +386,84 @@ def test_a_new_viewer_gets_output_that_arrived_while_nobody_watched() -> None:
     display.requestUpdate(viewer)
     assert [d.rows for d in rend.rendered] == [{2}], "rendered before the first frame"
     assert viewer.events == ["update"]
+
+
+def _frame(
+    display: Display,
+    term: FakeTerminal,
+    viewer: FakeViewer,
+    acc: Damage,
+    change: Callable[[], None],
+) -> None:
+    """The viewer has taken its update and asks again; then the terminal changes."""
+    acc.clear()
+    display.requestUpdate(viewer)
+    change()
+    display.changed()
+
+
+def test_streaming_output_gets_one_frame_per_stream_interval() -> None:
+    """Issue 14 item 5: a frame that scrolled (or redrew most rows) means output streams;
+    the next frame waits ``stream_interval`` and then shows everything since, so a flood
+    costs one render and encode per interval instead of one per line."""
+    display, term, rend = make()
+    viewer = FakeViewer()
+    acc = display.attach(viewer)
+    _frame(display, term, viewer, acc, lambda: term.pending.scrolled(0, 2, 1))
+    assert viewer.events == ["update"], "the first frame after idle goes at once"
+    _frame(display, term, viewer, acc, lambda: term.pending.scrolled(0, 2, 1))
+    term.pending.mark([2])
+    display.changed()
+    CLOCK.advance(display.min_interval)
+    assert viewer.events == ["update"], "a scrolled frame: the next waits longer"
+    CLOCK.advance(display.stream_interval - display.min_interval)
+    assert viewer.events == ["update", "update"]
+    assert len(rend.rendered) == 2, "both changes in one frame"
+
+
+def test_a_frame_redrawing_most_rows_counts_as_streaming() -> None:
+    display, term, rend = make()
+    viewer = FakeViewer()
+    acc = display.attach(viewer)
+    _frame(display, term, viewer, acc, lambda: term.pending.mark([0, 1]))
+    _frame(display, term, viewer, acc, lambda: term.pending.mark([0]))
+    CLOCK.advance(display.min_interval)
+    assert viewer.events == ["update"]
+    CLOCK.advance(display.stream_interval)
+    assert viewer.events == ["update", "update"]
+
+
+def test_small_changes_after_streaming_are_paced_by_min_interval_again() -> None:
+    """An echoed key after the output stopped: no stream pacing (key -> pixel latency)."""
+    display, term, rend = make()
+    viewer = FakeViewer()
+    acc = display.attach(viewer)
+    _frame(display, term, viewer, acc, lambda: term.pending.scrolled(0, 2, 1))
+    CLOCK.advance(display.stream_interval)
+    _frame(display, term, viewer, acc, lambda: term.pending.mark([1]))
+    assert viewer.events == ["update", "update"], "after the interval: at once"
+    _frame(display, term, viewer, acc, lambda: term.pending.mark([1]))
+    assert viewer.events == ["update", "update"]
+    CLOCK.advance(display.min_interval)
+    assert viewer.events == ["update"] * 3, "a one-row frame: the short interval"
+
+
+def test_the_stream_interval_counts_from_when_the_frame_began() -> None:
+    """A frame's own rendering time is part of the interval, not added to it: a steady
+    frame rate while output streams (the viewers' lag stays within one interval)."""
+    display, term, rend = make()
+    slow_render = rend.render
+
+    def render(t: FakeTerminal, damage: Damage) -> None:
+        CLOCK.advance(0.01)  # this frame takes 10 ms of wall time
+        slow_render(t, damage)
+
+    rend.render = render  # type: ignore[method-assign]
+    viewer = FakeViewer()
+    acc = display.attach(viewer)
+    _frame(display, term, viewer, acc, lambda: term.pending.scrolled(0, 2, 1))
+    _frame(display, term, viewer, acc, lambda: term.pending.scrolled(0, 2, 1))
+    CLOCK.advance(display.stream_interval - 0.01 - 0.001)
+    assert viewer.events == ["update"]
+    CLOCK.advance(0.002)  # before 10 ms + stream_interval: counted from the start
+    assert viewer.events == ["update", "update"]

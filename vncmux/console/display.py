@@ -75,7 +75,10 @@ class Display:
     viewer that asked (``requestUpdate``) hears ``updateAvailable`` exactly once, as soon as
     there is something for it; bells reach the viewers at most once per frame interval
     (a run of them coalesces into one ring now and one when the interval ends); the crops
-    kept for sharing never hold more than ``crop_frames`` frames' worth of pixels.
+    kept for sharing never hold more than ``crop_frames`` frames' worth of pixels.  While
+    output streams (the last frame scrolled or redrew most rows), frames begin at least
+    ``stream_interval`` apart: what a viewer needs is the screen every few tens of
+    milliseconds, not every line; otherwise (an echoed key) ``min_interval`` apart.
 
     With ``status_line`` the framebuffer has one more cell row below the terminal's, the
     status line (``set_status``): accumulators then have ``lines`` = rows + 1 and the
@@ -91,6 +94,7 @@ class Display:
         clock: IReactorTime,
         default_name: str = "vncmux",
         min_interval: float = 0.005,
+        stream_interval: float = 0.04,
         timer: Callable[[], float] = time.perf_counter,
         busy: Callable[[], bool] = lambda: True,
         time_slice: float = 0.01,
@@ -104,6 +108,9 @@ class Display:
         self._viewers: dict[IViewer, Damage] = {}
         self._waiting: set[IViewer] = set()
         self.min_interval = min_interval
+        self.stream_interval = stream_interval
+        self._streaming = False
+        self._frame_begun = 0.0
         self._timer = timer
         self._busy = busy
         self._next_flush = 0.0
@@ -248,8 +255,16 @@ class Display:
             self._paced(self._timer() - started)
 
     def _paced(self, cost: float) -> None:
+        """Set when the next frame may be made: ``min_interval`` after a small change (an
+        echoed key: the next one may follow almost at once), ``stream_interval`` after the
+        start of a frame that scrolled or redrew most of the screen (output streams: one
+        frame per interval shows it as well as one per line, at a fraction of the rendering
+        and encoding), and never sooner than the last frame took while the console is busy."""
+        now = self._clock.seconds()
         pause = cost if self._busy() else 0.0
-        self._next_flush = self._clock.seconds() + max(self.min_interval, pause)
+        self._next_flush = now + max(self.min_interval, pause)
+        if self._streaming:  # counted from when the frame began: a steady frame rate
+            self._next_flush = max(self._next_flush, self._frame_begun + self.stream_interval)
 
     def cancelRequest(self, viewer: IViewer) -> None:
         self._waiting.discard(viewer)
@@ -262,6 +277,8 @@ class Display:
         damage = self.terminal.take_damage()
         if not damage:
             return False
+        self._frame_begun = self._clock.seconds()
+        self._streaming = damage.scroll is not None or 2 * len(damage.rows) > damage.lines
         self.renderer.render(self.terminal, damage)
         self._forget_crops()
         for acc in self._viewers.values():

@@ -5,11 +5,13 @@ pixel, a blank tile is one CPIXEL, and the zlib stream (continued across every u
 the connection, sync-flushed at the end of each rectangle) removes what repeats.
 
 Nothing loops over pixels in Python: the rectangle is converted once to an image whose
-bands are the CPIXEL bytes; per tile, colours are counted by ``getcolors``, palette
-indices come from ``bytes.translate`` on the byte lanes (``common.index_bytes``), run
-starts from XOR-ing the index bytes with themselves shifted by one pixel, and bit packing
-from Pillow's ``P;1/P;2/P;4`` packers (which pad each row to a byte exactly as ZRLE
-requires).  Only RLE output loops, once per run, and RLE is chosen only when runs are few.
+bands are the CPIXEL bytes; colours are counted by ``getcolors`` and palette indices come
+from ``bytes.translate`` on the byte lanes (``common.index_bytes``), once for a whole band
+of tiles when it has at most 16 colours (text), else per tile; run starts come from
+XOR-ing the index bytes with themselves shifted by one pixel, and bit packing from
+``int()`` reading the indices as base 2, 4 or 16 digits (Pillow's ``P;1/P;2/P;4`` packers
+for tiles whose rows need padding).  Only RLE output loops, once per run, and RLE is
+chosen only when runs are few.
 
 A 32-bit pixel whose colour fits 3 bytes travels as a 3-byte CPIXEL: its spare byte is not
 sent and the viewer fills it in.  gtk-vnc (``gvnccapture``) fills it with 0 on its solid and
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
+from functools import partial
 from itertools import accumulate
 from typing import Any
 
@@ -162,6 +166,24 @@ def _index_marks(index: bytes) -> bytes:
     return diff.to_bytes(n, "big").translate(_MARK_TABLE)
 
 
+_DIGITS = bytes(range(48, 58)) + b"abcdef" + bytes(240)  # index -> its hex digit
+_PACKERS = {1: "P;1", 2: "P;2", 4: "P;4"}
+
+
+def _pack(index: bytes, w: int, h: int, bits: int) -> bytes:
+    """Palette indices (one byte a pixel, each < 2**bits) packed ``bits`` a pixel, each row
+    padded to a byte, most significant bits first (ZRLE's packed palette layout).
+
+    When rows need no padding (``w * bits`` a multiple of 8: every full tile), the indices
+    become digits of base 2, 4 or 16 and ``int()`` packs them in C; otherwise Pillow's
+    packer does it.
+    """
+    if (w * bits) % 8 or not index:
+        return Image.frombytes("P", (w, h), index).tobytes("raw", _PACKERS[bits])
+    value = int(index.translate(_DIGITS), 1 << bits)
+    return value.to_bytes(len(index) * bits // 8, "big")
+
+
 def spare_byte_left_out(cp: int) -> bool:
     """True when CPIXELs of ``cp`` bytes are 32-bit pixels without their spare byte.
 
@@ -180,46 +202,64 @@ def encode_tile(tile: Image.Image, cp: int, out: bytearray) -> None:
     the CPIXEL leaves out the spare byte, never raw or solid: every pixel then reaches a
     viewer through the same decoding paths, so it comes out the same (opaque in gtk-vnc).
     """
-    avoid_raw_and_solid = spare_byte_left_out(cp)
-    w, h = tile.size
-    n = w * h
     colours = tile.getcolors(127)
-    palette: list[bytes] | None = None
-    if colours is not None:
-        palette = [colour_bytes(px) for _, px in colours]
-        if len(palette) == 1:
-            if avoid_raw_and_solid:
-                out.append(128)  # plain RLE, one run
-                out += palette[0]
-                out += _RUN_LENGTH[n]
-            else:
-                out.append(1)
-                out += palette[0]
-            return
-    data = tile.tobytes()
-    index: bytes | None = None
-    if palette is not None and len(palette) <= 16:
-        index = index_bytes(data, cp, palette)
+    palette = None if colours is None else [colour_bytes(px) for _, px in colours]
+    _encode_tile(lambda: tile, tile.size, cp, out, palette, None)
+
+
+def _encode_tile(
+    tile: Callable[[], Image.Image],
+    size: tuple[int, int],
+    cp: int,
+    out: bytearray,
+    palette: list[bytes] | None,
+    index: bytes | None,
+) -> None:
+    """:func:`encode_tile` once the tile's colours are known: ``palette`` (None: more than
+    127) and, when given, ``index``, every pixel's position in it.  ``tile()`` gives the
+    tile's image, asked for only when its pixel bytes are needed."""
+    avoid_raw_and_solid = spare_byte_left_out(cp)
+    w, h = size
+    n = w * h
+    if palette is not None and len(palette) == 1:
+        if avoid_raw_and_solid:
+            out.append(128)  # plain RLE, one run
+            out += palette[0]
+            out += _RUN_LENGTH[n]
+        else:
+            out.append(1)
+            out += palette[0]
+        return
+    data: bytes | None = None
+    if index is None:
+        data = tile().tobytes()
+        if palette is not None and len(palette) <= 16:
+            index = index_bytes(data, cp, palette)
+    if index is not None:
         marks = _index_marks(index)
     else:
-        marks = _run_marks(tile, data, cp)
+        assert data is not None
+        marks = _run_marks(tile(), data, cp)
     runs = marks.count(1) + 1
     best = "raw"
-    size = n * cp
+    est = n * cp
     plain = runs * (cp + 1)
-    if plain < size or avoid_raw_and_solid:
-        best, size = "plain", plain
+    if plain < est or avoid_raw_and_solid:
+        best, est = "plain", plain
     if palette is not None:
         k = len(palette)
         palrle = k * cp + 2 * runs
-        if palrle < size:
-            best, size = "palrle", palrle
+        if palrle < est:
+            best, est = "palrle", palrle
         if k <= 16:
             bits = 1 if k == 2 else 2 if k <= 4 else 4
             packed = k * cp + h * ((w * bits + 7) // 8)
-            if packed <= size:
-                best, size = "packed", packed
+            if packed <= est:
+                best, est = "packed", packed
+    if best in ("raw", "plain") and data is None:
+        data = tile().tobytes()
     if best == "raw":
+        assert data is not None
         out.append(0)
         out += data
     elif best == "packed":
@@ -228,9 +268,9 @@ def encode_tile(tile: Image.Image, cp: int, out: bytearray) -> None:
         out.append(k)
         for px in palette:
             out += px
-        packer = "P;1" if k == 2 else "P;2" if k <= 4 else "P;4"
-        out += Image.frombytes("P", (w, h), index).tobytes("raw", packer)
+        out += _pack(index, w, h, 1 if k == 2 else 2 if k <= 4 else 4)
     elif best == "plain":
+        assert data is not None
         out.append(128)
         out += _rle(data, cp, _run_lengths(marks), None)
     else:
@@ -244,7 +284,55 @@ def encode_tile(tile: Image.Image, cp: int, out: bytearray) -> None:
             identity = {bytes((i,)): i for i in range(len(palette))}
             out += _rle(index, 1, _run_lengths(marks), identity)
         else:
+            assert data is not None
             out += _rle(data, cp, _run_lengths(marks), lookup)
+
+
+_INDEX_BYTES = [bytes((i,)) for i in range(16)]
+
+
+def _band_tiles(cimg: Image.Image, cp: int, top: int, bottom: int, out: bytearray) -> bool:
+    """Append the tiles of the band of rows ``top..bottom`` (one tile high) when the whole
+    band has at most 16 colours (a band of text usually has two): colours are counted and
+    palette indices computed once for the band, each tile takes its rows of the index and
+    the colours it uses.  False (nothing appended) when the band has more colours."""
+    width = cimg.width
+    if width == 0:
+        return True  # no tiles
+    band = cimg.crop((0, top, width, bottom))
+    colours = band.getcolors(16)
+    if colours is None:
+        return False
+    palette = [colour_bytes(px) for _, px in colours]
+    index = index_bytes(band.tobytes(), cp, palette)
+    k = len(palette)
+    rows = range(0, (bottom - top) * width, width)
+    for tx in range(0, width, TILE):
+        right = min(tx + TILE, width)
+        if k == 1:
+            tile_index = b""
+            present = [0]
+        else:
+            tile_index = b"".join([index[o + tx : o + right] for o in rows])
+            present = [i for i in range(k) if _INDEX_BYTES[i] in tile_index]
+        box = (tx, top, right, bottom)
+        if len(present) == k:
+            tile_palette = palette
+        else:
+            table = bytearray(256)
+            for j, i in enumerate(present):
+                table[i] = j
+            tile_index = tile_index.translate(table)
+            tile_palette = [palette[i] for i in present]
+        _encode_tile(
+            partial(cimg.crop, box),
+            (right - tx, bottom - top),
+            cp,
+            out,
+            tile_palette,
+            tile_index if len(present) > 1 else None,
+        )
+    return True
 
 
 @implementer(IEncoder)
@@ -314,7 +402,9 @@ def zrle_tiles(image: Image.Image, fmt: PixelFormat) -> bytes:
     width, height = cimg.size
     out = bytearray()
     for ty in range(0, height, TILE):
+        bottom = min(ty + TILE, height)
+        if _band_tiles(cimg, cp, ty, bottom, out):
+            continue
         for tx in range(0, width, TILE):
-            box = (tx, ty, min(tx + TILE, width), min(ty + TILE, height))
-            encode_tile(cimg.crop(box), cp, out)
+            encode_tile(cimg.crop((tx, ty, min(tx + TILE, width), bottom)), cp, out)
     return bytes(out)
