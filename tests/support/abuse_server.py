@@ -48,13 +48,18 @@ class Server:
             ],
             workdir,
         )
-        self.proc.wait_for_log(r"VNC server listening", timeout=30)
-        self.proc.wait_for_log(r"Device .* opened", timeout=30)
-        if byte_client:
-            self.byte_client = connect_unix(self.sock_path)
-        self.viewer = Viewer(self.port).handshake()
-        self.viewer.set_encodings(ZRLE, 0)
-        self.viewer.alive()
+        try:
+            self.proc.wait_for_log(r"VNC server listening", timeout=30)
+            self.proc.wait_for_log(r"Device .* opened", timeout=30)
+            if byte_client:
+                self.byte_client = connect_unix(self.sock_path)
+            self.viewer = Viewer(self.port).handshake()
+            self.viewer.set_encodings(ZRLE, 0)
+            self.viewer.alive()
+        except BaseException:
+            self.proc.stop()  # a fixture that fails here gets no teardown: stop it now
+            self.pty.close()
+            raise
         self.rng = random.Random(5)
         self.checks = 0
 

@@ -13,6 +13,7 @@ the process at teardown)::
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import signal
@@ -38,6 +39,21 @@ def twistd_command(args: Sequence[str]) -> list[str]:
         "vncmux",
         *args,
     ]
+
+
+#: Every process started and not yet seen to exit: killed when the test run ends, so a
+#: helper that failed half-way through setting up (or an interrupted run) leaves none behind.
+_LIVE: set[VncmuxProcess] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for proc in list(_LIVE):
+        if proc.popen.poll() is None:
+            try:
+                os.killpg(proc.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 class VncmuxProcess:
@@ -70,6 +86,7 @@ class VncmuxProcess:
                 stderr=err,
                 start_new_session=True,
             )
+        _LIVE.add(self)
 
     @property
     def pid(self) -> int:
@@ -126,6 +143,7 @@ class VncmuxProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(timeout)
+        _LIVE.discard(self)
         return int(self.popen.returncode)
 
 
