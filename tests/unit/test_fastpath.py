@@ -11,8 +11,10 @@ itself interprets correctly (plain and coloured text) the cells must equal plain
 
 from __future__ import annotations
 
+import gzip
 import random
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pyte
@@ -151,6 +153,49 @@ def wide_text(rng: random.Random, n: int) -> bytes:
     ).encode()
 
 
+def region_edits(
+    rng: random.Random, n: int, cols: int, rows: int, erase_attrs: bool = True
+) -> bytes:
+    """What vim, less, tmux and dialog send: scroll regions set and reset, lines printed
+    into a region (line feeds at its bottom, RI at its top, IND, NEL), insert/delete of
+    lines and characters, ECH/EL/ED with colours, cursor moves, DEC line drawing."""
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.15:
+            top = rng.randint(0, rows)
+            out.append(rng.choice([f"\x1b[{top};{rng.randint(0, rows + 1)}r", "\x1b[r"]))
+        elif r < 0.35:  # a line into the region, as tmux prints into a pane
+            line = " ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 6)))
+            out.append(
+                f"\x1b[{rng.randint(1, rows)};1H"
+                + rng.choice(["\r\n", "\n", "\x1bD", "\x1bE", "\x1bM", "\x1b[A", ""])
+                + f"\x1b[{rng.choice(SGRS if erase_attrs else ['0', '1', '31'])}m{line}"
+                + rng.choice(["\r\n", "\x1b[K", "\r", ""])
+            )
+        elif r < 0.55:
+            final = rng.choice("@LMPSTXABCDEFGIZ`ade")
+            count = rng.choice(["", "0", "1", "2", str(rng.randint(3, cols + 2)), "9999"])
+            out.append(f"\x1b[{count}{final}")
+        elif r < 0.65:  # line drawing, as dialog draws its boxes
+            out.append(
+                rng.choice(["\x1b(0", "\x1b)0\x0e", "\x1b(B", "\x0f", "", "\x1b(0\x1b[1;37m"])
+                + rng.choice(["lqqk", "x  x", "mqqj", "tqu", "a`~"])
+                + rng.choice(["\x1b[2b", "\x1b(B", "\x0f", "", "\x1b(B\x1b[m", "\x1b(B\x1b[0;7m"])
+            )
+        elif r < 0.75:
+            out.append(rng.choice(["\x1b7", "\x1b8", "\x1b[s", "\x1b[u"]))
+        elif r < 0.85:
+            out.append(
+                "".join(f"\x1b[{rng.choice(SGRS)}m" for _ in range(rng.randint(0, 4)))
+                + f"\x1b[{rng.choice(['', '1;37;44', '7', '0', '48;5;236'])}m"
+                + rng.choice(["\x1b[K", "\x1b[1K", "\x1b[2K", "\x1b[J", "\x1b[1J", "\x1b[2J"])
+            )
+        else:
+            out.append("x" * rng.randint(0, 2 * cols) + rng.choice(["\r\n", "\n" * rows, ""]))
+    return "".join(out).encode()
+
+
 SPECIAL = [
     b"\x1b[5;10r",
     b"\x1b[r",
@@ -222,6 +267,8 @@ def mixed(rng: random.Random, n: int, cols: int, rows: int) -> bytes:
             out.append(tui_frames(rng, 1, cols, rows))
         elif kind == 3:
             out.append(rng.randbytes(rng.randint(1, 40)))
+        elif kind == 4 and rng.random() < 0.5:
+            out.append(region_edits(rng, rng.randint(1, 20), cols, rows))
         else:
             out.append(b"".join(rng.choice(SPECIAL) for _ in range(rng.randint(1, 4))))
     return b"".join(out)
@@ -331,6 +378,7 @@ STREAMS: dict[str, Callable[[random.Random, int, int], bytes]] = {
     "random": lambda rng, c, r: rng.randbytes(3000),
     "wide": lambda rng, c, r: wide_text(rng, 150),
     "mixed": lambda rng, c, r: mixed(rng, 60, c, r),
+    "regions": lambda rng, c, r: region_edits(rng, 600, c, r),
 }
 
 
@@ -380,6 +428,13 @@ _piece = st.one_of(
         st.sampled_from("HfKJb"),
     ),
     st.builds(lambda n: b"y" * n, st.integers(0, 40)),
+    st.builds(
+        lambda a, b, f: f"\x1b[{a};{b}{f}".encode(),
+        st.integers(0, 7),
+        st.integers(0, 7),
+        st.sampled_from("r@LMPSTXABCDGd"),
+    ),
+    st.sampled_from([b"\x1bM", b"\x1bD", b"\x1bE", b"\x1b7", b"\x1b8", b"\x1b(0q", b"\x0e"]),
     st.binary(max_size=8),
 )
 
@@ -507,3 +562,99 @@ def test_a_failing_token_is_dropped_alone(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(fast, "_params", broken)
     t.feed(b"ab\x1b[2;2Hcd\r\nef")
     assert ["".join(c.data for c in t.line(y)).rstrip() for y in range(3)] == ["abcd", "ef", ""]
+
+
+def test_cursor_positions_follow_a_resize() -> None:
+    """CUP positions the fast path caches are clamped to the size in force."""
+    pair = Pair(80, 24)
+    pair.feed(b"\x1b[20;70Hx\x1b[3;9r\x1b[9;1H\nabc\x1bM")
+    for t in (pair.fast, pair.slow):
+        t.resize(40, 10)
+    pair.feed(b"\x1b[20;70Hy\x1b[2;5r\x1b[20;70Hz\x1b[5;1H\n\x1b[r\x1b[9;39Hw")
+    assert pair.fast._screen.cursor.y == 8
+
+
+def pyte_region_edits(rng: random.Random, n: int, cols: int, rows: int) -> bytes:
+    """Scroll-region work that pyte 0.8.2 interprets as xterm does: the cursor stays inside
+    the region, lines do not wrap, and cells are erased or shifted in without colours (pyte
+    fills them otherwise)."""
+    top, bottom = 3, rows - 3
+    out = [f"\x1b[{top};{bottom}r"]
+    for _ in range(n):
+        y = rng.randint(top, bottom)
+        sgr = rng.choice(["0", "31", "32;44", "7", "0;35"])
+        words = " ".join(rng.choice(["vim", "less", "tmux", "x" * 20]) for _ in range(3))
+        out.append(
+            rng.choice(
+                [
+                    f"\x1b[{bottom};1H\r\n\x1b[{sgr}m{words}\x1b[0m",  # scroll up, new line
+                    f"\x1b[{top};1H\x1bM\x1b[{sgr}m{words}\x1b[0m",  # scroll down at the top
+                    f"\x1b[{y};1H\x1b[{rng.randint(1, 4)}L{words}",
+                    f"\x1b[{y};1H\x1b[{rng.randint(1, 4)}M",
+                    f"\x1b[{y};{rng.randint(1, cols)}H\x1b[{rng.randint(1, 9)}@{words[:9]}",
+                    f"\x1b[{y};{rng.randint(1, cols)}H\x1b[{rng.randint(1, 9)}P",
+                    f"\x1b[{y};{rng.randint(1, cols)}H\x1b[{rng.randint(1, 9)}X",
+                    f"\x1b[{y};{rng.randint(1, cols)}H\x1b[K",
+                    f"\x1b[{y};1H\x1b[2C\x1b[1A\x1b[3D{words[:5]}\x1b[{rng.randint(1, cols)}G#",
+                ]
+            )
+        )
+    out.append("\x1b[r\x1b[1;1H")
+    return "".join(out).encode()
+
+
+def test_scroll_regions_give_the_same_cells_as_pyte() -> None:
+    rng = random.Random("regions")
+    cols, rows = 80, 24
+    data = pyte_region_edits(rng, 400, cols, rows)
+    t = Terminal(cols, rows, fast=True)
+    screen = pyte.Screen(cols, rows)
+    stream = pyte.ByteStream(screen)
+    for chunk in cut(rng, data, 300):
+        t.feed(chunk)
+        stream.feed(chunk)
+    for y in range(rows):
+        assert our_cells(t, y) == pyte_cells(screen, y, cols), y
+    assert (screen.cursor.x, screen.cursor.y) == (t._screen.cursor.x, t._screen.cursor.y)
+
+
+def test_scroll_regions_stay_on_the_fast_path() -> None:
+    """The work vim, less and tmux do in a region is run by the fast path itself: the
+    slow path's parser sees none of it."""
+    t = Terminal(80, 24)
+    calls: list[str] = []
+    parser = t._parser
+    original = parser._csi
+
+    def spy(params: str, inter: str, final: str) -> None:
+        calls.append(final)
+        original(params, inter, final)
+
+    parser._csi = spy  # type: ignore[method-assign]
+    t.feed(pyte_region_edits(random.Random(5), 200, 80, 24) + b"\x1b(0lqk\x1b(B\x1b7\x1b8")
+    assert calls == []
+
+
+def test_a_failing_edit_is_dropped_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit the fast path hands to the screen fails: that sequence is dropped, the
+    lines pending before it and the text after it are kept."""
+    t = Terminal(20, 3)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(t._screen, "insert_lines", broken)
+    t.feed(b"\r\n\r\n\r\nab\x1b[2Lcd\x1b[2;3r\x1b[3;1H\nef")
+    assert ["".join(c.data for c in t.line(y)).rstrip() for y in range(3)] == ["", "abcd", "ef"]
+
+
+TRACES = Path(__file__).resolve().parents[2] / "bench" / "traces"
+
+
+@pytest.mark.parametrize("name", ["vim", "less", "htop", "tmux", "dialog"])
+def test_recorded_programs_agree(name: str) -> None:
+    """The output of real full-screen programs (bench/record_traces.sh) gives the same
+    screen, damage and events on both paths, cut anywhere."""
+    data = gzip.decompress((TRACES / f"{name}.gz").read_bytes())
+    rng = random.Random(name)
+    Pair(80, 24).check(cut(rng, data, 2048), rng)

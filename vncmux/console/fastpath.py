@@ -2,26 +2,25 @@
 
 pyte's ``Screen.draw`` costs a width lookup, a translate and a namedtuple ``_replace`` per
 character, and every line feed at the bottom moves 24 rows; that caps the console near
-1 MB/s.  Most console output is plain or coloured text lines and full-screen redraws, made
-of a handful of tokens: text of one- and two-cell characters, CR, LF, BS, TAB, SGR, CUP,
-EL, ED, REP, cursor show/hide, BEL (a run of them is one token) and the C0 controls that
-do nothing.  :class:`FastPath`
-consumes a maximal run of exactly those tokens in one call
-and gives the *same* screen as the slow path (cells with their attributes, cursor
-including the pending-wrap column, modes, last character for REP, and damage with the
-same effect), only faster:
+1 MB/s.  Most console output is text lines and full-screen programs (vim, less, htop, tmux,
+dialog), made of a limited set of tokens: text of one- and two-cell characters, CR, LF,
+BS, TAB, SGR, CUP, EL, ED, ECH, REP, cursor show/hide, BEL (a run of them is one token),
+the C0 controls that do nothing, cursor moves (CUU/CUD/CUF/CUB/CHA/HPA/VPA and the rest),
+scroll regions (DECSTBM, with LF/IND/NEL/RI scrolling inside them), IL/DL/ICH/DCH/SU/SD,
+DECSC/DECRC and the G0/G1 character sets (DEC line drawing included).  :class:`FastPath`
+consumes a maximal run of exactly those tokens in one call and gives the *same* screen as
+the slow path (cells with their attributes, cursor including the pending-wrap column,
+modes, last character for REP, and damage with the same effect), only faster:
 
-  - rows are kept in a local list ("pending rows"); a line feed at the bottom appends a
-    row instead of moving 24, and writes are recorded as (column, text, cell cache)
-    operations.  They are turned into cells only when someone needs the screen
-    (:meth:`FastPath.settle`: the slow path, a read of the lines, the damage, a resize),
-    and only for the rows still on screen, so a burst of 1000 lines builds the line dicts
-    of the last 24 only (the rows that scrolled off become plain lists of cells, and only
-    when the screen reports them: :meth:`FastPath.report_scrolled_off`);
+  - rows are pending (:mod:`vncmux.console.fastrows`): writes are operations, a scroll of
+    the whole screen appends a row, a scroll inside a region moves the stored rows through
+    the screen's own method and the pending ones with them; cells are built only when
+    someone needs the screen (:meth:`~vncmux.console.fastrows.PendingRows.settle`);
   - cells come from a cache per attribute set, and SGR moves between attribute sets
     through a per-set transition table keyed by the parameter string;
-  - the scrolls are recorded as one scroll of their total (a scroll of at least the
-    screen height marks every row), which has the same effect as one scroll per line.
+  - cursor moves, DECSTBM and ECH are interpreted in place; the rarer edits (IL, DL, ICH,
+    DCH, SU, SD, DECSC, DECRC, charsets) call the screen's own method, named by the
+    parser's own table, after settling when they change cells.
 
 The fast path never writes the screen's rows or damage itself: it reads rows with
 ``TermScreen.stored_line`` and hands over what it ran with ``TermScreen.apply_run`` and
@@ -29,26 +28,23 @@ The fast path never writes the screen's rows or damage itself: it reads rows wit
 
 Anything else (zero-width characters, other controls and sequences, sequences split across
 chunks) ends the run and is left to the slow path (which settles first), and so is every
-state the fast path does not model: scroll margins, origin mode, insert mode, a
-non-ASCII character set.
+state the fast path does not model: left/right margins (DECSLRM), origin mode, insert
+mode, reverse wraparound, ISO protection.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pyte import modes as mo
 from pyte.charsets import LAT1_MAP
-from pyte.screens import StaticDefaultDict
-from pyte.screens import wcwidth as _wcwidth
+from pyte.screens import Margins
 from twisted.logger import Logger
 
-from vncmux.console.cells import well_formed
-from vncmux.console.textrow import TextRow
+from vncmux.console.fastrows import Attrs, PendingRows, Row
 
 if TYPE_CHECKING:
     from vncmux.console.cells import Cell
@@ -61,55 +57,43 @@ _TOKEN = re.compile(
     "|(\r\n)"  # 3: CR LF
     "|(\r)"  # 4: CR
     "|([\n\x0b\x0c])"  # 5: LF, VT, FF (all line feeds)
-    "|\x1b\\[([0-9;:]*)m([^\x00-\x1f\x7f-\x9f]*)"  # 6: SGR, 7: text after it (or '')
+    # 6: SGR (or several in a row: "0m\x1b[31"), 7: text after it (or '')
+    "|\x1b\\[((?:[0-9;:]*m\x1b\\[)*[0-9;:]*)m([^\x00-\x1f\x7f-\x9f]*)"
     "|(\x08)"  # 8: BS
     "|(\t)"  # 9: HT
-    "|\x1b\\[([0-9;:]*)([HfKJ])"  # 10, 11: CUP, EL, ED
+    "|\x1b\\[([0-9;:]*)([fKJ])"  # 10, 11: HVP, EL, ED
     "|\x1b\\[\\?25([hl])"  # 12: cursor shown / hidden (DECTCEM)
     "|\x1b\\[([0-9;:]*)b"  # 13: REP (repeat the last character)
     "|([\x00-\x06\x10-\x1a\x1c-\x1f\x7f]+)"  # 14: C0 controls that do nothing here
     "|(\x07+)"  # 15: BEL (a run of them rings once)
+    "|\x1b\\[([0-9;:]*)([@A-GILMPSTXZ`ader])"  # 16, 17: edits and moves (see _EDITS)
+    "|\x1b([78DEM])"  # 18: DECSC, DECRC, IND, NEL, RI
+    # 19, 20: designate G0 / G1, 21: an SGR after it (as in ncurses' sgr0), 22: text
+    "|\x1b([()])([0-9A-OQ-WYZ])(?:\x1b\\[([0-9;:]*)m)?([^\x00-\x1f\x7f-\x9f]*)"
+    "|([\x0e\x0f])"  # 23: SO, SI
+    "|\x1b\\[([0-9;:]*)H([^\x00-\x1f\x7f-\x9f]*)"  # 24: CUP, 25: text after it (or '')
 )
 
-# Text is taken as far as its characters are one cell wide (all printable ASCII is); a
-# character of another width (wide, combining, format) ends the run.
-_ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
+# CSI finals interpreted in place (cursor moves) while no left/right margins can apply.
+_MOVES = frozenset("ABCDG`d")
+
+# CSI finals handed to the screen's own method (named by the parser's table, so both paths
+# call the same code): True when it changes cells (the pending rows are settled first),
+# False when it moves the cursor or sets margins only.
+_EDITS: dict[str, bool] = {
+    **dict.fromkeys("@LMPST", True),
+    **dict.fromkeys("ABCDEFGIZ`ade", False),
+}
 
 log = Logger()
 
 _MAX_STATES = 512  # attribute sets kept (truecolour output can make very many)
 _MAX_TRANS = 64  # SGR transitions kept per attribute set
-_MAX_CELLS = 1024  # cells cached per attribute set
 _MAX_PENDING = 4096  # pending rows before they are settled anyway (bounds memory) ...
 _MAX_PENDING_CHARS = 256 * 1024  # ... and characters (bounds the pending operations)
 
-# A pending row: [base, op, op, ...].  ``base`` is the row's line dict (changed in place)
-# or a Cell: a fresh line of that cell.  An op is (column, text, cells): write
-# ``cells[ch]`` for each ``ch`` of ``text`` from ``column`` on.
-_Row = list[Any]
 
-
-class _Attrs(dict[str, "Cell"]):
-    """One attribute set: character -> Cell with these attributes (built on first use),
-    plus where each SGR parameter string leads and the cell erasing leaves behind."""
-
-    __slots__ = ("attrs", "fill", "trans")
-
-    def __init__(self, attrs: Cell) -> None:
-        super().__init__()
-        self.attrs = attrs
-        self.trans: dict[str, _Attrs] = {}
-        self.fill: _Attrs | None = None
-
-    def __missing__(self, ch: str) -> Cell:
-        # NUL never comes as text: it stands for the right half of a wide character.
-        cell = self.attrs._replace(data="" if ch == "\x00" else ch)
-        if len(self) < _MAX_CELLS:  # (any number of distinct characters may come)
-            self[ch] = cell
-        return cell
-
-
-class FastPath:
+class FastPath(PendingRows):
     """Interprets runs of common tokens for a :class:`~vncmux.console.screen.TermScreen`.
 
     ``apply_sgr`` and ``parse_params`` are the slow path's own (pure, cached) functions, so
@@ -124,60 +108,43 @@ class FastPath:
         apply_sgr: Callable[[Cell, tuple[Any, ...]], Cell],
         parse_params: Callable[[str], tuple[str, tuple[Any, ...]] | None],
     ) -> None:
-        self.screen = screen
+        super().__init__(screen)
         self._apply_sgr = apply_sgr
         self._parse_params = parse_params
-        self._states: dict[Cell, _Attrs] = {}
+        self._states: dict[Cell, Attrs] = {}
         self._ints: dict[str, list[int] | None] = {}
-        self._rows: list[_Row | None] | None = None  # pending rows, None: none pending
-        self._off = 0  # pending scrolls: screen row y is self._rows[self._off + y]
-        self._since = 0  # characters run since the last settle (bounds pending operations)
-        self._reported = 0  # pending rows below this were reported as scrolled off
-        self._narrow: set[str] = set(_ASCII)  # characters known to be one cell wide
-        self._wide: set[str] = set()  # characters known to be two cells wide
+        self._cups: dict[str, tuple[int, int] | tuple[()]] = {}  # CUP parameters -> x, y
+        self._cups_size = (0, 0)
+        # The slow path's tables of screen methods, so that both call the same ones.
+        from vncmux.console.parser import _CSI, _ESCAPES
+
+        self._csi = _CSI
+        self._escapes = _ESCAPES
 
     # -- caches ----------------------------------------------------------------------
 
-    def _state(self, attrs: Cell) -> _Attrs:
+    def _state(self, attrs: Cell) -> Attrs:
         st = self._states.get(attrs)
         if st is None:
             if len(self._states) >= _MAX_STATES:
                 self._states.clear()
-            st = self._states[attrs] = _Attrs(attrs)
+            st = self._states[attrs] = Attrs(attrs)
         return st
 
-    def _after_sgr(self, st: _Attrs, params: str) -> _Attrs:
-        parsed = self._parse_params(params)
-        attrs = st.attrs if parsed is None else self._apply_sgr(st.attrs, tuple(parsed[1]))
+    def _after_sgr(self, st: Attrs, params: str) -> Attrs:
+        """Where SGR ``params`` lead from ``st`` (several SGRs in a row, each applied in
+        turn, a malformed one dropped alone, as the slow path does)."""
+        attrs = st.attrs
+        for one in params.split("m\x1b["):
+            parsed = self._parse_params(one)
+            if parsed is not None:
+                attrs = self._apply_sgr(attrs, tuple(parsed[1]))
         nxt = self._state(attrs)
-        if len(st.trans) >= _MAX_TRANS:
-            st.trans.clear()
-        st.trans[params] = nxt
+        if len(params) <= 256:  # (a long run of SGRs is not worth keeping)
+            if len(st.trans) >= _MAX_TRANS:
+                st.trans.clear()
+            st.trans[params] = nxt
         return nxt
-
-    def _fill(self, st: _Attrs) -> _Attrs:
-        """Erased cells take the colours and reverse of ``st`` (as ``_erase_cell`` does)."""
-        if st.fill is None:
-            a = st.attrs
-            cell = self.screen.default_char
-            if a.fg != "default" or a.bg != "default" or a.reverse:
-                cell = cell._replace(fg=a.fg, bg=a.bg, reverse=a.reverse)
-            st.fill = _Attrs(cell)
-            st.fill[" "] = cell
-        return st.fill
-
-    def _narrow_prefix(self, text: str) -> str:
-        """The longest prefix of ``text`` whose characters are all one cell wide (as the
-        slow path's ``draw`` sees them: pyte's cached ``wcwidth`` is 1)."""
-        narrow = self._narrow
-        for i, ch in enumerate(text):
-            if ch not in narrow:
-                if _wcwidth(ch) != 1:
-                    return text[:i]
-                if len(narrow) > 65536:
-                    narrow.intersection_update(_ASCII)
-                narrow.add(ch)
-        return text
 
     def _params(self, params: str) -> list[int] | None:
         """Integer parameters exactly as the slow path's ``_csi`` computes them."""
@@ -196,25 +163,31 @@ class FastPath:
         self._ints[params] = ints
         return ints
 
-    # -- the run ---------------------------------------------------------------------
+    def _cup(self, params: str) -> tuple[int, int] | tuple[()]:
+        """Where CUP with ``params`` puts the cursor (origin mode is never on here); ``()``
+        for parameters the slow path drops.  Cached per size in ``_cups``."""
+        ints = self._params(params)
+        if ints is None:
+            return ()
+        s = self.screen
+        row_n = (ints[0] if ints else 0) or 1
+        col_n = (ints[1] if len(ints) > 1 else 0) or 1
+        pos = (min(max(0, col_n - 1), s.columns - 1), min(max(0, row_n - 1), s.lines - 1))
+        self._cups[params] = pos
+        return pos
 
-    @property
-    def pending(self) -> bool:
-        """True while the screen's buffer and damage lag behind (see :meth:`settle`)."""
-        return self._rows is not None
+    # -- the run ---------------------------------------------------------------------
 
     def usable(self) -> bool:
         """True when the screen is in a state the fast path models exactly."""
         s = self.screen
         mode = s.mode
         return (
-            s.margins is None
-            and s.lr_margins is None
+            s.lr_margins is None
             and not s.reverse_wrap
             and not s.iso_protection
             and mo.IRM not in mode
             and mo.DECOM not in mode
-            and (s.g1_charset if s.charset else s.g0_charset) is LAT1_MAP
         )
 
     def run(self, data: str, start: int) -> int:
@@ -237,8 +210,11 @@ class FastPath:
         mode = s.mode
         wrap = mo.DECAWM in mode
         lnm = mo.LNM in mode
-        stored = s.stored_line
-        default = s.default_char
+        top, bottom = s.margins or (0, last)
+        full = top == 0 and bottom == last  # no scroll region: a scroll is the screen's
+        tr = self._charset()
+        stored: Callable[[int], Any] = s.stored_line
+        default: Any = s.default_char
         rows = self._rows
         if rows is None:
             rows = [None] * lines  # None: the original row, untouched
@@ -246,40 +222,62 @@ class FastPath:
         last_text = ""
         end = start
         narrow = self._narrow
+        row: Row | None
+        cups = self._cups
+        if self._cups_size != (cols, lines) or len(cups) > _MAX_STATES:
+            cups.clear()  # (positions are clamped to the size)
+            self._cups_size = (cols, lines)
 
         try:
             while m is not None:
                 end = m.end()
                 k = m.lastindex
-                if k == 1 or k == 2 or k == 7 or k == 13:
+                if k == 1 or k == 2 or k == 7 or k == 25 or k == 22 or k == 13:
                     if k == 7:  # SGR, then maybe text (group 7 always takes part)
                         params, t = m.group(6, 7)
                         nxt = st.trans.get(params)
                         st = nxt if nxt is not None else self._after_sgr(st, params)
+                    elif k == 25:  # CUP, then maybe text (as SGR)
+                        params, t = m.group(24, 25)
+                        pos = cups.get(params)
+                        if pos is None:
+                            pos = self._cup(params)
+                        if pos:
+                            x, y = pos
+                    elif k == 22:  # a character set designated, then maybe SGR and text
+                        s.define_charset(m.group(20), m.group(19))
+                        tr = self._charset()
+                        params, t = m.group(21, 22)
+                        if params is not None:
+                            nxt = st.trans.get(params)
+                            st = nxt if nxt is not None else self._after_sgr(st, params)
                     elif k == 13:  # REP: at most a screenful, as ``_Screen.repeat_last``
                         ints = self._params(m.group(13))
                         ch = last_text[-1] if last_text else s.last_char
                         if ints is None:
                             t = ""
-                        elif ch in narrow or self._narrow_prefix(ch):
+                        elif tr is None and (ch in narrow or self._narrow_prefix(ch)):
                             t = ch * min((ints[0] if ints else 0) or 1, cols * lines)
                         else:
                             end = m.start()
                             break
                     else:
                         t = m.group(1)
+                    raw = t
+                    if tr is not None and t:
+                        t = t.translate(tr)  # (one character for one: lengths agree)
                     if t and not (t.isascii() or narrow.issuperset(t)):
                         # Wide characters, or one the slow path must draw: character by
                         # character, stopping before the first of the latter.
-                        x, y, off, used = self._mixed(t, x, y, off, rows, st, wrap)
+                        x, y, off, used = self._mixed(t, x, y, off, rows, st, wrap, full)
                         if used:
-                            last_text = t[:used]
+                            last_text = raw[:used]
                         if used < len(t):
-                            end = m.start(7 if k == 7 else 1) + used
+                            end = m.start(k if k == 7 or k == 25 or k == 22 else 1) + used
                             k = 0
                         t = ""
                     if t:
-                        last_text = t
+                        last_text = raw
                         n = len(t)
                         if x + n <= cols:  # the common case: it fits on the row
                             a = off + y
@@ -298,10 +296,16 @@ class FastPath:
                                 if x >= cols:
                                     if wrap:
                                         x = 0
-                                        if y == last:
-                                            off += 1
-                                            rows.append(None)
-                                        else:
+                                        if y == bottom:
+                                            if full:
+                                                off += 1
+                                                rows.append(None)
+                                            else:
+                                                rows = self._region_scroll(
+                                                    x, y, st, rows, off, True
+                                                )
+                                                off = 0
+                                        elif y < last:
                                             y += 1
                                     else:
                                         x = cols - 1
@@ -328,20 +332,52 @@ class FastPath:
                                     break
                     if k == 2:
                         x = 0
-                        if y == last:
-                            off += 1
-                            rows.append(None)
-                        else:
+                        if y == bottom:
+                            if full:
+                                off += 1
+                                rows.append(None)
+                            else:
+                                rows = self._region_scroll(x, y, st, rows, off, True)
+                                off = 0
+                        elif y < last:
                             y += 1
                     elif k == 0:
                         break
-                elif k == 3 or k == 5:  # (CR) LF
-                    if k == 3 or lnm:
+                elif k == 3 or k == 5 or k == 18:  # (CR) LF; ESC 7 8 D E M
+                    if k == 18:
+                        esc = m.group(18)
+                        if esc == "M" or esc == "7" or esc == "8":  # RI, DECSC, DECRC
+                            if esc == "M":
+                                if y == top:
+                                    rows = self._region_scroll(x, y, st, rows, off, False)
+                                    off = 0
+                                elif y > 0:
+                                    y -= 1
+                                m = match()
+                                continue
+                            rows, off, x, y, st, last_text = self._call(
+                                self._escapes[esc], (), esc == "M", x, y, st, last_text, rows, off
+                            )
+                            cursor = s.cursor  # (DECRC puts a new cursor in place)
+                            if not self.usable():
+                                break
+                            top, bottom = s.margins or (0, last)
+                            full = top == 0 and bottom == last
+                            tr = self._charset()
+                            m = match()
+                            continue
+                        if esc == "E":
+                            x = 0
+                    elif k == 3 or lnm:
                         x = 0
-                    if y == last:
-                        off += 1
-                        rows.append(None)
-                    else:
+                    if y == bottom:
+                        if full:
+                            off += 1
+                            rows.append(None)
+                        else:
+                            rows = self._region_scroll(x, y, st, rows, off, True)
+                            off = 0
+                    elif y < last:
                         y += 1
                 elif k == 4:
                     x = 0
@@ -365,6 +401,65 @@ class FastPath:
                         y = min(max(0, row_n - 1), last)
                     else:
                         off = self._erase(final, ints[0] if ints else 0, x, y, st, rows, off)
+                elif k == 17:
+                    final = m.group(17)
+                    ints = self._params(m.group(16))
+                    if ints is None:
+                        pass
+                    elif final == "X":  # ECH
+                        xx = min(x, cols - 1)
+                        a = off + y
+                        row = rows[a]
+                        if row is None:
+                            row = rows[a] = [self._base(a)]
+                        fill = self._fill(st)
+                        count = min((ints[0] if ints else 0) or 1, cols - xx)
+                        row.append((xx, " " * count, fill))
+                    elif final == "r":  # DECSTBM, as ``TermScreen.set_margins``
+                        t_ = ints[0] if ints else 0
+                        b_ = ints[1] if len(ints) > 1 else 0
+                        if not b_:
+                            if not t_:
+                                s.margins = None
+                                x = y = 0
+                                top, bottom, full = 0, last, True
+                                m = match()
+                                continue
+                            b_ = bottom + 1
+                        tt = max(0, min(t_ - 1, last)) if t_ else top
+                        bb = max(0, min(b_ - 1, last))
+                        if bb - tt >= 1:
+                            s.margins = Margins(tt, bb)
+                            x = y = 0
+                            top, bottom = tt, bb
+                            full = top == 0 and bottom == last
+                    elif final in _MOVES and not s.declrmm:  # the common moves, in place
+                        n = (ints[0] if ints else 0) or 1
+                        xx = x if x < cols else cols - 1  # (from the pending-wrap column)
+                        if final == "C":  # CUF
+                            x = min(xx + n, cols - 1)
+                        elif final == "D":  # CUB
+                            x = max(xx - n, 0)
+                        elif final == "G" or final == "`":  # CHA, HPA
+                            x = min(n - 1, cols - 1)
+                        else:
+                            x = xx
+                            if final == "A":  # CUU: stops at the top margin from below it
+                                y = max(y - n, top if y >= top else 0)
+                            elif final == "B":  # CUD: stops at the bottom margin from above
+                                y = min(y + n, bottom if y <= bottom else last)
+                            else:  # VPA
+                                y = min(n - 1, last)
+                    else:
+                        entry = self._csi.get(final)
+                        if entry is None or (final == "T" and len(ints) > 1):
+                            end = m.start()
+                            break
+                        name, arity = entry
+                        args = tuple(ints if arity is None else ints[:arity])
+                        rows, off, x, y, st, last_text = self._call(
+                            name, args, _EDITS[final], x, y, st, last_text, rows, off
+                        )
                 elif k == 12:  # DECTCEM
                     if m.group(12) == "h":
                         s.set_mode(25, private=True)
@@ -372,11 +467,19 @@ class FastPath:
                         s.reset_mode(25, private=True)
                 elif k == 15:
                     s.bell()
+                elif k == 23:  # SO, SI: the screen's own methods
+                    if m.group(23) == "\x0e":
+                        s.shift_out()
+                    else:
+                        s.shift_in()
+                    tr = self._charset()
                 # k == 14: ignored controls (CAN and SUB only abort sequences: none here)
                 m = match()
         except Exception:  # noqa: BLE001 -- as the slow path: drop that token alone
             log.failure("Terminal fast path: dropped a token that failed")
-            end = m.end() if m is not None else end
+            if m is not None:  # (the text after an SGR or CUP is a token of its own)
+                k = m.lastindex
+                end = m.start(k) if k == 7 or k == 25 or k == 22 else m.end()
 
         cursor.x, cursor.y = x, y
         cursor.attrs = st.attrs
@@ -389,187 +492,44 @@ class FastPath:
             self.settle()
         return end
 
-    def _mixed(
-        self, t: str, x: int, y: int, off: int, rows: list[_Row | None], st: _Attrs, wrap: bool
-    ) -> tuple[int, int, int, int]:
-        """Text with characters two cells wide, as pyte's ``draw`` places them: a wide
-        character at the pending-wrap column wraps first, one in the last column is cut
-        to its left half, and its right half is a cell with data ``''``.  Stops before a
-        character of any other width (and before a wide one without autowrap, an edge
-        pyte handles oddly); returns the new x, y, scroll count and characters used."""
+    def _charset(self) -> dict[int, str] | None:
+        """The translation table of the character set in use; None: Latin-1 (identity)."""
         s = self.screen
-        cols, last = s.columns, s.lines - 1
-        narrow, wide = self._narrow, self._wide
-        for i, c in enumerate(t):
-            if c in narrow:
-                w = 1
-            elif c in wide:
-                w = 2
-            else:
-                w = _wcwidth(c)
-                if w == 1:
-                    self._narrow_prefix(c)  # remembers it
-                elif w == 2 and len(wide) < 65536:
-                    wide.add(c)
-                elif w != 2:
-                    return x, y, off, i
-            if x >= cols:
-                if wrap:
-                    x = 0
-                    if y == last:
-                        off += 1
-                        rows.append(None)
-                    else:
-                        y += 1
-                elif w == 2:
-                    return x, y, off, i
-                else:
-                    x = cols - 1
-            a = off + y
-            row = rows[a]
-            if row is None:
-                row = rows[a] = [self._base(a)]
-            if w == 1:
-                row.append((x, c, st))
-                x += 1
-            else:
-                row.append((x, c + "\x00" if x + 1 < cols else c, st))
-                x = min(x + 2, cols)
-        return x, y, off, len(t)
+        cs = s.g1_charset if s.charset else s.g0_charset
+        return None if cs is LAT1_MAP else cs  # type: ignore[return-value]
 
-    def _erase(
-        self, final: str, how: int, x: int, y: int, st: _Attrs, rows: list[_Row | None], off: int
-    ) -> int:
-        """ED / EL on the pending rows, as ``_Screen.erase_in_display`` / ``_in_line``."""
-        lines = self.screen.lines
-        cols = self.screen.columns
-        fill = self._fill(st)
-        blank = fill[" "]
-        if final == "J":
-            if how == 0:
-                cleared = range(y + 1, lines)
-            elif how == 1:
-                cleared = range(y)
-            elif how == 2:
-                cleared = range(lines)
-            else:
-                return off  # 3 erases the saved lines only (as the slow path)
-            for r in cleared:
-                rows[off + r] = [blank]
-            if how >= 2:
-                return off
-        a = off + y
-        if how == 2:
-            rows[a] = [blank]
-        elif how == 0 or how == 1:
-            row = rows[a]
-            if row is None:
-                row = rows[a] = [self._base(a)]
-            xx = min(x, cols - 1)
-            if how == 0:
-                row.append((xx, " " * (cols - xx), fill))
-            else:
-                row.append((0, " " * (xx + 1), fill))
-        return off
-
-    def _base(self, a: int) -> Any:
-        """What pending row ``a`` starts from: the original line, or a fresh one."""
-        if a < self.screen.lines:
-            line = self.screen.stored_line(a)
-            if line is not None:
-                return line
-        return self.screen.default_char
-
-    # -- settling --------------------------------------------------------------------
-
-    def settle(self) -> None:
-        """Hand everything run so far to the screen (:meth:`TermScreen.apply_run`).
-
-        Every pending row still on screen becomes a line dict, and the scrolls are one
-        scroll of their total.  The rows that scrolled off become lists of cells only when
-        the screen reports them (the main screen, with a listener).
-        """
-        rows = self._rows
-        if rows is None:
-            return
-        off = self._off
-        self._rows = None
-        self._off = 0
-        self._since = 0
-        self._report(rows, off)
-        self._reported = 0
-        build = self._build
-        lines = {r: build(row) for r, row in enumerate(rows[off:]) if row is not None}
-        self.screen.apply_run(off, lines)
-
-    def report_scrolled_off(self) -> None:
-        """Report the rows run so far scrolled off the top, without settling the rest (the
-        terminal calls this after each feed, so a scrollback is never behind)."""
-        if self._rows is not None:
-            self._report(self._rows, self._off)
-
-    def _report(self, rows: list[_Row | None], off: int) -> None:
-        start = self._reported
-        if off > start and self.screen.reports_scrolled_off:
-            cells = self._cells
-            self.screen.scrolled_off([cells(rows[a], a) for a in range(start, off)])
-            rows[start:off] = [None] * (off - start)  # (never read again: free the memory)
-        self._reported = off
-
-    def _cells(self, row: _Row | None, a: int) -> Sequence[Any]:
-        """The well-formed cells of a pending row that scrolled off (never stored as a
-        line); tidied (``well_formed``) only where a wide character may have been cut."""
-        cols = self.screen.columns
-        base = self._base(a) if row is None else row[0]
-        cells: list[Any]
-        if base.__class__ is StaticDefaultDict:
-            cells = list(map(base.get, range(cols), itertools.repeat(base.default, cols)))
-            tidy = True
-        elif row is not None and len(row) == 2 and row[1][0] == 0:
-            # The common case: a fresh row written once from its start (a log line).
-            _, text, attrs = row[1]
-            if text.isascii() and base.data.isascii() and len(text) <= cols:
-                return TextRow(text, attrs, base, cols)  # cells made only if looked at
-            cells = list(map(attrs.__getitem__, text))
-            cells += [base] * (cols - len(cells))
-            return well_formed(cells)
-        else:
-            cells = [base] * cols
-            tidy = not base.data.isascii()
-        if row is not None:
-            for i in range(1, len(row)):
-                x, text, attrs = row[i]
-                cells[x : x + len(text)] = map(attrs.__getitem__, text)
-                tidy = tidy or not text.isascii()
-        return well_formed(cells) if tidy else cells
-
-    def _build(self, row: _Row) -> Any:
-        """The line dict of a pending row: its base with the live operations applied.
-
-        A full-screen program rewrites the same rows again and again; operations that later
-        ones cover completely are skipped: walking back from the last one, ``lo`` is where
-        the contiguous covered stretch up to the right edge begins, and once it reaches
-        column 0 nothing before matters.
-        """
-        base = row[0]
-        line = base if isinstance(base, dict) else StaticDefaultDict(base)
-        first = 1
-        if len(row) > 3:
-            lo = self.screen.columns
-            for i in range(len(row) - 1, 0, -1):
-                x, text, _ = row[i]
-                if x <= lo <= x + len(text):
-                    lo = x
-                    if lo == 0:
-                        first = i
-                        break
-        for i in range(first, len(row)):
-            x, text, cells = row[i]
-            if len(text) == 1:
-                line[x] = cells[text]
-            else:
-                line.update(zip(range(x, x + len(text)), map(cells.__getitem__, text)))
-        return line
+    def _call(
+        self,
+        name: str,
+        args: tuple[int, ...],
+        edits: bool,
+        x: int,
+        y: int,
+        st: Attrs,
+        last_text: str,
+        rows: list[Row | None],
+        off: int,
+    ) -> tuple[list[Row | None], int, int, int, Attrs, str]:
+        """Hand one sequence to the screen's own method, as the slow path would: the
+        cursor first, and the pending rows too when it ``edits`` cells.  Returns the run's
+        new rows, scroll count, cursor, attribute set and last text."""
+        s = self.screen
+        c = s.cursor
+        c.x, c.y = x, y
+        c.attrs = st.attrs
+        if last_text:
+            s.last_char = last_text[-1]
+        if edits:
+            self._rows, self._off = rows, off
+            self.settle()
+            rows, off = [None] * s.lines, 0
+        try:
+            getattr(s, name)(*args)
+        except Exception:  # noqa: BLE001 -- here, where the pending rows are known
+            log.failure("Terminal fast path: dropped a sequence that failed ({name})", name=name)
+            s.repair()
+        c = s.cursor
+        return rows, off, c.x, c.y, self._state(c.attrs), ""
 
 
 __all__ = ["FastPath"]

@@ -1,0 +1,200 @@
+"""TUI traces: real programs' output replayed into vncmux's Terminal and into pyte.
+
+The traces in ``bench/traces/`` (gzip) were recorded by ``bench/record_traces.sh`` with
+``script -q`` at 80x24, TERM=xterm-256color: vim scrolling a long file, ``less`` paging,
+htop for 10 s, tmux with two panes printing, ``dialog`` menus.  Each is fed in 4 KiB
+chunks to one 80x24 terminal, over and over as a console that has been up a while sees it
+(the damage is taken after each replay, so deferred work is counted), and the rate (CPU
+time of this process, so a busy machine skews less) is compared with pyte's own
+``ByteStream`` feed of the same bytes into one screen (budget: >= 10x pyte) and with
+vncmux's slow path (``fast=False``).
+
+``--profile`` counts, per trace, what the fast path handed to the slow path: the token at
+which each run stopped (a CSI sequence by its final byte and private marker, an escape
+sequence, a control character, "text" for characters the fast path does not draw) or the
+screen state that kept it off ("state: ...").
+
+    .venv/bin/python bench/tui_traces.py [--quick] [--reps N] [--profile] [--traces vim,less]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, machine_line, median, table
+
+sys.path.insert(0, str(ROOT))
+
+TRACES = Path(__file__).resolve().parent / "traces"
+CHUNK = 4096
+BUDGET = 10.0  # each trace at least this many times pyte's rate
+_SEQ = re.compile("\x1b(?:\\[([<=>?]?)[0-9;:]*([ -/]*[@-~])|([ -/]*[0-~]))")
+
+
+def load(name: str) -> bytes:
+    return gzip.decompress((TRACES / f"{name}.gz").read_bytes())
+
+
+def names() -> list[str]:
+    return sorted(p.name[:-3] for p in TRACES.glob("*.gz"))
+
+
+def chunks(data: bytes) -> list[bytes]:
+    return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+
+
+def feed_pyte(parts: list[bytes], times: int) -> float:
+    import pyte
+
+    screen = pyte.Screen(80, 24)
+    stream = pyte.ByteStream(screen)
+    t0 = time.process_time()
+    for _ in range(times):
+        for p in parts:
+            try:
+                stream.feed(p)
+            except Exception:  # noqa: BLE001 -- as a naive server would: go on
+                pass
+    return time.process_time() - t0
+
+
+def feed_vncmux(parts: list[bytes], times: int, fast: bool = True) -> float:
+    from vncmux.console.terminal import Terminal
+
+    term = Terminal(80, 24, fast=fast)
+    t0 = time.process_time()
+    for _ in range(times):
+        for p in parts:
+            term.feed(p)
+        term.take_damage()  # (as a viewer would, once per replay: deferred work counts)
+    return time.process_time() - t0
+
+
+def token_at(data: str, i: int) -> str:
+    """A short name for the token the slow path gets at ``data[i]``."""
+    c = data[i]
+    if c == "\x1b":
+        m = _SEQ.match(data, i)
+        if m is None:
+            return "ESC (split or odd)"
+        if m.group(2) is not None:
+            return f"CSI {m.group(1)}{m.group(2)}"
+        return f"ESC {m.group(3)}"
+    if c < " " or c == "\x7f":
+        return f"C0 {ord(c):#04x}"
+    if "\x80" <= c <= "\x9f":
+        return f"C1 {ord(c):#04x}"
+    return "text"
+
+
+def profile(parts: list[bytes]) -> Counter[str]:
+    """What the fast path left to the slow path, by token or by screen state."""
+    from vncmux.console import fastpath
+    from vncmux.console.terminal import Terminal
+
+    counts: Counter[str] = Counter()
+    original = fastpath.FastPath.run
+
+    def run(self: Any, data: str, start: int) -> int:
+        end = original(self, data, start)
+        if end == start and start < len(data):
+            s = self.screen
+            if not self.usable():
+                why = [
+                    name
+                    for name, on in (
+                        ("lr margins", s.lr_margins is not None),
+                        ("reverse wrap", s.reverse_wrap),
+                        ("iso protection", s.iso_protection),
+                        ("insert mode", fastpath.mo.IRM in s.mode),
+                        ("origin mode", fastpath.mo.DECOM in s.mode),
+                    )
+                    if on
+                ]
+                counts["state: " + ",".join(why or ["other"])] += 1
+            else:
+                counts[token_at(data, start)] += 1
+        return end
+
+    fastpath.FastPath.run = run  # type: ignore[method-assign]
+    try:
+        term = Terminal(80, 24)
+        for p in parts:
+            term.feed(p)
+    finally:
+        fastpath.FastPath.run = original  # type: ignore[method-assign]
+    return counts
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="one short repetition")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
+    ap.add_argument("--traces", default="", help="comma-separated subset")
+    ap.add_argument("--profile", action="store_true", help="count slow-path fallbacks")
+    ap.add_argument("--no-slow", action="store_true", help="skip the slow path's figure")
+    args = ap.parse_args()
+    chosen = args.traces.split(",") if args.traces else names()
+    reps = args.reps or (1 if args.quick else 3)
+    print(f"tui_traces: {machine_line()}")
+    print(f"{CHUNK} B chunks, 80x24, median of {reps}\n")
+    rows = []
+    for name in chosen:
+        data = load(name)
+        parts = chunks(data)
+        if args.profile:
+            counts = profile(parts)
+            print(f"{name}: {sum(counts.values())} fallbacks")
+            for token, n in counts.most_common(12):
+                print(f"    {n:6d}  {token!r}")
+            continue
+        times = max(1, int((0.2 if args.quick else 1.0) * 1e6 / len(data)))
+        size = len(data) * times
+        fast = [feed_vncmux(parts, times) for _ in range(reps)]
+        py = [feed_pyte(parts, times) for _ in range(reps)]
+        slow = [] if args.no_slow else [feed_vncmux(parts, times, fast=False) for _ in range(reps)]
+        mb = size / median(fast) / 1e6
+        mb_pyte = size / median(py) / 1e6
+        mb_slow = size / median(slow) / 1e6 if slow else float("nan")
+        ratio = mb / mb_pyte
+        rows.append(
+            [
+                name,
+                f"{len(data) / 1e3:.0f} kB",
+                f"{mb_slow:.2f}",
+                f"{mb:.2f}",
+                f"{mb_pyte:.2f}",
+                f"{ratio:.1f}x",
+                "ok" if ratio >= BUDGET else "MISS",
+            ]
+        )
+    if rows:
+        print(
+            table(
+                rows,
+                [
+                    "trace",
+                    "size",
+                    "slow MB/s",
+                    "fast MB/s",
+                    "pyte MB/s",
+                    "ratio",
+                    f">={BUDGET:.0f}x",
+                ],
+            )
+        )
+    return 0  # a measurement: a missed budget is reported, not an error
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""The fast path's pending rows: what a run wrote, kept as operations until it is needed.
+
+A full-screen scroll appends a row instead of moving 24, a write is a (column, text, cell
+cache) operation on its row, and a region scroll (IND/RI inside DECSTBM margins) moves the
+screen's stored rows through the screen's own method while the pending rows move with
+them.  :meth:`PendingRows.settle` turns the rows still on screen into line dicts and hands
+them over (``TermScreen.apply_run``); rows that scrolled off become cells only when the
+screen reports them.  :class:`~vncmux.console.fastpath.FastPath` (the tokens) builds on it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pyte.screens import StaticDefaultDict
+from pyte.screens import wcwidth as _wcwidth
+from twisted.logger import Logger
+
+from vncmux.console.cells import well_formed
+from vncmux.console.textrow import TextRow
+
+if TYPE_CHECKING:
+    from vncmux.console.cells import Cell
+    from vncmux.console.screen import TermScreen
+
+# Text is taken as far as its characters are one cell wide (all printable ASCII is); a
+# character of another width (wide, combining, format) ends the run.
+ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
+
+_MAX_CELLS = 1024  # cells cached per attribute set
+
+log = Logger()
+
+# A pending row: [base, op, op, ...].  ``base`` is the row's line dict (changed in place)
+# or a Cell: a fresh line of that cell.  An op is (column, text, cells): write
+# ``cells[ch]`` for each ``ch`` of ``text`` from ``column`` on.
+Row = list[Any]
+
+
+class Attrs(dict[str, "Cell"]):
+    """One attribute set: character -> Cell with these attributes (built on first use),
+    plus where each SGR parameter string leads and the cell erasing leaves behind."""
+
+    __slots__ = ("attrs", "fill", "trans")
+
+    def __init__(self, attrs: Cell) -> None:
+        super().__init__()
+        self.attrs = attrs
+        self.trans: dict[str, Attrs] = {}
+        self.fill: Attrs | None = None
+
+    def __missing__(self, ch: str) -> Cell:
+        # NUL never comes as text: it stands for the right half of a wide character.
+        cell = self.attrs._replace(data="" if ch == "\x00" else ch)
+        if len(self) < _MAX_CELLS:  # (any number of distinct characters may come)
+            self[ch] = cell
+        return cell
+
+
+class PendingRows:
+    """The pending rows of a run and their settling, for one screen.
+
+    ``_rows`` is None when nothing is pending; else screen row ``y`` is
+    ``_rows[_off + y]`` (None there: the stored row, untouched).  Between a run and
+    :meth:`settle` the screen's cursor is current but its ``buffer`` and damage are not.
+    """
+
+    def __init__(self, screen: TermScreen) -> None:
+        self.screen = screen
+        self._rows: list[Row | None] | None = None  # pending rows, None: none pending
+        self._off = 0  # pending scrolls: screen row y is self._rows[self._off + y]
+        self._since = 0  # characters run since the last settle (bounds pending operations)
+        self._reported = 0  # pending rows below this were reported as scrolled off
+        self._narrow: set[str] = set(ASCII)  # characters known to be one cell wide
+        self._wide: set[str] = set()  # characters known to be two cells wide
+
+    @property
+    def pending(self) -> bool:
+        """True while the screen's buffer and damage lag behind (see :meth:`settle`)."""
+        return self._rows is not None
+
+    def _fill(self, st: Attrs) -> Attrs:
+        """Erased cells take the colours and reverse of ``st`` (as ``_erase_cell`` does)."""
+        if st.fill is None:
+            a = st.attrs
+            cell = self.screen.default_char
+            if a.fg != "default" or a.bg != "default" or a.reverse:
+                cell = cell._replace(fg=a.fg, bg=a.bg, reverse=a.reverse)
+            st.fill = Attrs(cell)
+            st.fill[" "] = cell
+        return st.fill
+
+    def _narrow_prefix(self, text: str) -> str:
+        """The longest prefix of ``text`` whose characters are all one cell wide (as the
+        slow path's ``draw`` sees them: pyte's cached ``wcwidth`` is 1)."""
+        narrow = self._narrow
+        for i, ch in enumerate(text):
+            if ch not in narrow:
+                if _wcwidth(ch) != 1:
+                    return text[:i]
+                if len(narrow) > 65536:
+                    narrow.intersection_update(ASCII)
+                narrow.add(ch)
+        return text
+
+    def _region_scroll(
+        self, x: int, y: int, st: Attrs, rows: list[Row | None], off: int, up: bool
+    ) -> Any:
+        """IND at the bottom of the scroll region (``up``) or RI at its top: the screen's
+        own ``index`` / ``reverse_index`` moves the stored rows (and records the scroll as
+        damage), and the pending rows move with them, unsettled.  Only when the screen has
+        scrolled as a whole in this run, or a pending row would leave the top of the main
+        screen (it must be reported as it is), is everything settled first.  Returns the
+        pending rows (the scroll count is 0 afterwards)."""
+        s = self.screen
+        c = s.cursor
+        c.x, c.y = x, y
+        c.attrs = st.attrs
+        top, bottom = s.margins or (0, s.lines - 1)
+        if off or (up and top == 0 and rows[0] is not None and s.reports_scrolled_off):
+            self._rows, self._off = rows, off
+            self.settle()
+            rows = [None] * s.lines
+        try:
+            if up:
+                s.index()
+                rows[top : bottom + 1] = rows[top + 1 : bottom + 1] + [None]
+            else:
+                s.reverse_index()
+                rows[top : bottom + 1] = [None] + rows[top:bottom]
+        except Exception:  # noqa: BLE001 -- a failed scroll: the rest must stay consistent
+            log.failure("Terminal fast path: a scroll failed")
+            self._rows, self._off = rows, 0
+            self.settle()
+            s.repair()
+            rows = [None] * s.lines
+        return rows
+
+    def _mixed(
+        self,
+        t: str,
+        x: int,
+        y: int,
+        off: int,
+        rows: list[Row | None],
+        st: Attrs,
+        wrap: bool,
+        full: bool = True,
+    ) -> tuple[int, int, int, int]:
+        """Text with characters two cells wide, as pyte's ``draw`` places them: a wide
+        character at the pending-wrap column wraps first, one in the last column is cut
+        to its left half, and its right half is a cell with data ``''``.  Stops before a
+        character of any other width (and before a wide one without autowrap, an edge
+        pyte handles oddly, and before a wrap that scrolls a region: ``full`` False);
+        returns the new x, y, scroll count and characters used."""
+        s = self.screen
+        cols, last = s.columns, s.lines - 1
+        bottom = s.margins.bottom if s.margins is not None else last
+        narrow, wide = self._narrow, self._wide
+        for i, c in enumerate(t):
+            if c in narrow:
+                w = 1
+            elif c in wide:
+                w = 2
+            else:
+                w = _wcwidth(c)
+                if w == 1:
+                    self._narrow_prefix(c)  # remembers it
+                elif w == 2 and len(wide) < 65536:
+                    wide.add(c)
+                elif w != 2:
+                    return x, y, off, i
+            if x >= cols:
+                if wrap:
+                    if y == bottom:
+                        if not full:
+                            return x, y, off, i
+                        off += 1
+                        rows.append(None)
+                    elif y < last:
+                        y += 1
+                    x = 0
+                elif w == 2:
+                    return x, y, off, i
+                else:
+                    x = cols - 1
+            a = off + y
+            row = rows[a]
+            if row is None:
+                row = rows[a] = [self._base(a)]
+            if w == 1:
+                row.append((x, c, st))
+                x += 1
+            else:
+                row.append((x, c + "\x00" if x + 1 < cols else c, st))
+                x = min(x + 2, cols)
+        return x, y, off, len(t)
+
+    def _erase(
+        self, final: str, how: int, x: int, y: int, st: Attrs, rows: list[Row | None], off: int
+    ) -> int:
+        """ED / EL on the pending rows, as ``_Screen.erase_in_display`` / ``_in_line``."""
+        lines = self.screen.lines
+        cols = self.screen.columns
+        fill = self._fill(st)
+        blank = fill[" "]
+        if final == "J":
+            if how == 0:
+                cleared = range(y + 1, lines)
+            elif how == 1:
+                cleared = range(y)
+            elif how == 2:
+                cleared = range(lines)
+            else:
+                return off  # 3 erases the saved lines only (as the slow path)
+            for r in cleared:
+                rows[off + r] = [blank]
+            if how >= 2:
+                return off
+        a = off + y
+        if how == 2:
+            rows[a] = [blank]
+        elif how == 0 or how == 1:
+            row = rows[a]
+            if row is None:
+                row = rows[a] = [self._base(a)]
+            xx = min(x, cols - 1)
+            if how == 0:
+                row.append((xx, " " * (cols - xx), fill))
+            else:
+                row.append((0, " " * (xx + 1), fill))
+        return off
+
+    def _base(self, a: int) -> Any:
+        """What pending row ``a`` starts from: the original line, or a fresh one."""
+        if a < self.screen.lines:
+            line = self.screen.stored_line(a)
+            if line is not None:
+                return line
+        return self.screen.default_char
+
+    # -- settling --------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Hand everything run so far to the screen (:meth:`TermScreen.apply_run`).
+
+        Every pending row still on screen becomes a line dict, and the scrolls are one
+        scroll of their total.  The rows that scrolled off become lists of cells only when
+        the screen reports them (the main screen, with a listener).
+        """
+        rows = self._rows
+        if rows is None:
+            return
+        off = self._off
+        self._rows = None
+        self._off = 0
+        self._since = 0
+        self._report(rows, off)
+        self._reported = 0
+        build = self._build
+        lines = {r: build(row) for r, row in enumerate(rows[off:]) if row is not None}
+        self.screen.apply_run(off, lines)
+
+    def report_scrolled_off(self) -> None:
+        """Report the rows run so far scrolled off the top, without settling the rest (the
+        terminal calls this after each feed, so a scrollback is never behind)."""
+        if self._rows is not None:
+            self._report(self._rows, self._off)
+
+    def _report(self, rows: list[Row | None], off: int) -> None:
+        start = self._reported
+        if off > start and self.screen.reports_scrolled_off:
+            cells = self._cells
+            self.screen.scrolled_off([cells(rows[a], a) for a in range(start, off)])
+            rows[start:off] = [None] * (off - start)  # (never read again: free the memory)
+        self._reported = off
+
+    def _cells(self, row: Row | None, a: int) -> Sequence[Any]:
+        """The well-formed cells of a pending row that scrolled off (never stored as a
+        line); tidied (``well_formed``) only where a wide character may have been cut."""
+        cols = self.screen.columns
+        base = self._base(a) if row is None else row[0]
+        cells: list[Any]
+        if base.__class__ is StaticDefaultDict:
+            cells = list(map(base.get, range(cols), itertools.repeat(base.default, cols)))
+            tidy = True
+        elif row is not None and len(row) == 2 and row[1][0] == 0:
+            # The common case: a fresh row written once from its start (a log line).
+            _, text, attrs = row[1]
+            if text.isascii() and base.data.isascii() and len(text) <= cols:
+                return TextRow(text, attrs, base, cols)  # cells made only if looked at
+            cells = list(map(attrs.__getitem__, text))
+            cells += [base] * (cols - len(cells))
+            return well_formed(cells)
+        else:
+            cells = [base] * cols
+            tidy = not base.data.isascii()
+        if row is not None:
+            for i in range(1, len(row)):
+                x, text, attrs = row[i]
+                cells[x : x + len(text)] = map(attrs.__getitem__, text)
+                tidy = tidy or not text.isascii()
+        return well_formed(cells) if tidy else cells
+
+    def _build(self, row: Row) -> Any:
+        """The line dict of a pending row: its base with the live operations applied.
+
+        A full-screen program rewrites the same rows again and again; operations that later
+        ones cover completely are skipped: walking back from the last one, ``lo`` is where
+        the contiguous covered stretch up to the right edge begins, and once it reaches
+        column 0 nothing before matters.
+        """
+        base = row[0]
+        line = base if isinstance(base, dict) else StaticDefaultDict(base)
+        first = 1
+        if len(row) > 3:
+            lo = self.screen.columns
+            for i in range(len(row) - 1, 0, -1):
+                x, text, _ = row[i]
+                if x <= lo <= x + len(text):
+                    lo = x
+                    if lo == 0:
+                        first = i
+                        break
+        for i in range(first, len(row)):
+            x, text, cells = row[i]
+            if len(text) == 1:
+                line[x] = cells[text]
+            else:
+                line.update(zip(range(x, x + len(text)), map(cells.__getitem__, text)))
+        return line
+
+
+__all__ = ["ASCII", "Attrs", "PendingRows", "Row"]
