@@ -62,11 +62,28 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+def _endpoint_options(parts: list[str]) -> tuple[list[str], dict[str, str]]:
+    """A Twisted endpoint string's fields after the type: positional ones and ``key=value``."""
+    positional = [p for p in parts if "=" not in p]
+    options = dict(p.split("=", 1) for p in parts if "=" in p)
+    return positional, options
+
+
 def parse_address(address: str) -> tuple[str, str, int]:
     """``unix:PATH``, a path with a slash, ``tcp:HOST:PORT``, ``HOST:PORT`` or
-    ``http://HOST:PORT`` → (kind, path or host, port)."""
+    ``http://HOST:PORT`` → (kind, path or host, port).  The endpoint string given to
+    vncmux's ``--api`` works too (``unix:PATH:mode=600``, ``tcp:PORT:interface=HOST``), so
+    a script can reuse it as it is."""
     if address.startswith("unix:"):
+        positional, options = _endpoint_options(address[len("unix:") :].split(":"))
+        if options:  # vncmux's endpoint form: unix:PATH[:mode=...]
+            return "unix", options.get("address", ":".join(positional)), 0
         return "unix", address[len("unix:") :], 0
+    if address.startswith("tcp:") and ("=" in address or address.count(":") == 1):
+        positional, options = _endpoint_options(address[len("tcp:") :].split(":"))
+        port = options.get("port", positional[0] if positional else "")
+        if port.isdigit():  # vncmux's endpoint form: tcp:PORT[:interface=HOST]
+            return "tcp", options.get("interface", "127.0.0.1").strip("[]"), int(port)
     if "/" in address and not address.startswith("http://"):
         return "unix", address, 0
     rest = address.removeprefix("http://").removeprefix("tcp:").rstrip("/")

@@ -76,13 +76,18 @@ def server() -> Iterator[Server]:
         ("tcp:127.0.0.1:8700", ("tcp", "127.0.0.1", 8700)),
         ("localhost:8700", ("tcp", "localhost", 8700)),
         ("http://[::1]:8700/", ("tcp", "::1", 8700)),
+        # the endpoint strings given to vncmux's --api, as they are
+        ("unix:/run/x.api:mode=600", ("unix", "/run/x.api", 0)),
+        ("tcp:8700:interface=127.0.0.1", ("tcp", "127.0.0.1", 8700)),
+        ("tcp:port=8700:interface=localhost", ("tcp", "localhost", 8700)),
+        ("tcp:8700", ("tcp", "127.0.0.1", 8700)),
     ],
 )
 def test_addresses(address: str, parsed: tuple[str, str, int]) -> None:
     assert parse_address(address) == parsed
 
 
-@pytest.mark.parametrize("address", ["tcp:8700", "nonsense", "tcp:host:port"])
+@pytest.mark.parametrize("address", ["nonsense", "tcp:host:port", "tcp:interface=localhost"])
 def test_bad_addresses(address: str) -> None:
     with pytest.raises(ValueError):
         parse_address(address)
