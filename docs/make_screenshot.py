@@ -8,7 +8,7 @@ What it does, so the README picture is evidence rather than a mock-up:
    the board on the other end of the cable);
 2. writes a demo screen to the master: the 16 ANSI colours, 256-colour cube and grey ramp,
    truecolour gradients, bold/faint/italic/underline/strikethrough/reverse, box drawing and
-   block elements, Greek/Cyrillic/accented Latin, CJK wide characters (replacement boxes if
+   block elements, Greek/Cyrillic/accented Latin, CJK wide characters (from the bundled Unifont if
    the font lacks them) and a shell-like prompt;
 3. captures the screen with a third-party client (vncdotool's ``vncdo`` by default, or
    ``gvnccapture`` from gtk-vnc), waiting until two captures agree, and saves it as RGB PNG.
@@ -141,26 +141,74 @@ def demo_screen(cols: int = 80, rows: int = 24) -> str:
 
     # Attributes.
     attrs = [
-        (sgr(1), "bold"), (sgr(2), "faint"), (sgr(3), "italic"), (sgr(4), "underline"),
-        (sgr(9), "strike"), (sgr(7), "reverse"), (sgr(1, 3, 4, 33), "all+yellow"),
+        (sgr(1), "bold"),
+        (sgr(2), "faint"),
+        (sgr(3), "italic"),
+        (sgr(4), "underline"),
+        (sgr(9), "strike"),
+        (sgr(7), "reverse"),
+        (sgr(1, 3, 4, 33), "all+yellow"),
     ]
     put(label("attributes") + " ".join(a + t + RESET for a, t in attrs))
     put(
         label("")
-        + sgr(31) + "red " + sgr(1) + "bold red" + RESET + " "
-        + sgr(3, 32) + "italic green" + RESET + " "
-        + sgr(7, 35) + " reverse magenta " + RESET + " "
-        + sgr(4, 36) + "underlined cyan" + RESET + " "
-        + sgr(9, 2) + "old" + RESET
+        + sgr(31)
+        + "red "
+        + sgr(1)
+        + "bold red"
+        + RESET
+        + " "
+        + sgr(3, 32)
+        + "italic green"
+        + RESET
+        + " "
+        + sgr(7, 35)
+        + " reverse magenta "
+        + RESET
+        + " "
+        + sgr(4, 36)
+        + "underlined cyan"
+        + RESET
+        + " "
+        + sgr(9, 2)
+        + "old"
+        + RESET
     )
     line += 1
 
     # Box drawing and blocks: a little diagram of what vncmux does, plus meters.
     cyan, yellow, green = sgr(36), sgr(33), sgr(32)
     box = [
-        cyan + "┌─────────┐" + RESET + "      " + yellow + "╔════════╗" + RESET + "   " + green + "╭── vnc ──────╮",
-        cyan + "│ ttyUSB0 │" + RESET + "━━━━━▶" + yellow + "║  hub   ║" + RESET + "━━▶" + green + "│ viewer × 12 │",
-        cyan + "└─────────┘" + RESET + "◀━━━━━" + yellow + "╚═══╤════╝" + RESET + "   " + green + "╰─────────────╯",
+        cyan
+        + "┌─────────┐"
+        + RESET
+        + "      "
+        + yellow
+        + "╔════════╗"
+        + RESET
+        + "   "
+        + green
+        + "╭── vnc ──────╮",
+        cyan
+        + "│ ttyUSB0 │"
+        + RESET
+        + "━━━━━▶"
+        + yellow
+        + "║  hub   ║"
+        + RESET
+        + "━━▶"
+        + green
+        + "│ viewer × 12 │",
+        cyan
+        + "└─────────┘"
+        + RESET
+        + "◀━━━━━"
+        + yellow
+        + "╚═══╤════╝"
+        + RESET
+        + "   "
+        + green
+        + "╰─────────────╯",
         " " * 21 + yellow + "└──▶ " + RESET + "unix:/run/board.sock · board.log",
     ]
     meters = [
@@ -177,23 +225,55 @@ def demo_screen(cols: int = 80, rows: int = 24) -> str:
 
     # Scripts: Greek, Cyrillic, accented Latin, CJK (two cells per character).
     put(
-        label("Unicode") + sgr(94) + "Καλημέρα κόσμε" + RESET + "  "
-        + sgr(91) + "Здравствуй, мир" + RESET + "  "
-        + sgr(92) + "café naïve Ångström ŝŭ" + RESET
+        label("Unicode")
+        + sgr(94)
+        + "Καλημέρα κόσμε"
+        + RESET
+        + "  "
+        + sgr(91)
+        + "Здравствуй, мир"
+        + RESET
+        + "  "
+        + sgr(92)
+        + "café naïve Ångström ŝŭ"
+        + RESET
     )
-    put(label("wide (CJK)") + sgr(93) + "日本語 こんにちは" + RESET + "  " + sgr(95) + "中文 你好" + RESET
-        + "  " + sgr(96) + "한국어 안녕" + RESET + "  ← two cells each")
+    put(
+        label("wide (CJK)")
+        + sgr(93)
+        + "日本語 こんにちは"
+        + RESET
+        + "  "
+        + sgr(95)
+        + "中文 你好"
+        + RESET
+        + "  "
+        + sgr(96)
+        + "한국어 안녕"
+        + RESET
+        + "  ← two cells each"
+    )
 
     # A serial console's last words, then the prompt on the last line, cursor after it.
     prompt = sgr(1, 32) + "user@board" + RESET + ":" + sgr(1, 34) + "~" + RESET + "$ "
     out.append(at(rows - 3, 0) + prompt + "dmesg | tail -1")
     out.append(
-        at(rows - 2, 0) + sgr(32) + "[   12.345678]" + RESET
+        at(rows - 2, 0)
+        + sgr(32)
+        + "[   12.345678]"
+        + RESET
         + " usb 1-1: new high-speed USB device number 2 using ehci-platform"
     )
     out.append(
         at(rows - 1, 0)
-        + sgr(1, 32) + "user@board" + RESET + ":" + sgr(1, 34) + "~" + RESET + "$ "
+        + sgr(1, 32)
+        + "user@board"
+        + RESET
+        + ":"
+        + sgr(1, 34)
+        + "~"
+        + RESET
+        + "$ "
         + "\x1b[?25h"
     )
     return "".join(out)
@@ -234,13 +314,28 @@ class Vncmux:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
         cmd = [
-            sys.executable, "-m", "vncmux", "--device", self.slave_path,
-            "--vnc", f"127.0.0.1:{display}", "--cols", str(cols), "--rows", str(rows), *extra,
+            sys.executable,
+            "-m",
+            "vncmux",
+            "--device",
+            self.slave_path,
+            "--vnc",
+            f"127.0.0.1:{display}",
+            "--cols",
+            str(cols),
+            "--rows",
+            str(rows),
+            *extra,
         ]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                cmd,
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.echo = False
         self.typed = bytearray()
@@ -296,8 +391,9 @@ def capture(client: str, display: int, path: Path) -> Image.Image:
         cmd = ["gvnccapture", f"127.0.0.1:{display}", str(path)]
     else:
         raise ValueError(client)
-    subprocess.run(cmd, check=True, timeout=30, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd, check=True, timeout=30, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     with Image.open(path) as im:
         # gvnccapture leaves alpha 0 on some tiles: the colour is right, the alpha is not.
         return im.convert("RGB")
@@ -323,10 +419,14 @@ def main() -> int:
     parser.add_argument("--cols", type=int, default=80)
     parser.add_argument("--rows", type=int, default=24)
     parser.add_argument("--display", type=int, help="VNC display (port 5900+D); default: free")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep serving (and echo typed keys) until Ctrl-C")
-    parser.add_argument("--print-demo", action="store_true",
-                        help="write the demo to stdout (for a local terminal) and exit")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep serving (and echo typed keys) until Ctrl-C"
+    )
+    parser.add_argument(
+        "--print-demo",
+        action="store_true",
+        help="write the demo to stdout (for a local terminal) and exit",
+    )
     parser.add_argument("vncmux_args", nargs="*", help="extra vncmux options, after --")
     args = parser.parse_args()
 
@@ -344,8 +444,11 @@ def main() -> int:
             signal.signal(signal.SIGTERM, signal.default_int_handler)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             mux.echo = True
-            print(f"vncmux on 127.0.0.1:{display} (port {5900 + display}), device "
-                  f"{mux.slave_path}, log {mux.log_path}; Ctrl-C to stop", flush=True)
+            print(
+                f"vncmux on 127.0.0.1:{display} (port {5900 + display}), device "
+                f"{mux.slave_path}, log {mux.log_path}; Ctrl-C to stop",
+                flush=True,
+            )
             try:
                 while mux.proc.poll() is None:
                     time.sleep(0.5)
