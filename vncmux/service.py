@@ -134,9 +134,17 @@ def makeHistory(config: Config, hub: Hub, reactor: Any, prefix: str = "") -> Out
     return history
 
 
-def describeReplay(size: int) -> str:
-    """The end of a byte socket's log line: how much history its clients get first."""
-    return f", replaying up to {size} bytes of history to each client" if size else ""
+def describeReplay(size: int, history: int) -> str:
+    """The end of a byte socket's log line: how much history its clients get first (never
+    more than the history holds, whatever was asked)."""
+    if not size:
+        return ""
+    if size > history:
+        return (
+            f", replaying up to {history} bytes of history to each client"
+            f" (asked {size}; --history holds {history})"
+        )
+    return f", replaying up to {size} bytes of history to each client"
 
 
 def makeConsoleServices(
@@ -238,11 +246,12 @@ class ConsoleInstance(MultiService):
         for server in config.servers:
             label = server.label or server.endpoint
             log.info(
-                "vncmux: {prefix}byte socket {label} on {endpoint}{replay}",
+                "vncmux: {prefix}{kind} {label}on {endpoint}{replay}",
                 prefix=prefix,
-                label="" if label == server.endpoint else f"(chardev {label})",
+                kind="telnet socket" if server.telnet else "byte socket",
+                label="" if label == server.endpoint else f"(chardev {label}) ",
                 endpoint=server.endpoint,
-                replay=describeReplay(server.replay),
+                replay=describeReplay(server.replay, config.history),
             )
             self._addByte(
                 makeByteServerService(
@@ -264,7 +273,7 @@ class ConsoleInstance(MultiService):
                 prefix=prefix,
                 label=label,
                 endpoint=client.endpoint,
-                replay=describeReplay(client.replay),
+                replay=describeReplay(client.replay, config.history),
             )
             self._addByte(
                 makeByteClientService(
