@@ -12,9 +12,11 @@ vncmux's slow path (``fast=False``).
 ``--profile`` counts, per trace, what the fast path handed to the slow path: the token at
 which each run stopped (a CSI sequence by its final byte and private marker, an escape
 sequence, a control character, "text" for characters the fast path does not draw) or the
-screen state that kept it off ("state: ...").
+screen state that kept it off ("state: ...").  ``--cprofile`` runs the fast path under
+cProfile and prints, per trace, the functions that cost most (own time): where to cut next.
 
-    .venv/bin/python bench/tui_traces.py [--quick] [--reps N] [--profile] [--traces vim,less]
+    .venv/bin/python bench/tui_traces.py [--quick] [--reps N] [--profile] [--cprofile]
+        [--traces vim,less]
 """
 
 from __future__ import annotations
@@ -134,6 +136,22 @@ def profile(parts: list[bytes]) -> Counter[str]:
     return counts
 
 
+def cprofile(parts: list[bytes], times: int, top: int = 14) -> str:
+    """The fast path's costliest functions (own time) over ``times`` replays."""
+    import cProfile
+    import io
+    import pstats
+
+    feed_vncmux(parts, 1)  # (imports and caches warmed first: not what is measured)
+    prof = cProfile.Profile()
+    prof.enable()
+    feed_vncmux(parts, times)
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -142,6 +160,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
     ap.add_argument("--traces", default="", help="comma-separated subset")
     ap.add_argument("--profile", action="store_true", help="count slow-path fallbacks")
+    ap.add_argument("--cprofile", action="store_true", help="cProfile the fast path")
     ap.add_argument("--no-slow", action="store_true", help="skip the slow path's figure")
     args = ap.parse_args()
     chosen = args.traces.split(",") if args.traces else names()
@@ -159,6 +178,9 @@ def main() -> int:
                 print(f"    {n:6d}  {token!r}")
             continue
         times = max(1, int((0.2 if args.quick else 1.0) * 1e6 / len(data)))
+        if args.cprofile:
+            print(f"== {name}\n{cprofile(parts, times)}")
+            continue
         size = len(data) * times
         fast = [feed_vncmux(parts, times) for _ in range(reps)]
         py = [feed_pyte(parts, times) for _ in range(reps)]

@@ -658,3 +658,72 @@ def test_recorded_programs_agree(name: str) -> None:
     data = gzip.decompress((TRACES / f"{name}.gz").read_bytes())
     rng = random.Random(name)
     Pair(80, 24).check(cut(rng, data, 2048), rng)
+
+
+LINE_EDITS = [
+    # writes pending in the rows that IL / DL move, inside and at the edges of a region
+    b"\x1b[2;6r\x1b[3;1Habc\x1b[4;1Hdef\x1b[3;1H\x1b[2Lxy\x1b[5;2H\x1b[M\x1b[6;1H\x1b[9Lq",
+    # whole-screen scrolls pending first (settled before the edit), then IL past the bottom
+    b"one\r\ntwo\r\n\n\n\n\n\n\n\x1b[1;1Hz\x1b[99L\x1b[2;1Hw\x1b[3Mv",
+    # the cursor outside the region: IL / DL do nothing but are still drawn as the slow path
+    b"\x1b[3;5r\x1b[1;1Htop\x1b[2L\x1b[8;1Hlow\x1b[M\x1b[r\x1b[4;1H\x1b[L!",
+    # coloured writes, then DL of the rows holding them, then a region scroll
+    b"\x1b[31mred\x1b[2;1H\x1b[44mblue\x1b[0m\x1b[1;1H\x1b[2M\x1b[1;7r\x1b[7;1H\nend",
+    # "\x1b(B" again (ncurses' sgr0) keeps Latin-1; after "\x1b(0" it switches back; DECTCEM
+    b"\x1b(Bab\x1b(0qq\x1b(B\x1b[mqq\x1b)0\x0eqx\x0f\x1b[?25lq\x1b[?25h\x1b[?25h",
+    # DECSTBM with a CUP after it (one token): valid, one-row (ignored), defaulted, reset
+    b"\x1b[2;6r\x1b[6;1H\nA\x1b[5;5r\x1b[3;3HB\x1b[;4r\x1b[2;2H\nC\x1b[3r\x1b[9;9HD"
+    b"\x1b[r\x1b[Hx\x1b[2;7r\x1b[HE\x1b[?25h\x1b[?25l\x1b[?25l\x1b[2;3r\x1b[2;3;4Hz",
+    # G0 designated ASCII between SGRs (one token), after line drawing in G0 and in G1
+    b"\x1b(0q\x1b[31m\x1b(B\x1b[mq\x1b(0\x1b[1m\x1b(B\x1b[32mq\x1b(0\x1b[0;1m\x1b[7mq"
+    b"\x1b(B\x1b[0m\x1b(B\x1b[44mq\x1b)0\x0e\x1b[1m\x1b(B\x1b[mq\x0f\x1b(0\x1b[1m\x1b(Bq",
+    # quiet DEC private modes and the keypad in place; others (autowrap, the alternate
+    # screen, a mode 0 from an empty parameter) left to the slow path
+    b"ab\x1b[?1h\x1b=cd\x1b[?2004h\x1b[?1000;1006h\x1b[?12;25lef\x1b>\x1b[?1l\x1b[?7lgh"
+    b"ijklm\x1b[?7h\x1b[?1049hno\x1b[?1;1049lp\x1b[?;1hq\x1b[?hr\x1b[?1006;1000l\x1b[?66h",
+]
+
+
+@pytest.mark.parametrize("data", LINE_EDITS)
+def test_line_edits_move_the_pending_rows(data: bytes) -> None:
+    """IL and DL run on the pending rows (the stored rows move through the screen's own
+    method, the pending ones with them): same screen, damage and events as the slow path,
+    cut anywhere (pyte itself keeps stale cells after some of these DLs)."""
+    rng = random.Random(data)
+    Pair(9, 8).check([data], rng)  # (whole: every token on the fast path)
+    for _ in range(8):
+        Pair(9, 8).check(cut(rng, data, 12), rng)
+
+
+def test_line_edits_do_not_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IL and DL in a region keep what was written before them pending (no settling)."""
+    from vncmux.console.fastpath import FastPath
+
+    t = Terminal(80, 24)
+    settles: list[int] = []
+    original = FastPath.settle
+
+    def counting(self: FastPath) -> None:
+        settles.append(1)
+        original(self)
+
+    monkeypatch.setattr(FastPath, "settle", counting)
+    data = b"\x1b[2;20r\x1b[?1h\x1b=" + b"\x1b[5;1Hline\x1b[3L\x1b[9;1Hmore\x1b[2M" * 20
+    data += b"\x1b[?2004l\x1b>\x1b[?25l\x1b[?12;25h"
+    t.feed(data)
+    assert settles == []
+    assert t._screen.fast is not None and t._screen.fast.pending
+    slow = Terminal(80, 24, fast=False)
+    slow.feed(data)
+    assert [our_cells(t, y) for y in range(24)] == [our_cells(slow, y) for y in range(24)]
+
+
+def test_cursor_visibility_is_reported_as_the_slow_path_sets_it() -> None:
+    """DECTCEM, run in place: the mode, the cursor and DECRQM's answer as the slow path."""
+    for data in (b"\x1b[?25l", b"\x1b[?25l\x1b[?25h"):
+        fast, slow = Terminal(10, 3, fast=True), Terminal(10, 3, fast=False)
+        for t in (fast, slow):
+            t.feed(data)
+        a, b = fast._screen, slow._screen
+        assert (a.cursor.hidden, 25 << 5 in a.mode) == (b.cursor.hidden, 25 << 5 in b.mode)
+        assert a.other_modes == b.other_modes

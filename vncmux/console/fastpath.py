@@ -7,7 +7,10 @@ dialog), made of a limited set of tokens: text of one- and two-cell characters, 
 BS, TAB, SGR, CUP, EL, ED, ECH, REP, cursor show/hide, BEL (a run of them is one token),
 the C0 controls that do nothing, cursor moves (CUU/CUD/CUF/CUB/CHA/HPA/VPA and the rest),
 scroll regions (DECSTBM, with LF/IND/NEL/RI scrolling inside them), IL/DL/ICH/DCH/SU/SD,
-DECSC/DECRC and the G0/G1 character sets (DEC line drawing included).  :class:`FastPath`
+DECSC/DECRC, the G0/G1 character sets (DEC line drawing included), the keypad modes and
+the DEC private modes that touch no cell (cursor keys, mouse reporting, bracketed paste).
+Sequences programs send back to back are one token where that saves work: SGRs with
+``ESC ( B`` among them (ncurses' sgr0), DECSTBM and the CUP after it, DECTCEM pairs.  :class:`FastPath`
 consumes a maximal run of exactly those tokens in one call and gives the *same* screen as
 the slow path (cells with their attributes, cursor including the pending-wrap column,
 modes, last character for REP, and damage with the same effect), only faster:
@@ -18,9 +21,10 @@ modes, last character for REP, and damage with the same effect), only faster:
     someone needs the screen (:meth:`~vncmux.console.fastrows.PendingRows.settle`);
   - cells come from a cache per attribute set, and SGR moves between attribute sets
     through a per-set transition table keyed by the parameter string;
-  - cursor moves, DECSTBM and ECH are interpreted in place; the rarer edits (IL, DL, ICH,
-    DCH, SU, SD, DECSC, DECRC, charsets) call the screen's own method, named by the
-    parser's own table, after settling when they change cells.
+  - cursor moves, DECSTBM and ECH are interpreted in place; IL and DL move the stored rows
+    through the screen's own method and the pending rows with them (as a region scroll);
+    the rarer edits (ICH, DCH, SU, SD, DECSC, DECRC, charsets) call the screen's own
+    method, named by the parser's own table, after settling when they change cells.
 
 The fast path never writes the screen's rows or damage itself: it reads rows with
 ``TermScreen.stored_line`` and hands over what it ran with ``TermScreen.apply_run`` and
@@ -52,26 +56,42 @@ if TYPE_CHECKING:
 
 # One token per match; ``lastindex`` tells which.  Only complete sequences: a sequence split
 # across chunks does not match and goes to the slow path's state machine.
+_T = "[^\x00-\x1f\x7f-\x9f]"  # a printable character
+_P = "[0-9;:]*+"  # CSI parameters (possessive: no backtracking into them)
+_SGRS = f"{_P}(?:m(?:\x1b\\(B)?\x1b\\[{_P})*"  # SGR parameters, several SGRs in a row
 _TOKEN = re.compile(
-    "([^\x00-\x1f\x7f-\x9f]+)(\r\n)?"  # 1: text, 2: followed by CR LF
-    "|(\r\n)"  # 3: CR LF
-    "|(\r)"  # 4: CR
-    "|([\n\x0b\x0c])"  # 5: LF, VT, FF (all line feeds)
-    # 6: SGR (or several in a row: "0m\x1b[31"), 7: text after it (or '')
-    "|\x1b\\[((?:[0-9;:]*m\x1b\\[)*[0-9;:]*)m([^\x00-\x1f\x7f-\x9f]*)"
-    "|(\x08)"  # 8: BS
-    "|(\t)"  # 9: HT
-    "|\x1b\\[([0-9;:]*)([fKJ])"  # 10, 11: HVP, EL, ED
-    "|\x1b\\[\\?25([hl])"  # 12: cursor shown / hidden (DECTCEM)
-    "|\x1b\\[([0-9;:]*)b"  # 13: REP (repeat the last character)
-    "|([\x00-\x06\x10-\x1a\x1c-\x1f\x7f]+)"  # 14: C0 controls that do nothing here
-    "|(\x07+)"  # 15: BEL (a run of them rings once)
-    "|\x1b\\[([0-9;:]*)([@A-GILMPSTXZ`ader])"  # 16, 17: edits and moves (see _EDITS)
-    "|\x1b([78DEM])"  # 18: DECSC, DECRC, IND, NEL, RI
-    # 19, 20: designate G0 / G1, 21: an SGR after it (as in ncurses' sgr0), 22: text
-    "|\x1b([()])([0-9A-OQ-WYZ])(?:\x1b\\[([0-9;:]*)m)?([^\x00-\x1f\x7f-\x9f]*)"
-    "|([\x0e\x0f])"  # 23: SO, SI
-    "|\x1b\\[([0-9;:]*)H([^\x00-\x1f\x7f-\x9f]*)"  # 24: CUP, 25: text after it (or '')
+    f"({_T}+)(\r\n)?"  # 1: text, 2: followed by CR LF
+    # CSI sequences share their prefix (scanned once), the most frequent first.
+    "|\x1b(?:\\[(?:"
+    # 3: SGR (or several in a row: "0m\x1b[31", maybe with G0 designated ASCII between them:
+    # "39m\x1b(B\x1b[", as ncurses' sgr0 does), 4: text after it (or '')
+    f"({_SGRS})m({_T}*)"
+    f"|({_P})H({_T}*)"  # 5: CUP, 6: text after it (or '')
+    f"|({_P})([@A-GILMPSTXZ`ade])"  # 7, 8: edits and moves (see _EDITS)
+    f"|({_P})([fKJ])"  # 9, 10: HVP, EL, ED
+    "|\\?25(?:[hl]\x1b\\[\\?25)*([hl])"  # 11: cursor shown / hidden (DECTCEM; the last)
+    f"|({_P})b"  # 12: REP (repeat the last character)
+    # 13, 14: designate G0 / G1, 15: an SGR after it (as in ncurses' sgr0), 16: text
+    f")|([()])([0-9A-OQ-WYZ])(?:\x1b\\[({_SGRS})m)?({_T}*)"
+    "|([78DEM=>]))"  # 17: DECSC, DECRC, IND, NEL, RI, DECKPAM, DECKPNM
+    "|(\r\n)"  # 18: CR LF
+    "|(\r)"  # 19: CR
+    "|([\n\x0b\x0c])"  # 20: LF, VT, FF (all line feeds)
+    "|(\x08)"  # 21: BS
+    "|(\t)"  # 22: HT
+    "|([\x00-\x06\x10-\x1a\x1c-\x1f\x7f]+)"  # 23: C0 controls that do nothing here
+    "|(\x07+)"  # 24: BEL (a run of them rings once)
+    "|([\x0e\x0f])"  # 25: SO, SI
+    f"|\x1b\\[({_P})r((?:\x1b\\[{_P}H)?)"  # 26: DECSTBM, 27: a CUP after it (or '')
+    f"|\x1b\\[\\?({_P})([hl])"  # 28, 29: DEC private modes set / reset (see _QUIET_MODES)
+)
+
+# DEC private modes that change neither cells nor anything a run keeps (the cursor's
+# place, autowrap, margins, origin, the screen in use): set and reset in place through the
+# screen's own ``set_mode`` / ``reset_mode``; any other mode ends the run.
+_QUIET_MODES = frozenset(
+    {1, 9, 12, 25, 66, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1015, 1016}
+    | {1034, 1035, 1036, 1039, 2004}
 )
 
 # CSI finals interpreted in place (cursor moves) while no left/right margins can apply.
@@ -84,6 +104,8 @@ _EDITS: dict[str, bool] = {
     **dict.fromkeys("@LMPST", True),
     **dict.fromkeys("ABCDEFGIZ`ade", False),
 }
+
+_DECTCEM_KEY = (True, 25)  # DECTCEM's key in ``TermScreen.other_modes``
 
 log = Logger()
 
@@ -135,7 +157,7 @@ class FastPath(PendingRows):
         """Where SGR ``params`` lead from ``st`` (several SGRs in a row, each applied in
         turn, a malformed one dropped alone, as the slow path does)."""
         attrs = st.attrs
-        for one in params.split("m\x1b["):
+        for one in params.replace("\x1b(B", "").split("m\x1b["):
             parsed = self._parse_params(one)
             if parsed is not None:
                 attrs = self._apply_sgr(attrs, tuple(parsed[1]))
@@ -232,27 +254,38 @@ class FastPath(PendingRows):
             while m is not None:
                 end = m.end()
                 k = m.lastindex
-                if k == 1 or k == 2 or k == 7 or k == 25 or k == 22 or k == 13:
-                    if k == 7:  # SGR, then maybe text (group 7 always takes part)
-                        params, t = m.group(6, 7)
+                if k <= 6 or k == 16 or k == 12:  # text, maybe after SGR, CUP or charset
+                    if k == 4:  # SGR, then maybe text (group 4 always takes part)
+                        params, t = m.group(3, 4)
                         nxt = st.trans.get(params)
                         st = nxt if nxt is not None else self._after_sgr(st, params)
-                    elif k == 25:  # CUP, then maybe text (as SGR)
-                        params, t = m.group(24, 25)
+                        if "(" in params and s.g0_charset is not LAT1_MAP:  # "\x1b(B" in it
+                            s.define_charset("B", "(")
+                            tr = self._charset()
+                    elif k == 6:  # CUP, then maybe text (as SGR)
+                        params, t = m.group(5, 6)
                         pos = cups.get(params)
                         if pos is None:
                             pos = self._cup(params)
                         if pos:
                             x, y = pos
-                    elif k == 22:  # a character set designated, then maybe SGR and text
-                        s.define_charset(m.group(20), m.group(19))
-                        tr = self._charset()
-                        params, t = m.group(21, 22)
+                    elif k == 16:  # a character set designated, then maybe SGR and text
+                        code, g = m.group(14, 13)
+                        if (
+                            code != "B"
+                            or (s.g0_charset if g == "(" else s.g1_charset) is not LAT1_MAP
+                        ):
+                            s.define_charset(code, g)  # ("\x1b(B" again, as in sgr0: nothing)
+                            tr = self._charset()
+                        params, t = m.group(15, 16)
                         if params is not None:
                             nxt = st.trans.get(params)
                             st = nxt if nxt is not None else self._after_sgr(st, params)
-                    elif k == 13:  # REP: at most a screenful, as ``_Screen.repeat_last``
-                        ints = self._params(m.group(13))
+                            if "(" in params and s.g0_charset is not LAT1_MAP:
+                                s.define_charset("B", "(")
+                                tr = self._charset()
+                    elif k == 12:  # REP: at most a screenful, as ``_Screen.repeat_last``
+                        ints = self._params(m.group(12))
                         ch = last_text[-1] if last_text else s.last_char
                         if ints is None:
                             t = ""
@@ -273,7 +306,7 @@ class FastPath(PendingRows):
                         if used:
                             last_text = raw[:used]
                         if used < len(t):
-                            end = m.start(k if k == 7 or k == 25 or k == 22 else 1) + used
+                            end = m.start(k if k == 4 or k == 6 or k == 16 else 1) + used
                             k = 0
                         t = ""
                     if t:
@@ -343,9 +376,13 @@ class FastPath(PendingRows):
                             y += 1
                     elif k == 0:
                         break
-                elif k == 3 or k == 5 or k == 18:  # (CR) LF; ESC 7 8 D E M
-                    if k == 18:
-                        esc = m.group(18)
+                elif k == 18 or k == 20 or k == 17:  # (CR) LF; ESC 7 8 D E M
+                    if k == 17:
+                        esc = m.group(17)
+                        if esc == "=" or esc == ">":  # keypad modes: the screen's own
+                            s.set_keypad(esc == "=")
+                            m = match()
+                            continue
                         if esc == "M" or esc == "7" or esc == "8":  # RI, DECSC, DECRC
                             if esc == "M":
                                 if y == top:
@@ -368,7 +405,7 @@ class FastPath(PendingRows):
                             continue
                         if esc == "E":
                             x = 0
-                    elif k == 3 or lnm:
+                    elif k == 18 or lnm:
                         x = 0
                     if y == bottom:
                         if full:
@@ -379,19 +416,53 @@ class FastPath(PendingRows):
                             off = 0
                     elif y < last:
                         y += 1
-                elif k == 4:
+                elif k == 27:  # DECSTBM, as ``TermScreen.set_margins``, then maybe CUP
+                    ints = self._params(m.group(26))
+                    if ints is not None:
+                        t_ = ints[0] if ints else 0
+                        b_ = ints[1] if len(ints) > 1 else 0
+                        if not b_ and not t_:
+                            s.margins = None
+                            x = y = 0
+                            top, bottom, full = 0, last, True
+                        else:
+                            tt = max(0, min(t_ - 1, last)) if t_ else top
+                            bb = max(0, min(b_ - 1, last)) if b_ else bottom
+                            if bb - tt >= 1:
+                                s.margins = Margins(tt, bb)
+                                x = y = 0
+                                top, bottom = tt, bb
+                                full = top == 0 and bottom == last
+                    params = m.group(27)
+                    if params:
+                        params = params[2:-1]
+                        pos = cups.get(params)
+                        if pos is None:
+                            pos = self._cup(params)
+                        if pos:
+                            x, y = pos
+                elif k == 29:  # DEC private modes, when all are quiet ones
+                    ints = self._params(m.group(28))
+                    if ints is None or not _QUIET_MODES.issuperset(ints):
+                        end = m.start()
+                        break
+                    if m.group(29) == "h":
+                        s.set_mode(*ints, private=True)
+                    else:
+                        s.reset_mode(*ints, private=True)
+                elif k == 19:
                     x = 0
-                elif k == 8:  # BS (from the pending-wrap column it goes back two)
+                elif k == 21:  # BS (from the pending-wrap column it goes back two)
                     if x == cols:
                         x -= 1
                     x = min(max(0, x - 1), cols - 1)
-                elif k == 9:  # HT
+                elif k == 22:  # HT
                     stops = sorted(s.tabstops)
                     i = bisect_right(stops, x)
                     x = stops[i] if i < len(stops) else cols - 1
-                elif k == 11:
-                    final = m.group(11)
-                    ints = self._params(m.group(10))
+                elif k == 10:
+                    final = m.group(10)
+                    ints = self._params(m.group(9))
                     if ints is None:
                         pass
                     elif final == "H" or final == "f":
@@ -401,9 +472,9 @@ class FastPath(PendingRows):
                         y = min(max(0, row_n - 1), last)
                     else:
                         off = self._erase(final, ints[0] if ints else 0, x, y, st, rows, off)
-                elif k == 17:
-                    final = m.group(17)
-                    ints = self._params(m.group(16))
+                elif k == 8:
+                    final = m.group(8)
+                    ints = self._params(m.group(7))
                     if ints is None:
                         pass
                     elif final == "X":  # ECH
@@ -415,24 +486,6 @@ class FastPath(PendingRows):
                         fill = self._fill(st)
                         count = min((ints[0] if ints else 0) or 1, cols - xx)
                         row.append((xx, " " * count, fill))
-                    elif final == "r":  # DECSTBM, as ``TermScreen.set_margins``
-                        t_ = ints[0] if ints else 0
-                        b_ = ints[1] if len(ints) > 1 else 0
-                        if not b_:
-                            if not t_:
-                                s.margins = None
-                                x = y = 0
-                                top, bottom, full = 0, last, True
-                                m = match()
-                                continue
-                            b_ = bottom + 1
-                        tt = max(0, min(t_ - 1, last)) if t_ else top
-                        bb = max(0, min(b_ - 1, last))
-                        if bb - tt >= 1:
-                            s.margins = Margins(tt, bb)
-                            x = y = 0
-                            top, bottom = tt, bb
-                            full = top == 0 and bottom == last
                     elif final in _MOVES and not s.declrmm:  # the common moves, in place
                         n = (ints[0] if ints else 0) or 1
                         xx = x if x < cols else cols - 1  # (from the pending-wrap column)
@@ -450,6 +503,11 @@ class FastPath(PendingRows):
                                 y = min(y + n, bottom if y <= bottom else last)
                             else:  # VPA
                                 y = min(n - 1, last)
+                    elif (final == "L" or final == "M") and top <= y <= bottom:
+                        # IL / DL: the screen's own method moves the stored rows, and the
+                        # pending rows move with them, unsettled (as a region scroll).
+                        n = (ints[0] if ints else 0) or 1
+                        rows, off, x = self._lines_edit(final, n, x, y, st, rows, off, bottom)
                     else:
                         entry = self._csi.get(final)
                         if entry is None or (final == "T" and len(ints) > 1):
@@ -460,26 +518,29 @@ class FastPath(PendingRows):
                         rows, off, x, y, st, last_text = self._call(
                             name, args, _EDITS[final], x, y, st, last_text, rows, off
                         )
-                elif k == 12:  # DECTCEM
-                    if m.group(12) == "h":
-                        s.set_mode(25, private=True)
+                elif k == 11:  # DECTCEM: what ``set_mode`` / ``reset_mode`` do for 25
+                    on = m.group(11) == "h"
+                    s.other_modes[_DECTCEM_KEY] = on  # (as ``note_mode``, for DECRQM)
+                    if on:
+                        mode.add(mo.DECTCEM)
                     else:
-                        s.reset_mode(25, private=True)
-                elif k == 15:
+                        mode.discard(mo.DECTCEM)
+                    s.cursor.hidden = not on
+                elif k == 24:
                     s.bell()
-                elif k == 23:  # SO, SI: the screen's own methods
-                    if m.group(23) == "\x0e":
+                elif k == 25:  # SO, SI: the screen's own methods
+                    if m.group(25) == "\x0e":
                         s.shift_out()
                     else:
                         s.shift_in()
                     tr = self._charset()
-                # k == 14: ignored controls (CAN and SUB only abort sequences: none here)
+                # k == 23: ignored controls (CAN and SUB only abort sequences: none here)
                 m = match()
         except Exception:  # noqa: BLE001 -- as the slow path: drop that token alone
             log.failure("Terminal fast path: dropped a token that failed")
             if m is not None:  # (the text after an SGR or CUP is a token of its own)
                 k = m.lastindex
-                end = m.start(k) if k == 7 or k == 25 or k == 22 else m.end()
+                end = m.start(k) if k == 4 or k == 6 or k == 16 else m.end()
 
         cursor.x, cursor.y = x, y
         cursor.attrs = st.attrs

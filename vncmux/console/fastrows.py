@@ -1,11 +1,12 @@
 """The fast path's pending rows: what a run wrote, kept as operations until it is needed.
 
 A full-screen scroll appends a row instead of moving 24, a write is a (column, text, cell
-cache) operation on its row, and a region scroll (IND/RI inside DECSTBM margins) moves the
-screen's stored rows through the screen's own method while the pending rows move with
-them.  :meth:`PendingRows.settle` turns the rows still on screen into line dicts and hands
-them over (``TermScreen.apply_run``); rows that scrolled off become cells only when the
-screen reports them.  :class:`~vncmux.console.fastpath.FastPath` (the tokens) builds on it.
+cache) operation on its row, and a region scroll (IND/RI inside DECSTBM margins) or a line
+edit (IL/DL) moves the screen's stored rows through the screen's own method while the
+pending rows move with them.  A row of many operations is laid out in a list first.
+:meth:`PendingRows.settle` turns the rows still on screen into line dicts and hands them
+over (``TermScreen.apply_run``); rows that scrolled off become cells only when the screen
+reports them.  :class:`~vncmux.console.fastpath.FastPath` (the tokens) builds on it.
 """
 
 from __future__ import annotations
@@ -137,6 +138,49 @@ class PendingRows:
             s.repair()
             rows = [None] * s.lines
         return rows
+
+    def _lines_edit(
+        self,
+        final: str,
+        n: int,
+        x: int,
+        y: int,
+        st: Attrs,
+        rows: list[Row | None],
+        off: int,
+        bottom: int,
+    ) -> tuple[list[Row | None], int, int]:
+        """IL (``L``) or DL (``M``) of ``n`` lines at row ``y`` inside the scroll region:
+        ``TermScreen.insert_lines`` / ``delete_lines`` move the stored rows ``y..bottom``
+        (and record the scroll as damage), and the pending rows move with them.  Pending
+        whole-screen scrolls are settled first (the stored rows must be where the screen
+        shows them).  Returns the pending rows, the scroll count and the cursor's column."""
+        s = self.screen
+        c = s.cursor
+        c.x, c.y = x, y
+        c.attrs = st.attrs
+        if off:
+            self._rows, self._off = rows, off
+            self.settle()
+            rows, off = [None] * s.lines, 0
+        try:
+            if final == "L":
+                s.insert_lines(n)
+            else:
+                s.delete_lines(n)
+        except Exception:  # noqa: BLE001 -- the rest must stay consistent
+            log.failure("Terminal fast path: a line edit failed")
+            self._rows, self._off = rows, off
+            self.settle()
+            s.repair()
+            return [None] * s.lines, 0, s.cursor.x
+        h = bottom - y + 1
+        k = min(n, s.lines, h)
+        if final == "L":
+            rows[y : bottom + 1] = [None] * k + rows[y : bottom + 1 - k]
+        else:
+            rows[y : bottom + 1] = rows[y + k : bottom + 1] + [None] * k
+        return rows, off, s.cursor.x
 
     def _mixed(
         self,
@@ -324,6 +368,15 @@ class PendingRows:
                     if lo == 0:
                         first = i
                         break
+        if len(row) - first > 4:
+            # Many operations (htop writes a row field by field): laid out in a list by
+            # slice, later ones over earlier ones, then put in the line in one C-level pass.
+            buf: list[Any] = [None] * self.screen.columns
+            for i in range(first, len(row)):
+                x, text, cells = row[i]
+                buf[x : x + len(text)] = map(cells.__getitem__, text)
+            line.update(itertools.compress(enumerate(buf), buf))
+            return line
         for i in range(first, len(row)):
             x, text, cells = row[i]
             if len(text) == 1:
