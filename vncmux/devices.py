@@ -68,7 +68,7 @@ from vncmux.reopen import (
     describeFailure,
     failureHint,
 )
-from vncmux.specs import DeviceSpec
+from vncmux.specs import DeviceSpec, SerialSettings
 from vncmux.ttyline import TtyLine
 
 log = Logger()
@@ -210,23 +210,29 @@ class SerialDevice(abstract.FileDescriptor):
         return succeed(None)
 
 
-def openSerial(spec: DeviceSpec) -> serial.Serial:
-    """Open and configure ``spec.path`` exclusively; raises SerialException / OSError."""
-    s = spec.serial
-    port = serial.Serial()
-    port.port = spec.path
+def setLine(port: Any, s: SerialSettings) -> None:
+    """Give a pyserial port that is not open yet the line settings of the command line
+    (``--baud``, ``--bytesize``, ``--parity``, ``--stopbits``, flow control, DTR/RTS):
+    pyserial applies them when it opens the port."""
     port.baudrate = s.baud
     port.bytesize = s.bytesize
     port.parity = s.parity
     port.stopbits = s.stopbits
     port.rtscts = s.rtscts
     port.xonxoff = s.xonxoff
-    port.exclusive = True
-    port.timeout = 0
     if s.dtr is not None:
         port.dtr = s.dtr
     if s.rts is not None:
         port.rts = s.rts
+
+
+def openSerial(spec: DeviceSpec) -> serial.Serial:
+    """Open and configure ``spec.path`` exclusively; raises SerialException / OSError."""
+    port = serial.Serial()
+    port.port = spec.path
+    setLine(port, spec.serial)
+    port.exclusive = True
+    port.timeout = 0
     try:
         port.open()
     except serial.SerialException as e:

@@ -29,10 +29,9 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vncmux.devices import StreamDeviceService
+from vncmux.devices import StreamDevice, StreamDeviceService, setLine
 from vncmux.interfaces import IDevice
 from vncmux.reopen import DeviceService, OpenDevice, describeFailure
 from vncmux.specs import DeviceSpec
@@ -49,20 +48,11 @@ LOW_WATER = 16 * 1024
 # -- telnet ------------------------------------------------------------------------------
 
 
-@implementer(IDevice, ITelnetProtocol)
-class TelnetDevice(TelnetProtocol):
+@implementer(ITelnetProtocol)
+class TelnetDevice(StreamDevice, TelnetProtocol):
     """A telnet serial port: the protocol inside a ``TelnetChannel`` (which escapes and
-    unescapes); what the server sends goes to the hub, input is written to it."""
-
-    transport: Any
-
-    def __init__(
-        self, label: str, output: Callable[[bytes], None], gone: Callable[[object, str], None]
-    ) -> None:
-        self.label = label
-        self._output = output
-        self._gone = gone
-        self._closed: Deferred[None] | None = None
+    unescapes).  It is a ``StreamDevice`` (what the server sends goes to the hub, input is
+    written to it) that negotiates its options and can send a BREAK."""
 
     def connectionMade(self) -> None:
         request(self.transport, ("do", BINARY), ("will", BINARY), ("do", SGA), ("will", SGA))
@@ -79,35 +69,9 @@ class TelnetDevice(TelnetProtocol):
     def disableRemote(self, option: bytes) -> None:
         """Framing only: nothing to undo."""
 
-    def dataReceived(self, data: bytes) -> None:
-        self._output(data)
-
-    def write(self, data: bytes) -> None:
-        self.transport.write(data)
-
     def sendBreak(self, duration: float) -> str:
         self.transport.sendCommand(BRK)
         return "IAC BREAK (the telnet server breaks its line)"
-
-    def pauseProducing(self) -> None:
-        self.transport.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        self.transport.resumeProducing()
-
-    def throttleInput(self, producer: IPushProducer) -> None:
-        self.transport.registerProducer(producer, True)
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        self._gone(self, describeFailure(reason) if reason is not None else "closed")
-        if self._closed is not None:
-            closed, self._closed = self._closed, None
-            closed.callback(None)
-
-    def close(self) -> Deferred[None]:
-        self._closed = Deferred()
-        self.transport.abortConnection()
-        return self._closed
 
 
 class TelnetDeviceService(StreamDeviceService):
@@ -134,18 +98,8 @@ def rfc2217Url(spec: DeviceSpec) -> str:
 
 def openRfc2217(spec: DeviceSpec) -> Any:
     """Open ``spec``'s RFC 2217 port with its line settings (blocking: in a thread)."""
-    s = spec.serial
     port = serial.serial_for_url(rfc2217Url(spec), do_not_open=True)
-    port.baudrate = s.baud
-    port.bytesize = s.bytesize
-    port.parity = s.parity
-    port.stopbits = s.stopbits
-    port.rtscts = s.rtscts
-    port.xonxoff = s.xonxoff
-    if s.dtr is not None:
-        port.dtr = s.dtr
-    if s.rts is not None:
-        port.rts = s.rts
+    setLine(port, spec.serial)
     port.timeout = 0.2  # the reader wakes up this often to see whether it should stop
     port.open()
     return port

@@ -243,34 +243,15 @@ def parse_vnc(value: str) -> VncSpec:
     cleartext = parse_bool("--vnc cleartext", values.get("cleartext", "off"))
     if cleartext and tls is None:
         raise ConfigError("--vnc cleartext=on only makes sense with tls-cert=")
-    shareMode = cast(ShareMode, share)
     if systemd:
-        return VncSpec(
-            kind="systemd",
-            host="",
-            port=0,
-            path=systemd,
-            share=shareMode,
-            connections=connections,
-            websocket=websocket,
-            tls=tls,
-            cleartext=cleartext,
-        )
-    if path:
-        return VncSpec(
-            kind="unix",
-            path=path,
-            share=shareMode,
-            connections=connections,
-            websocket=websocket,
-            tls=tls,
-            cleartext=cleartext,
-        )
-    return VncSpec(
-        kind="tcp",
-        host=host,
-        port=port,
-        share=shareMode,
+        where = VncSpec(kind="systemd", host="", port=0, path=systemd)
+    elif path:
+        where = VncSpec(kind="unix", path=path)
+    else:
+        where = VncSpec(kind="tcp", host=host, port=port)
+    return replace(
+        where,
+        share=cast(ShareMode, share),
         connections=connections,
         websocket=websocket,
         tls=tls,

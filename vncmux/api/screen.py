@@ -11,19 +11,10 @@ the screen again without a terminal emulator.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 #: The cell attributes reported in a span when set (``Cell`` field names).
 ATTRIBUTES = ("bold", "faint", "italics", "underscore", "strikethrough", "reverse", "blink")
-
-
-class CellLike(Protocol):
-    @property
-    def data(self) -> str: ...
-    @property
-    def fg(self) -> str: ...
-    @property
-    def bg(self) -> str: ...
 
 
 def _look(cell: Any) -> tuple[Any, ...]:

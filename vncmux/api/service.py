@@ -9,19 +9,15 @@ peer (for a UNIX socket: the path and the peer's pid and uid).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from vncmux.api.auth import Tokens, read_token
 from vncmux.api.resource import MAX_BODY, Api, ApiRequest, ApiResource, transport_peer
-from vncmux.errors import ConfigError
+from vncmux.listening import listenNow
 from vncmux.rfb.http_limits import GuardedFactory, LimitedChannel, LimitedSite
 from vncmux.specs import ApiSpec
 
@@ -59,17 +55,7 @@ class ApiService(Service):
         self.factory = GuardedFactory(
             site, clock=reactor, max_message=MAX_BODY * 16, close_grace=None
         )
-        try:
-            server = serverFromString(reactor, spec.endpoint)
-        except (ValueError, TypeError, KeyError) as e:
-            raise ConfigError(f"--api {spec.endpoint}: {e}") from e
-        results: list[Any] = []
-        server.listen(self.factory).addBoth(results.append)
-        if not results:
-            raise ConfigError(f"--api {spec.endpoint}: the endpoint does not listen at once")
-        if isinstance(results[0], Failure):
-            raise ConfigError(f"cannot listen on --api {spec.endpoint}: {_why(results[0])}")
-        self.port = results[0]
+        self.port = listenNow(reactor, spec.endpoint, self.factory, "--api")
         mode = "no token (UNIX socket)" if api.tokens.open else "bearer token"
         if api.tokens.view is not None:
             mode += " (and a view-only token)"
@@ -79,14 +65,6 @@ class ApiService(Service):
         Service.stopService(self)
         self.api.close()
         return self.port.stopListening() or succeed(None)  # type: ignore[no-any-return]
-
-
-def _why(reason: Failure) -> str:
-    exc = reason.value
-    err = getattr(exc, "socketError", None) if isinstance(exc, CannotListenError) else exc
-    if isinstance(err, OSError) and err.errno:
-        return os.strerror(err.errno).lower()
-    return str(exc) or type(exc).__name__
 
 
 def makeApiService(

@@ -20,23 +20,15 @@ from typing import Any, Protocol
 
 from vncmux.console.cells import DEFAULT_CELL, Cell
 from vncmux.console.damage import Damage
+from vncmux.console.render import TerminalView
 from vncmux.console.scrollback import Scrollback
 from vncmux.console.selection import Selection
 
 
-class ScreenSource(Protocol):
-    """What a viewport reads of the terminal (``vncmux.console.terminal.Terminal``)."""
+class ScreenSource(TerminalView, Protocol):
+    """What a viewport reads of the terminal (``vncmux.console.terminal.Terminal``): what
+    the renderer reads, whether the alternate screen is shown, and rows of ``Cell``."""
 
-    @property
-    def cols(self) -> int: ...
-    @property
-    def rows(self) -> int: ...
-    @property
-    def cursor(self) -> tuple[int, int]: ...
-    @property
-    def cursor_visible(self) -> bool: ...
-    @property
-    def reverse_screen(self) -> bool: ...
     @property
     def alternate_screen(self) -> bool: ...
     def line(self, y: int) -> Sequence[Cell]: ...

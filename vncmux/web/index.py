@@ -145,8 +145,8 @@ def index_page(consoles: Sequence[ConsoleStatus], now: float, title: str = "vncm
     ).encode()
 
 
-class IndexResource(Resource):
-    """``/``: ``index_page`` over the consoles ``instances()`` returns when asked."""
+class _StatusResource(Resource):
+    """A page made fresh on every GET from the consoles ``instances()`` returns then."""
 
     isLeaf = True
 
@@ -154,6 +154,10 @@ class IndexResource(Resource):
         super().__init__()
         self._instances = instances
         self._clock = clock
+
+
+class IndexResource(_StatusResource):
+    """``/``: ``index_page`` over the consoles ``instances()`` returns when asked."""
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
@@ -162,15 +166,8 @@ class IndexResource(Resource):
         return index_page(statuses(self._instances()), self._clock.seconds())
 
 
-class ListingResource(Resource):
+class ListingResource(_StatusResource):
     """``/consoles.json``: ``listing`` as JSON."""
-
-    isLeaf = True
-
-    def __init__(self, instances: Callable[[], Iterable[Any]], clock: Any) -> None:
-        super().__init__()
-        self._instances = instances
-        self._clock = clock
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"application/json; charset=utf-8")

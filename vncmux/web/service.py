@@ -23,21 +23,17 @@ close grace), its path check and its Origin check.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.pages import errorPage, notFound
 from twisted.web.resource import IResource, Resource
 
 from vncmux.api.resource import ApiRequest, ApiResource
-from vncmux.errors import ConfigError
+from vncmux.listening import listenNow
 from vncmux.rfb.factory import MAX_CUT_TEXT, MAX_OUTPUT
 from vncmux.rfb.http_limits import (
     MAX_MESSAGE,
@@ -233,17 +229,7 @@ class WebService(Service):
         self.endpoint = endpoint
         self.factory = makeWebFactory(site, reactor, local_names(endpoint_host(endpoint)))
         self.root: WebRoot = self.factory.wrappedFactory.resource
-        try:
-            server = serverFromString(reactor, endpoint)
-        except (ValueError, TypeError, KeyError) as e:
-            raise ConfigError(f"--web {endpoint}: {e}") from e
-        results: list[Any] = []
-        server.listen(self.factory).addBoth(results.append)
-        if not results:
-            raise ConfigError(f"--web {endpoint}: the endpoint does not listen at once")
-        if isinstance(results[0], Failure):
-            raise ConfigError(f"cannot listen on --web {endpoint}: {_why(results[0])}")
-        self.port = results[0]
+        self.port = listenNow(reactor, endpoint, self.factory, "--web")
         log.info(
             "Web entry on {endpoint}: index, /c/NAME/ viewers (noVNC {novnc}), /healthz,"
             " /metrics; at most {n} connections",
@@ -255,14 +241,6 @@ class WebService(Service):
     def stopService(self) -> Deferred[Any]:
         Service.stopService(self)
         return self.port.stopListening() or succeed(None)  # type: ignore[no-any-return]
-
-
-def _why(reason: Failure) -> str:
-    exc = reason.value
-    err = getattr(exc, "socketError", None) if isinstance(exc, CannotListenError) else exc
-    if isinstance(err, OSError) and err.errno:
-        return os.strerror(err.errno).lower()
-    return str(exc) or type(exc).__name__
 
 
 def makeWebService(endpoint: str, site: Any, reactor: Any) -> WebService:
