@@ -113,6 +113,18 @@ def test_a_request_without_a_valid_token_is_refused_and_logged(s: Setup) -> None
     assert s.call("GET", "/api/v1/screen", auth=None).responseCode == 401
 
 
+def test_a_host_guessing_tokens_is_blocked_like_a_vnc_guesser(s: Setup) -> None:
+    """Five wrong tokens block the host for 10 s (429, even with the right token), as on
+    the VNC port; the block ends on time."""
+    for _ in range(5):
+        assert s.call("GET", "/api/v1/screen", auth=b"Bearer guess").responseCode == 401
+    blocked = s.call("GET", "/api/v1/screen")
+    assert blocked.responseCode == 429
+    assert blocked.responseHeaders.getRawHeaders(b"retry-after") == [b"11"]
+    s.clock.advance(10.5)
+    assert s.call("GET", "/api/v1/screen").responseCode == 200
+
+
 @pytest.mark.parametrize("route", ["input", "keys"])
 def test_the_view_token_reads_but_cannot_type(s: Setup, route: str) -> None:
     assert s.call("GET", "/api/v1/screen", auth=VIEW).responseCode == 200

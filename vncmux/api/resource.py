@@ -52,6 +52,7 @@ from vncmux.api.wait import (
 )
 from vncmux.events import API, AUTH_FAILURE, NONE, Client
 from vncmux.keyboard import describe
+from vncmux.rfb.blacklist import Blacklist
 from vncmux.rfb.http_limits import CountingRequest
 from vncmux.sockets import peerLabel
 
@@ -147,6 +148,8 @@ class Api:
         self.hub = hub
         self.clock = clock
         self.tokens = tokens
+        # the same per-host limits as the VNC port: 5 wrong tokens block a host, doubling
+        self.blacklist = Blacklist(clock, what="API")
         self.console = console
         self.history = history
         self.encoding = encoding
@@ -163,8 +166,16 @@ class Api:
         """Answer ``request``; ``path`` is its path below where the API is mounted
         (default: the request's own path)."""
         peer = peer_of(request)
+        address = request.getClientAddress()
+        wait = self.blacklist.blockedFor(address)
+        if wait > 0:
+            request.setHeader(b"Retry-After", str(int(wait) + 1).encode())
+            return self.error(
+                request, ApiError(429, f"too many failed tokens: try again in {wait:.0f} s")
+            )
         access = self.tokens.access(request.getHeader(b"authorization"))
         if access is None:
+            self.blacklist.failed(address)
             log.warn(
                 "API client {peer}: authentication failed for {method} {path}",
                 peer=peer,

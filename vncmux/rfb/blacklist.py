@@ -75,8 +75,10 @@ class Blacklist:
         threshold: int = THRESHOLD,
         initial: float = INITIAL,
         max_hosts: int = MAX_HOSTS,
+        what: str = "VNC",
     ) -> None:
         self.clock = clock
+        self.what = what  # the log lines' subject: "VNC", "API"
         self.threshold = threshold
         self.initial = initial
         self.max_hosts = max_hosts
@@ -103,7 +105,8 @@ class Blacklist:
             until = self.clock.seconds() + wait
             where = peer_host(address)
             log.warn(
-                "VNC: {count} authentication failures from {host}; blocked for {wait:g} s{scope}",
+                "{what}: {count} authentication failures from {host}; blocked for {wait:g} s{scope}",
+                what=self.what,
                 count=count,
                 host=where,
                 wait=wait,
