@@ -125,3 +125,37 @@ def test_bands_group_adjacent_rows() -> None:
     assert not Damage(3)
     d.clear()
     assert not d
+
+
+def test_scroll_of_a_wholly_dirty_region_keeps_the_rows_and_adds_up() -> None:
+    d = Damage(24)
+    d.mark([2, 3])
+    d.scrolled(5, 10, 1)
+    d.mark(range(5, 11))
+    before = set(d.rows)
+    for _ in range(3):
+        d.scrolled(5, 10, 1)
+    assert d.rows == before
+    assert d.scroll == Scroll(5, 10, 4)
+    d.scrolled(5, 10, 2)
+    assert d.scroll is None
+    assert d.rows == before
+
+
+def test_rows_outside_the_region_stay_and_inside_ones_move() -> None:
+    d = Damage(24)
+    d.mark([1, 6, 7, 12])
+    d.scrolled(5, 10, 2)
+    assert d.rows == {1, 5, 9, 10, 12}  # (6 -> 4 leaves the region, 7 -> 5 stays)
+    d = Damage(24)
+    d.mark([5, 9])
+    d.scrolled(5, 10, -2)
+    assert d.rows == {5, 6, 7}
+
+
+def test_marks_off_the_screen_are_dropped() -> None:
+    d = Damage(4)
+    d.mark(r for r in (-1, 0, 3, 4))
+    d.mark({7, 2})
+    d.mark(range(-2, 1))
+    assert d.rows == {0, 2, 3}

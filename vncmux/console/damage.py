@@ -61,7 +61,13 @@ class Damage:
 
     def mark(self, rows: Iterable[int]) -> None:
         """Rows whose content must be redrawn from the current state."""
-        self.rows.update(r for r in rows if 0 <= r < self.lines)
+        if type(rows) is range and rows.step == 1:
+            self.rows.update(range(max(rows.start, 0), min(rows.stop, self.lines)))
+            return
+        new = rows if isinstance(rows, (set, frozenset)) else set(rows)
+        if new and (min(new) < 0 or max(new) >= self.lines):
+            new = {r for r in new if 0 <= r < self.lines}
+        self.rows.update(new)
 
     def mark_all(self) -> None:
         """Everything: used for a new viewer, a non-incremental request or a resize."""
@@ -81,7 +87,9 @@ class Damage:
             # Only one scroll can be pending: redraw this region instead.
             self.mark(range(top, bottom + 1))
             return
-        self._shift_rows(top, bottom, count)
+        if not self.rows.issuperset(range(top, bottom + 1)):
+            # (A region already wholly dirty stays so: shifting it would change nothing.)
+            self._shift_rows(top, bottom, count)
         total = count + (prior.count if prior is not None else 0)
         if total == 0:
             self.scroll = None
@@ -92,19 +100,17 @@ class Damage:
             self.scroll = Scroll(top, bottom, total)
 
     def _shift_rows(self, top: int, bottom: int, count: int) -> None:
-        moved = set()
-        for r in self.rows:
-            if top <= r <= bottom:
-                r -= count
-                if top <= r <= bottom:
-                    moved.add(r)
-            else:
-                moved.add(r)
-        self.rows = moved
+        """Dirty rows inside the region move with it (those pushed out are dropped) and
+        the rows it exposes become dirty; rows outside it stay as they are."""
+        rows = self.rows
+        inside = rows.intersection(range(top, bottom + 1))
+        if inside:
+            rows.difference_update(inside)
+            rows.update(r - count for r in inside if top <= r - count <= bottom)
         if count > 0:
-            self.rows.update(range(bottom - count + 1, bottom + 1))
+            rows.update(range(bottom - count + 1, bottom + 1))
         else:
-            self.rows.update(range(top, top - count))
+            rows.update(range(top, top - count))
 
     def merge(self, later: Damage) -> None:
         """Fold ``later`` (damage that happened after this one) into this one."""

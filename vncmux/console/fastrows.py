@@ -125,11 +125,13 @@ class PendingRows:
             self.settle()
             rows = [None] * s.lines
         try:
+            # (The cursor is on the margin and there are no left/right margins: what
+            # ``index`` / ``reverse_index`` would do comes down to this.)
             if up:
-                s.index()
+                s.scroll_region(top, bottom, 1, scrolls_off=True)
                 rows[top : bottom + 1] = rows[top + 1 : bottom + 1] + [None]
             else:
-                s.reverse_index()
+                s.scroll_region(top, bottom, -1)
                 rows[top : bottom + 1] = [None] + rows[top:bottom]
         except Exception:  # noqa: BLE001 -- a failed scroll: the rest must stay consistent
             log.failure("Terminal fast path: a scroll failed")

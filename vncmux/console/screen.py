@@ -17,6 +17,7 @@ import copy
 import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from pyte import modes as mo
@@ -229,35 +230,26 @@ class TermScreen(EditingMixin, ReportsMixin, ModesMixin, Screen):
             return
         n = min(abs(count), height)
         buf = self.buffer
+        if count > 0 and scrolls_off and top == 0 and self.reports_scrolled_off:
+            cols = self.columns
+            self.scrolled_off([well_formed(line_cells(buf.get(y), cols)) for y in range(n)])
+        # (Every row of the region is taken out once and the survivors put back shifted:
+        # rows never stored stay absent, exposed rows become absent, i.e. blank.)
+        old = list(map(buf.pop, range(top, bottom + 1), repeat(None, height)))
         if count > 0:
-            if scrolls_off and top == 0 and self.reports_scrolled_off:
-                cols = self.columns
-                self.scrolled_off([well_formed(line_cells(buf.get(y), cols)) for y in range(n)])
-            for y in range(top, bottom - n + 1):
-                moved = buf.pop(y + n, None)
-                if moved is None:
-                    buf.pop(y, None)
-                else:
-                    buf[y] = moved
-            for y in range(bottom - n + 1, bottom + 1):
-                buf.pop(y, None)
+            kept, dest, signed = old[n:], top, n
         else:
-            for y in range(bottom, top + n - 1, -1):
-                moved = buf.pop(y - n, None)
-                if moved is None:
-                    buf.pop(y, None)
-                else:
-                    buf[y] = moved
-            for y in range(top, top + n):
-                buf.pop(y, None)
-        signed = n if count > 0 else -n
+            kept, dest, signed = old[: height - n], top + n, -n
+        buf.update({dest + i: line for i, line in enumerate(kept) if line is not None})
         d = self.damage
         if self.dirty:
             d.mark(self.dirty)
             self.dirty.clear()
         d.scrolled(top, bottom, signed)
-        self.cursor_ref = self._shift_ref(self.cursor_ref, top, bottom, signed)
-        self.banner_ref = self._shift_ref(self.banner_ref, top, bottom, signed)
+        if self.cursor_ref is not None:
+            self.cursor_ref = self._shift_ref(self.cursor_ref, top, bottom, signed)
+        if self.banner_ref is not None:
+            self.banner_ref = self._shift_ref(self.banner_ref, top, bottom, signed)
 
     @property
     def reports_scrolled_off(self) -> bool:
