@@ -6,42 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from twisted.internet.testing import Clock
 from twisted.logger import capturedLogs, formatEvent
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from tests.support.fakes import FakeDevice
-from vncmux.console.console import Console, ConsoleService, ViewerSession, row_text
+from tests.support.viewer_setup import Setup
+from vncmux.console.console import ConsoleService, row_text
 from vncmux.console.interfaces import (
     IConsole,
     IConsoleListener,
     ITerminalEvents,
-    IViewer,
     IViewerSession,
 )
 from vncmux.console.keys import XK_Insert, XK_Shift_L
-from vncmux.hub import Hub
 
 SHIFT_INSERT = [(XK_Shift_L, True), (XK_Insert, True), (XK_Insert, False), (XK_Shift_L, False)]
-
-
-@implementer(IViewer)
-class FakeViewer:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def updateAvailable(self) -> None:
-        self.events.append("update")
-
-    def bell(self) -> None:
-        self.events.append("bell")
-
-    def nameChanged(self, name: str) -> None:
-        self.events.append(("name", name))
-
-    def sizeChanged(self, width: int, height: int) -> None:
-        self.events.append(("size", width, height))
 
 
 @implementer(IConsoleListener)
@@ -61,37 +40,6 @@ class Listener:
 
     def scrolledOff(self, lines: list[str]) -> None:
         self.lines.extend(lines)
-
-
-class Setup:
-    """A console on a real hub with a fake device, on a fake clock."""
-
-    def __init__(self, cols: int = 20, rows: int = 5, **kw: Any) -> None:
-        self.clock = Clock()
-        self.hub = Hub(self.clock)
-        self.device = FakeDevice()
-        self.hub.deviceConnected(self.device, "fake connected")
-        self.console = Console(self.hub, self.clock, cols, rows, default_name="vncmux: t", **kw)
-        self.console.start()
-
-    def feed(self, data: bytes) -> None:
-        self.hub.deviceOutput(data)
-        for _ in range(1000):
-            if not self.console.vc.backlog:
-                break
-            self.clock.advance(0)
-        self.clock.advance(0)  # the drain is always on a later turn
-        assert self.console.vc.backlog == 0
-
-    def typed(self) -> bytes:
-        data = b"".join(self.device.written)
-        self.device.written.clear()
-        return data
-
-    def attach(self, view_only: bool = False) -> tuple[FakeViewer, ViewerSession]:
-        viewer = FakeViewer()
-        session = self.console.attach(viewer, view_only=view_only, peer="10.0.0.9:4242")
-        return viewer, session
 
 
 def test_the_console_and_its_sessions_provide_their_interfaces() -> None:
