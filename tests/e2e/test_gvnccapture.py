@@ -17,14 +17,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image
 
 from tests.support.net import free_tcp_port
 from tests.support.pty_device import Pty
+from tests.support.screen_image import expected_screen, same
 from tests.support.vncmux_process import VncmuxProcess
 from tests.support.waiting import wait_until
-from vncmux.console.render import Renderer
-from vncmux.console.terminal import Terminal
 
 VNCDO = shutil.which("vncdo") or str(Path(sys.executable).with_name("vncdo"))
 GVNCCAPTURE = shutil.which("gvnccapture")
@@ -88,19 +87,6 @@ def gvnccapture(display: int, path: Path) -> Image.Image:
     with Image.open(path) as img:
         img.load()
         return img
-
-
-def expected_screen(output: bytes) -> Image.Image:
-    """The same bytes through our terminal and renderer."""
-    term = Terminal(80, 24)
-    term.feed(output)
-    renderer = Renderer(80, 24)
-    renderer.render_all(term)
-    return renderer.image.copy()
-
-
-def same(a: Image.Image, b: Image.Image) -> bool:
-    return a.size == b.size and ImageChops.difference(a, b).getbbox() is None
 
 
 def test_gvnccapture_png_is_opaque_and_matches_vncdo(

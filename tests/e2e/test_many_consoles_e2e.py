@@ -23,10 +23,10 @@ from PIL import Image, ImageChops
 from tests.support.net import free_tcp_port
 from tests.support.pty_device import Pty
 from tests.support.rfbkit import Viewer, wait_closed
+from tests.support.screen_image import expected_screen
 from tests.support.vncmux_process import VncmuxProcess
 from tests.support.waiting import wait_until
 from vncmux.console.render import Renderer
-from vncmux.console.terminal import Terminal
 
 VNCDO = shutil.which("vncdo") or str(Path(sys.executable).with_name("vncdo"))
 
@@ -37,15 +37,6 @@ def vnc_open(port: int) -> bool:
             return s.recv(12).startswith(b"RFB ")
     except OSError:
         return False
-
-
-def expected_screen(output: bytes) -> Image.Image:
-    """The same bytes through our terminal and renderer."""
-    term = Terminal(80, 24)
-    term.feed(output)
-    renderer = Renderer(80, 24)
-    renderer.render_all(term)
-    return renderer.image.copy()
 
 
 def shows(port: int, output: bytes, directory: Path) -> None:

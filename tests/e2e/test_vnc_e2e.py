@@ -16,14 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image
 
 from tests.support.net import free_tcp_port
 from tests.support.pty_device import Pty
+from tests.support.screen_image import expected_screen, same
 from tests.support.vncmux_process import VncmuxProcess
 from tests.support.waiting import wait_until
-from vncmux.console.render import Renderer
-from vncmux.console.terminal import Terminal
 
 VNCDO = shutil.which("vncdo") or str(Path(sys.executable).with_name("vncdo"))
 
@@ -65,19 +64,6 @@ def capture(port: int, directory: Path, name: str) -> Image.Image:
     vncdo(port, "capture", str(path))
     with Image.open(path) as img:
         return img.convert("RGB")
-
-
-def expected_screen(output: bytes) -> Image.Image:
-    """What the screen must look like: the same bytes through our terminal and renderer."""
-    term = Terminal(80, 24)
-    term.feed(output)
-    renderer = Renderer(80, 24)
-    renderer.render_all(term)
-    return renderer.image.copy()
-
-
-def same(a: Image.Image, b: Image.Image) -> bool:
-    return a.size == b.size and ImageChops.difference(a, b).getbbox() is None
 
 
 OUTPUT = (

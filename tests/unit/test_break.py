@@ -235,7 +235,7 @@ def test_serial_spec_kinds_for_the_network_devices() -> None:
 
 
 def test_ctrl_alt_pause_in_a_viewer_sends_a_break_and_nothing_to_the_device() -> None:
-    from tests.unit.test_console import Setup
+    from tests.support.viewer_setup import Setup
 
     s = Setup()
     _viewer, session = s.attach()
@@ -249,7 +249,7 @@ def test_ctrl_alt_pause_in_a_viewer_sends_a_break_and_nothing_to_the_device() ->
 
 
 def test_a_view_only_viewer_cannot_send_break() -> None:
-    from tests.unit.test_console import Setup
+    from tests.support.viewer_setup import Setup
 
     s = Setup()
     _viewer, session = s.attach(view_only=True)

@@ -11,8 +11,9 @@ from typing import NamedTuple
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageDraw
 
+from tests.support.screen_image import same
 from vncmux import fonts
 from vncmux.console import palette
 from vncmux.console.boxdraw import BOX_TABLE, DOWN, HEAVY, LEFT, LIGHT, RIGHT, UP
@@ -89,10 +90,6 @@ def colours(im: Image.Image) -> set[tuple[int, int, int]]:
     found = im.getcolors(1 << 16)
     assert found is not None
     return {tuple(c) for _, c in found}  # type: ignore[misc, arg-type]
-
-
-def same(a: Image.Image, b: Image.Image) -> bool:
-    return a.size == b.size and ImageChops.difference(a, b).getbbox() is None
 
 
 def font_mask(r: Renderer, text: str) -> Image.Image:
