@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.net import free_tcp_port
+from tests.support.notify import notify_listener, receive_state
 from tests.support.pty_device import Pty
 from tests.support.vncmux_process import VncmuxProcess
 
@@ -18,16 +19,8 @@ from tests.support.vncmux_process import VncmuxProcess
 @pytest.fixture
 def notify_socket(short_tmp: Path) -> Iterator[tuple[socket.socket, str]]:
     path = str(short_tmp / "notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(20)
-    yield sock, path
-    sock.close()
-
-
-def receive(sock: socket.socket) -> dict[str, str]:
-    data = sock.recv(4096).decode()
-    return dict(line.split("=", 1) for line in data.splitlines() if line)
+    with notify_listener(path, timeout=20) as sock:
+        yield sock, path
 
 
 def test_ready_status_and_stopping(
@@ -41,7 +34,7 @@ def test_ready_status_and_stopping(
         ["--device", pty.path, "--vnc", "none", "--socket", f"tcp:{port}:interface=127.0.0.1"],
         env={"NOTIFY_SOCKET": path},
     )
-    ready = receive(sock)
+    ready = receive_state(sock)
     assert ready["READY"] == "1", proc.describe()
     assert ready["STATUS"] == "1 console, 1 device up"
     # READY means listening: the byte socket accepts right away
@@ -49,7 +42,7 @@ def test_ready_status_and_stopping(
         pass
     # twistd ends by re-raising SIGTERM once shut down (systemd counts that as clean)
     assert proc.stop() in (0, -15)
-    assert receive(sock) == {"STOPPING": "1", "STATUS": "stopping"}
+    assert receive_state(sock) == {"STOPPING": "1", "STATUS": "stopping"}
 
 
 def test_a_fatal_error_exits_non_zero_without_ready(
@@ -115,7 +108,7 @@ def test_socket_activation_vnc_and_byte_socket(
             stdin=subprocess.DEVNULL,
         )
     try:
-        assert receive(sock)["READY"] == "1", log.read_text()
+        assert receive_state(sock)["READY"] == "1", log.read_text()
         with socket.create_connection(("127.0.0.1", vnc_port), timeout=10) as viewer:
             assert recv_exactly(viewer, 12, 10) == b"RFB 003.008\n"
         with socket.create_connection(("127.0.0.1", byte_port), timeout=10) as client:

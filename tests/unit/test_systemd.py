@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from twisted.internet.testing import MemoryReactorClock
 
+from tests.support.notify import notify_listener, receive_state
 from vncmux.systemd import Notifier, NotifyService, describeSite, socketAddress
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,16 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def listener(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
     path = str(tmp_path / "notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.settimeout(5)
-    yield sock, path
-    sock.close()
-
-
-def received(sock: socket.socket) -> dict[str, str]:
-    data = sock.recv(4096).decode()
-    return dict(line.split("=", 1) for line in data.splitlines() if line)
+    with notify_listener(path, timeout=5) as sock:
+        yield sock, path
 
 
 def test_socket_address_forms() -> None:
@@ -69,7 +62,7 @@ def test_send_abstract_namespace() -> None:
     sock.settimeout(5)
     try:
         assert Notifier.fromEnvironment({"NOTIFY_SOCKET": "@" + name}).send(READY="1")
-        assert received(sock) == {"READY": "1"}
+        assert receive_state(sock) == {"READY": "1"}
     finally:
         sock.close()
 
@@ -81,13 +74,13 @@ def test_service_ready_status_and_stopping(listener: tuple[socket.socket, str]) 
     service = NotifyService(reactor, lambda: describeSite(states), Notifier(path), interval=5.0)
     service.startService()
     reactor.run()  # fires callWhenRunning: READY
-    assert received(sock) == {"READY": "1", "STATUS": "2 consoles, 1 device up, 1 waiting"}
+    assert receive_state(sock) == {"READY": "1", "STATUS": "2 consoles, 1 device up, 1 waiting"}
     reactor.advance(5)  # unchanged: nothing sent
     states[1] = "up"
     reactor.advance(5)
-    assert received(sock) == {"STATUS": "2 consoles, 2 devices up"}
+    assert receive_state(sock) == {"STATUS": "2 consoles, 2 devices up"}
     service.stopService()
-    assert received(sock) == {"STOPPING": "1", "STATUS": "stopping"}
+    assert receive_state(sock) == {"STOPPING": "1", "STATUS": "stopping"}
     sock.settimeout(0.05)
     with pytest.raises(TimeoutError):
         sock.recv(4096)  # the status loop has stopped: nothing else comes
@@ -99,10 +92,10 @@ def test_watchdog_pings(listener: tuple[socket.socket, str]) -> None:
     service = NotifyService(reactor, lambda: "ok", Notifier(path, watchdog_usec=2_000_000))
     service.startService()
     reactor.run()
-    assert received(sock)["READY"] == "1"
-    assert received(sock) == {"WATCHDOG": "1"}
+    assert receive_state(sock)["READY"] == "1"
+    assert receive_state(sock) == {"WATCHDOG": "1"}
     reactor.advance(1.0)
-    assert received(sock) == {"WATCHDOG": "1"}
+    assert receive_state(sock) == {"WATCHDOG": "1"}
     service.stopService()
 
 
