@@ -252,6 +252,14 @@ SPECIAL = [
     b"x\x1b[9999b",
     b"\x1b[b",
     b"\x1b[0;5b",
+    b"\x1b[22;0;0t",
+    b"\x1b[23;0;0t",
+    b"\x1b[18t",
+    b"\x1b[5T",
+    b"\x1b[1;2;3;4;5T",
+    b"\x1b[4;20h",
+    b"\x1b[2;4l",
+    b"\x1b[?7;1000l",
 ]
 
 
@@ -579,6 +587,25 @@ def test_a_burst_of_lines_is_one_full_screen_of_damage() -> None:
     d = t.take_damage()
     assert d.scroll is not None and d.scroll.count == 2
     assert d.rows == {2, 3, 4}  # the two new rows and the cursor's old row
+
+
+def test_a_region_scroll_is_damage_as_a_scroll() -> None:
+    """Lines printed into a scroll region run on the pending rows alone (the screen
+    records the scroll, moving nothing): the rows that only moved are not redrawn, the
+    scroll is one scroll of the region, and the lines are where the slow path puts them."""
+    data = b"".join(b"row %d\r\n" % i for i in range(10)) + b"\x1b[2;8r\x1b[8;1H"
+    fast, slow = Terminal(20, 10), Terminal(20, 10, fast=False)
+    for t in (fast, slow):
+        t.feed(data)
+        t.take_damage()
+        t.feed(b"\nnew one\nnew two")
+    d = fast.take_damage()
+    assert d.scroll is not None and (d.scroll.top, d.scroll.bottom, d.scroll.count) == (1, 7, 2)
+    assert d.rows == {5, 6, 7}  # the two exposed rows and the cursor's old row, moved
+    d_slow = slow.take_damage()
+    assert (d.rows, d.scroll) == (d_slow.rows, d_slow.scroll)
+    assert [our_cells(fast, y) for y in range(10)] == [our_cells(slow, y) for y in range(10)]
+    assert "".join(c.data for c in fast.line(5)).rstrip() == "row 8"  # (row 7 before)
 
 
 def test_a_failing_token_is_dropped_alone(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,7 +67,7 @@ _TOKEN = re.compile(
     # "39m\x1b(B\x1b[", as ncurses' sgr0 does), 4: text after it (or '')
     f"({_SGRS})m({_T}*)"
     f"|({_P})H({_T}*)"  # 5: CUP, 6: text after it (or '')
-    f"|({_P})([@A-GILMPSTXZ`ade])"  # 7, 8: edits and moves (see _EDITS)
+    f"|({_P})([@A-GILMPSTXZ`adehlt])"  # 7, 8: edits, moves, modes, window ops (_EDITS)
     f"|({_P})([fKJ])"  # 9, 10: HVP, EL, ED
     "|\\?25(?:[hl]\x1b\\[\\?25)*([hl])"  # 11: cursor shown / hidden (DECTCEM; the last)
     f"|({_P})b"  # 12: REP (repeat the last character)
@@ -86,11 +86,11 @@ _TOKEN = re.compile(
     f"|\x1b\\[\\?({_P})([hl])"  # 28, 29: DEC private modes set / reset (see _QUIET_MODES)
 )
 
-# DEC private modes that change neither cells nor anything a run keeps (the cursor's
-# place, autowrap, margins, origin, the screen in use): set and reset in place through the
-# screen's own ``set_mode`` / ``reset_mode``; any other mode ends the run.
+# DEC private modes that change no cells, nor the cursor's place, the margins, origin or
+# the screen in use: set and reset in place through the screen's own ``set_mode`` /
+# ``reset_mode`` (autowrap, 7, is read back afterwards); any other mode ends the run.
 _QUIET_MODES = frozenset(
-    {1, 9, 12, 25, 66, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1015, 1016}
+    {1, 7, 9, 12, 25, 66, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1015, 1016}
     | {1034, 1035, 1036, 1039, 2004}
 )
 
@@ -102,9 +102,12 @@ _MOVES = frozenset("ABCDG`d")
 # False when it moves the cursor or sets margins only.
 _EDITS: dict[str, bool] = {
     **dict.fromkeys("@LMPST", True),
-    **dict.fromkeys("ABCDEFGIZ`ade", False),
+    # (SM/RM: the ANSI modes touch no cells (insert mode ends the run: see ``usable``);
+    # XTWINOPS: reports and the title stack, never a resize)
+    **dict.fromkeys("ABCDEFGIZ`adehlt", False),
 }
 
+_SD = ("scroll_down", 1)  # CSI T with one parameter (more: mouse tracking, not here)
 _DECTCEM_KEY = (True, 25)  # DECTCEM's key in ``TermScreen.other_modes``
 
 log = Logger()
@@ -137,6 +140,8 @@ class FastPath(PendingRows):
         self._ints: dict[str, list[int] | None] = {}
         self._cups: dict[str, tuple[int, int] | tuple[()]] = {}  # CUP parameters -> x, y
         self._cups_size = (0, 0)
+        # DECSTBM parameters -> (margins, top, bottom), () when ignored: ``_stbm``
+        self._stbms: dict[str, tuple[Margins | None, int, int] | tuple[()]] = {}
         # The slow path's tables of screen methods, so that both call the same ones.
         from vncmux.console.parser import _CSI, _ESCAPES
 
@@ -198,6 +203,31 @@ class FastPath(PendingRows):
         self._cups[params] = pos
         return pos
 
+    def _stbm(
+        self, params: str, top: int, bottom: int
+    ) -> tuple[Margins | None, int, int] | tuple[()]:
+        """What DECSTBM with ``params`` does from margins ``top..bottom``, as
+        ``TermScreen.set_margins``: the new margins (None: none) and their rows, or ``()``
+        when it is ignored.  Cached in ``_stbms`` when it does not depend on the margins
+        in place (both or neither given)."""
+        last = self.screen.lines - 1
+        ints = self._params(params)
+        if ints is None:
+            got: tuple[Margins | None, int, int] | tuple[()] = ()
+            t_ = b_ = 1
+        else:
+            t_ = ints[0] if ints else 0
+            b_ = ints[1] if len(ints) > 1 else 0
+            if not b_ and not t_:
+                got = (None, 0, last)
+            else:
+                tt = max(0, min(t_ - 1, last)) if t_ else top
+                bb = max(0, min(b_ - 1, last)) if b_ else bottom
+                got = (Margins(tt, bb), tt, bb) if bb - tt >= 1 else ()
+        if bool(t_) == bool(b_):
+            self._stbms[params] = got
+        return got
+
     # -- the run ---------------------------------------------------------------------
 
     def usable(self) -> bool:
@@ -246,8 +276,10 @@ class FastPath(PendingRows):
         narrow = self._narrow
         row: Row | None
         cups = self._cups
-        if self._cups_size != (cols, lines) or len(cups) > _MAX_STATES:
-            cups.clear()  # (positions are clamped to the size)
+        stbms = self._stbms
+        if self._cups_size != (cols, lines) or len(cups) > _MAX_STATES or len(stbms) > 64:
+            cups.clear()  # (positions and margins are clamped to the size)
+            stbms.clear()
             self._cups_size = (cols, lines)
 
         try:
@@ -417,22 +449,14 @@ class FastPath(PendingRows):
                     elif y < last:
                         y += 1
                 elif k == 27:  # DECSTBM, as ``TermScreen.set_margins``, then maybe CUP
-                    ints = self._params(m.group(26))
-                    if ints is not None:
-                        t_ = ints[0] if ints else 0
-                        b_ = ints[1] if len(ints) > 1 else 0
-                        if not b_ and not t_:
-                            s.margins = None
-                            x = y = 0
-                            top, bottom, full = 0, last, True
-                        else:
-                            tt = max(0, min(t_ - 1, last)) if t_ else top
-                            bb = max(0, min(b_ - 1, last)) if b_ else bottom
-                            if bb - tt >= 1:
-                                s.margins = Margins(tt, bb)
-                                x = y = 0
-                                top, bottom = tt, bb
-                                full = top == 0 and bottom == last
+                    params = m.group(26)
+                    got = stbms.get(params)
+                    if got is None:
+                        got = self._stbm(params, top, bottom)
+                    if got:
+                        s.margins, top, bottom = got
+                        x = y = 0
+                        full = top == 0 and bottom == last
                     params = m.group(27)
                     if params:
                         params = params[2:-1]
@@ -450,6 +474,7 @@ class FastPath(PendingRows):
                         s.set_mode(*ints, private=True)
                     else:
                         s.reset_mode(*ints, private=True)
+                    wrap = mo.DECAWM in mode
                 elif k == 19:
                     x = 0
                 elif k == 21:  # BS (from the pending-wrap column it goes back two)
@@ -509,7 +534,7 @@ class FastPath(PendingRows):
                         n = (ints[0] if ints else 0) or 1
                         rows, off, x = self._lines_edit(final, n, x, y, st, rows, off, bottom)
                     else:
-                        entry = self._csi.get(final)
+                        entry = self._csi.get(final) if final != "T" else _SD
                         if entry is None or (final == "T" and len(ints) > 1):
                             end = m.start()
                             break
@@ -518,6 +543,10 @@ class FastPath(PendingRows):
                         rows, off, x, y, st, last_text = self._call(
                             name, args, _EDITS[final], x, y, st, last_text, rows, off
                         )
+                        if final == "h" or final == "l":  # (insert mode, newline mode)
+                            lnm = mo.LNM in mode
+                            if not self.usable():
+                                break
                 elif k == 11:  # DECTCEM: what ``set_mode`` / ``reset_mode`` do for 25
                     on = m.group(11) == "h"
                     s.other_modes[_DECTCEM_KEY] = on  # (as ``note_mode``, for DECRQM)

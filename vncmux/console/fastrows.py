@@ -109,36 +109,40 @@ class PendingRows:
     def _region_scroll(
         self, x: int, y: int, st: Attrs, rows: list[Row | None], off: int, up: bool
     ) -> Any:
-        """IND at the bottom of the scroll region (``up``) or RI at its top: the screen's
-        own ``index`` / ``reverse_index`` moves the stored rows (and records the scroll as
-        damage), and the pending rows move with them, unsettled.  Only when the screen has
-        scrolled as a whole in this run, or a pending row would leave the top of the main
-        screen (it must be reported as it is), is everything settled first.  Returns the
-        pending rows (the scroll count is 0 afterwards)."""
+        """IND at the bottom of the scroll region (``up``) or RI at its top, on the pending
+        rows alone: the region's rows move in the pending list (a stored row becomes a
+        pending row holding its line, unchanged: a *moved* row), the exposed row is a
+        fresh blank line, and the screen records the scroll as damage
+        (``TermScreen.note_scroll``) without moving its stored rows; :meth:`settle` puts
+        the moved rows in place.  A row leaving the top of the main screen is reported
+        as it is.  Only when the screen has scrolled as a whole in this run is everything
+        settled first.  Returns the pending rows (the scroll count is 0 afterwards)."""
         s = self.screen
         c = s.cursor
         c.x, c.y = x, y
         c.attrs = st.attrs
         top, bottom = s.margins or (0, s.lines - 1)
-        if off or (up and top == 0 and rows[0] is not None and s.reports_scrolled_off):
+        if off:
             self._rows, self._off = rows, off
             self.settle()
             rows = [None] * s.lines
-        try:
-            # (The cursor is on the margin and there are no left/right margins: what
-            # ``index`` / ``reverse_index`` would do comes down to this.)
-            if up:
-                s.scroll_region(top, bottom, 1, scrolls_off=True)
-                rows[top : bottom + 1] = rows[top + 1 : bottom + 1] + [None]
-            else:
-                s.scroll_region(top, bottom, -1)
-                rows[top : bottom + 1] = [None] + rows[top:bottom]
-        except Exception:  # noqa: BLE001 -- a failed scroll: the rest must stay consistent
-            log.failure("Terminal fast path: a scroll failed")
-            self._rows, self._off = rows, 0
-            self.settle()
-            s.repair()
-            rows = [None] * s.lines
+        if up and top == 0 and s.reports_scrolled_off:
+            s.scrolled_off([self._cells(rows[0], 0)])
+        seg = rows[top : bottom + 1]
+        if None in seg:
+            blank = s.default_char
+            stored = s.stored_line
+            for i, row in enumerate(seg):
+                if row is None:
+                    line = stored(top + i)
+                    seg[i] = [StaticDefaultDict(blank) if line is None else line]
+        if up:
+            seg.append([StaticDefaultDict(s.default_char)])
+            rows[top : bottom + 1] = seg[1:]
+        else:
+            seg.insert(0, [StaticDefaultDict(s.default_char)])
+            rows[top : bottom + 1] = seg[:-1]
+        s.note_scroll(top, bottom, 1 if up else -1)
         return rows
 
     def _lines_edit(
@@ -306,8 +310,15 @@ class PendingRows:
         self._report(rows, off)
         self._reported = 0
         build = self._build
-        lines = {r: build(row) for r, row in enumerate(rows[off:]) if row is not None}
-        self.screen.apply_run(off, lines)
+        lines = {}
+        moved = {}
+        for r, row in enumerate(rows[off:]):
+            if row is not None:
+                if len(row) == 1 and row[0].__class__ is StaticDefaultDict:
+                    moved[r] = row[0]  # (only a region scroll leaves a row so: moved)
+                else:
+                    lines[r] = build(row)
+        self.screen.apply_run(off, lines, moved)
 
     def report_scrolled_off(self) -> None:
         """Report the rows run so far scrolled off the top, without settling the rest (the

@@ -241,6 +241,12 @@ class TermScreen(EditingMixin, ReportsMixin, ModesMixin, Screen):
         else:
             kept, dest, signed = old[: height - n], top + n, -n
         buf.update({dest + i: line for i, line in enumerate(kept) if line is not None})
+        self.note_scroll(top, bottom, signed)
+
+    def note_scroll(self, top: int, bottom: int, signed: int) -> None:
+        """Record that rows ``top..bottom`` moved by ``signed`` (positive: up) as damage,
+        without moving the stored rows: the fast path moves its pending rows itself and
+        hands them over later (``apply_run``'s ``moved``)."""
         d = self.damage
         if self.dirty:
             d.mark(self.dirty)
@@ -266,14 +272,20 @@ class TermScreen(EditingMixin, ReportsMixin, ModesMixin, Screen):
         """Row ``y`` as stored (None: never written, blank), without creating it."""
         return self.buffer.get(y)
 
-    def apply_run(self, scrolled: int, lines: dict[int, Line]) -> None:
+    def apply_run(
+        self, scrolled: int, lines: dict[int, Line], moved: dict[int, Line] | None = None
+    ) -> None:
         """Take in what a fast-path run did: the whole screen scrolled up by ``scrolled``
         rows (any number; no margins; the rows that left were given to
-        :meth:`scrolled_off`), then ``lines`` (row -> line) replaced rows.  Damage is
+        :meth:`scrolled_off`), then ``lines`` (row -> line) replaced rows, and ``moved``
+        rows were put where region scrolls already recorded with :meth:`note_scroll`
+        took them (no damage of their own: the scroll's damage covers them).  Damage is
         recorded as the slow path would have recorded it."""
         if scrolled:
             self.scroll_region(0, self.lines - 1, scrolled)
         buf = self.buffer
+        if moved:
+            buf.update(moved)
         for y, line in lines.items():
             buf[y] = line
         self.dirty.update(lines)
