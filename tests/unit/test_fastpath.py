@@ -425,6 +425,67 @@ def test_modes_the_fast_path_leaves_to_the_slow_path() -> None:
         pair.check(cut(rng, mixed(rng, 20, 10, 5)), rng)
 
 
+ISO_PIECES = [
+    b"\x1bV",  # SPA: protected from here, and ISO protection on
+    b"\x1bW",  # EPA
+    b"kept",
+    b"\x1b[K",
+    b"\x1b[1K",
+    b"\x1b[2K",
+    b"\x1b[J",
+    b"\x1b[1J",
+    b"\x1b[2J",
+    b"\x1b[X",
+    b"\x1b[3X",
+    b"\x1b[2;3H",
+    b"\x1b[2;3f",
+    b"\r\n",
+    b"\x1b[44m",
+    b'\x1b[1"q',  # DECSCA: ISO protection off again
+    b"\x1b[!p",  # DECSTR: likewise
+]
+
+
+def test_iso_protection_gives_the_same_screen_on_both_paths() -> None:
+    """After SPA the fast path keeps running text and moves, and leaves ED, EL and ECH
+    (which then spare protected characters) to the slow path: both paths agree."""
+    rng = random.Random(13)
+    for size in ((10, 5), (80, 24)):
+        for _ in range(20):
+            data = b"\x1bV" + b"".join(
+                rng.choice(ISO_PIECES) if rng.random() < 0.7 else mixed(rng, 1, *size)
+                for _ in range(40)
+            )
+            Pair(*size).check([data], rng)  # (whole: the longest fast runs)
+            Pair(*size).check(cut(rng, data), rng)
+
+
+def test_protected_characters_survive_erases_and_text_stays_fast() -> None:
+    """Characters written after SPA survive ED, EL and ECH on both paths; text written
+    meanwhile is the fast path's (the slow parser sees only the erases)."""
+    data = b"\x1bVab\x1bWcd\r\x1b[K\x1b[2J\x1b[3;1Hef\x1b[1;1H\x1b[9X\x1b[4;1Hgh\x1b[2K"
+    rows = []
+    for fast in (True, False):
+        t = Terminal(10, 4, fast=fast)
+        t.feed(data)
+        rows.append(["".join(c.data for c in t.line(y)).rstrip() for y in range(4)])
+    assert rows[0] == rows[1] == ["ab", "", "ef", ""]
+    t = Terminal(80, 24)
+    t.feed(b"\x1bVab\x1bW")
+    parser = t._parser
+    calls: list[str] = []
+    original = parser._guard
+
+    def spy(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        calls.append(fn.__name__)
+        original(fn, *args, **kwargs)
+
+    parser._guard = spy  # type: ignore[method-assign]
+    t.feed(b"text " * 100 + b"\x1b[31m\r\n\x1b[5;5Hmore\x1b[Kand\x1b[2Xon\x1b[J\r\n")
+    assert calls == ["erase_in_line", "erase_characters", "erase_in_display"]
+    assert t._screen.iso_protection
+
+
 _piece = st.one_of(
     st.sampled_from(SPECIAL),
     st.text(alphabet="ab \t\r\n\x08é中", max_size=30).map(str.encode),

@@ -33,7 +33,8 @@ The fast path never writes the screen's rows or damage itself: it reads rows wit
 Anything else (zero-width characters, other controls and sequences, sequences split across
 chunks) ends the run and is left to the slow path (which settles first), and so is every
 state the fast path does not model: left/right margins (DECSLRM), origin mode, insert
-mode, reverse wraparound, ISO protection.
+mode, reverse wraparound.  While ISO protection is on (after SPA) only the erases it
+changes, ED, EL and ECH, are left to the slow path; text and the rest run here as usual.
 """
 
 from __future__ import annotations
@@ -237,7 +238,6 @@ class FastPath(PendingRows):
         return (
             s.lr_margins is None
             and not s.reverse_wrap
-            and not s.iso_protection
             and mo.IRM not in mode
             and mo.DECOM not in mode
         )
@@ -264,6 +264,9 @@ class FastPath(PendingRows):
         lnm = mo.LNM in mode
         top, bottom = s.margins or (0, last)
         full = top == 0 and bottom == last  # no scroll region: a scroll is the screen's
+        # ISO protection (SPA) spares protected cells from ED, EL and ECH: those end the run
+        # then.  No fast token turns it on or off (SPA, DECSCA, DECSTR and RIS are slow).
+        iso = s.iso_protection
         tr = self._charset()
         stored: Callable[[int], Any] = s.stored_line
         default: Any = s.default_char
@@ -487,6 +490,9 @@ class FastPath(PendingRows):
                     x = stops[i] if i < len(stops) else cols - 1
                 elif k == 10:
                     final = m.group(10)
+                    if iso and final != "f":  # ED, EL: the slow path spares protected cells
+                        end = m.start()
+                        break
                     ints = self._params(m.group(9))
                     if ints is None:
                         pass
@@ -499,6 +505,9 @@ class FastPath(PendingRows):
                         off = self._erase(final, ints[0] if ints else 0, x, y, st, rows, off)
                 elif k == 8:
                     final = m.group(8)
+                    if iso and final == "X":  # ECH: as ED and EL
+                        end = m.start()
+                        break
                     ints = self._params(m.group(7))
                     if ints is None:
                         pass
