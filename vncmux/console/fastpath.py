@@ -248,10 +248,12 @@ class FastPath(PendingRows):
         # ``scanner().match`` matches token after token, each where the previous ended:
         # the cheapest tokenizer loop CPython's ``re`` has (undocumented, but in ``sre``
         # since Python 2 and what ``re.Scanner`` is built on).
+        if not self.usable():
+            return start
         scanner = _TOKEN.scanner(data, start)  # type: ignore[attr-defined]
         match = scanner.match
         m = match()
-        if m is None or not self.usable():
+        if m is None:
             return start
         s = self.screen
         cols, lines = s.columns, s.lines

@@ -90,6 +90,34 @@ _CSI_PRIVATE: dict[str, tuple[str, int | None]] = {
     "s": ("save_modes", None),
     "r": ("restore_modes", None),
 }
+# Screen methods (and the OSC handler) that neither read nor write cells, rows or damage:
+# the cursor, attributes, margins, titles, reports.  The slow path calls them with the fast
+# path's rows still pending (settling costs a build of every pending row).
+_NO_SETTLE = frozenset(
+    {
+        "sgr",
+        "cursor_up",
+        "cursor_down",
+        "cursor_forward",
+        "cursor_back",
+        "cursor_position",
+        "cursor_to_column",
+        "cursor_to_line",
+        "cursor_forward_rows",
+        "cursor_forward_columns",
+        "cursor_down1",
+        "cursor_up1",
+        "set_margins",
+        "window_op",
+        "title_modes",
+        "report_device_attributes",
+        "report_secondary_attributes",
+        "report_tertiary_attributes",
+        "report_device_status",
+        "set_cursor_style",
+        "_osc",
+    }
+)
 # CSI with intermediate bytes: (intermediates + final) -> (screen method, arity).
 _CSI_INTER: dict[str, tuple[str, int | None]] = {
     "*y": ("request_checksum", None),  # DECRQCRA
@@ -204,7 +232,6 @@ class Parser:
         esc_match = _ESC_SEQ.match
         body_match = _STRING_BODY.match
         fast = self.fast.run if self.fast is not None else None
-        settle = self.fast.settle if self.fast is not None else None
         i, n = 0, len(data)
         while i < n:
             state = self.state
@@ -214,7 +241,9 @@ class Parser:
                     if j != i:
                         i = j
                         continue
-                    settle()  # type: ignore[misc]  # the slow path needs the real screen
+                    # (no settling here: ``_guard`` settles before a call that needs the
+                    # real rows; a sequence split across chunks, a report or a cursor
+                    # move leaves what the fast path ran pending)
                 m = text_match(data, i)
                 if m is not None:
                     i = m.end()
@@ -250,6 +279,11 @@ class Parser:
             i += 1
 
     def _guard(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Call the screen (or the OSC handler), dropping that one sequence if it fails;
+        the fast path's pending rows are settled first unless ``fn`` touches no cells."""
+        fast = self.fast
+        if fast is not None and fast.pending and fn.__name__ not in _NO_SETTLE:
+            fast.settle()
         try:
             fn(*args, **kwargs)
         except Exception:  # noqa: BLE001 -- the point: one bad sequence, not the chunk
