@@ -99,13 +99,14 @@ _QUIET_MODES = frozenset(
 _MOVES = frozenset("ABCDG`d")
 
 # CSI finals handed to the screen's own method (named by the parser's table, so both paths
-# call the same code): True when it changes cells (the pending rows are settled first),
-# False when it moves the cursor or sets margins only.
-_EDITS: dict[str, bool] = {
-    **dict.fromkeys("@LMPST", True),
+# call the same code): 2 when it changes cells anywhere (the pending rows are settled
+# first), 1 when only on the cursor's row (that row is), 0 when it changes no cells.
+_EDITS: dict[str, int] = {
+    **dict.fromkeys("LMST", 2),  # (all rows settled first)
+    **dict.fromkeys("@P", 1),  # ICH, DCH: the cursor's row alone
     # (SM/RM: the ANSI modes touch no cells (insert mode ends the run: see ``usable``);
     # XTWINOPS: reports and the title stack, never a resize)
-    **dict.fromkeys("ABCDEFGIZ`adehlt", False),
+    **dict.fromkeys("ABCDEFGIZ`adehlt", 0),
 }
 
 _SD = ("scroll_down", 1)  # CSI T with one parameter (more: mouse tracking, not here)
@@ -430,7 +431,7 @@ class FastPath(PendingRows):
                                 m = match()
                                 continue
                             rows, off, x, y, st, last_text = self._call(
-                                self._escapes[esc], (), esc == "M", x, y, st, last_text, rows, off
+                                self._escapes[esc], (), 0, x, y, st, last_text, rows, off
                             )
                             cursor = s.cursor  # (DECRC puts a new cursor in place)
                             if not self.usable():
@@ -539,6 +540,12 @@ class FastPath(PendingRows):
                                 y = min(y + n, bottom if y <= bottom else last)
                             else:  # VPA
                                 y = min(n - 1, last)
+                    elif (final == "S" or final == "T") and len(ints) <= 1:
+                        # SU / SD: region scrolls on the pending rows, the cursor stays
+                        up = final == "S"
+                        for _ in range(min((ints[0] if ints else 0) or 1, bottom - top + 1)):
+                            rows = self._region_scroll(x, y, st, rows, off, up)
+                            off = 0
                     elif (final == "L" or final == "M") and top <= y <= bottom:
                         # IL / DL: the screen's own method moves the stored rows, and the
                         # pending rows move with them, unsettled (as a region scroll).
@@ -603,7 +610,7 @@ class FastPath(PendingRows):
         self,
         name: str,
         args: tuple[int, ...],
-        edits: bool,
+        edits: int,
         x: int,
         y: int,
         st: Attrs,
@@ -612,15 +619,18 @@ class FastPath(PendingRows):
         off: int,
     ) -> tuple[list[Row | None], int, int, int, Attrs, str]:
         """Hand one sequence to the screen's own method, as the slow path would: the
-        cursor first, and the pending rows too when it ``edits`` cells.  Returns the run's
-        new rows, scroll count, cursor, attribute set and last text."""
+        cursor first, and the pending rows too when it ``edits`` cells (1: the cursor's row
+        only, 2: anywhere).  Returns the run's new rows, scroll count, cursor, attribute
+        set and last text."""
         s = self.screen
         c = s.cursor
         c.x, c.y = x, y
         c.attrs = st.attrs
         if last_text:
             s.last_char = last_text[-1]
-        if edits:
+        if edits == 1 and not off:
+            self._settle_row(rows, y)
+        elif edits:
             self._rows, self._off = rows, off
             self.settle()
             rows, off = [None] * s.lines, 0

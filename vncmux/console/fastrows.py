@@ -320,6 +320,17 @@ class PendingRows:
                     lines[r] = build(row)
         self.screen.apply_run(off, lines, moved)
 
+    def _settle_row(self, rows: list[Row | None], y: int) -> None:
+        """Hand pending row ``y`` alone to the screen (no whole-screen scroll may be
+        pending), for an edit of that row only; the others stay pending."""
+        row = rows[y]
+        if row is not None:
+            rows[y] = None
+            if len(row) == 1 and row[0].__class__ is StaticDefaultDict:
+                self.screen.apply_run(0, {}, {y: row[0]})  # (a row that only moved)
+            else:
+                self.screen.apply_run(0, {y: self._build(row)})
+
     def report_scrolled_off(self) -> None:
         """Report the rows run so far scrolled off the top, without settling the rest (the
         terminal calls this after each feed, so a scrollback is never behind)."""
