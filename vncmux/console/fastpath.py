@@ -72,19 +72,19 @@ _TOKEN = re.compile(
     f"|({_P})([fKJ])"  # 9, 10: HVP, EL, ED
     "|\\?25(?:[hl]\x1b\\[\\?25)*([hl])"  # 11: cursor shown / hidden (DECTCEM; the last)
     f"|({_P})b"  # 12: REP (repeat the last character)
-    # 13, 14: designate G0 / G1, 15: an SGR after it (as in ncurses' sgr0), 16: text
+    f"|({_P})r((?:\x1b\\[{_P}H)?)"  # 13: DECSTBM, 14: a CUP after it (or '')
+    f"|\\?({_P})([hl])"  # 15, 16: DEC private modes set / reset (see _QUIET_MODES)
+    # 17, 18: designate G0 / G1, 19: an SGR after it (as in ncurses' sgr0), 20: text
     f")|([()])([0-9A-OQ-WYZ])(?:\x1b\\[({_SGRS})m)?({_T}*)"
-    "|([78DEM=>]))"  # 17: DECSC, DECRC, IND, NEL, RI, DECKPAM, DECKPNM
-    "|(\r\n)"  # 18: CR LF
-    "|(\r)"  # 19: CR
-    "|([\n\x0b\x0c])"  # 20: LF, VT, FF (all line feeds)
-    "|(\x08)"  # 21: BS
-    "|(\t)"  # 22: HT
-    "|([\x00-\x06\x10-\x1a\x1c-\x1f\x7f]+)"  # 23: C0 controls that do nothing here
-    "|(\x07+)"  # 24: BEL (a run of them rings once)
-    "|([\x0e\x0f])"  # 25: SO, SI
-    f"|\x1b\\[({_P})r((?:\x1b\\[{_P}H)?)"  # 26: DECSTBM, 27: a CUP after it (or '')
-    f"|\x1b\\[\\?({_P})([hl])"  # 28, 29: DEC private modes set / reset (see _QUIET_MODES)
+    "|([78DEM=>]))"  # 21: DECSC, DECRC, IND, NEL, RI, DECKPAM, DECKPNM
+    "|(\r\n)"  # 22: CR LF
+    "|(\r)"  # 23: CR
+    "|([\n\x0b\x0c])"  # 24: LF, VT, FF (all line feeds)
+    "|(\x08)"  # 25: BS
+    "|(\t)"  # 26: HT
+    "|([\x00-\x06\x10-\x1a\x1c-\x1f\x7f]+)"  # 27: C0 controls that do nothing here
+    "|(\x07+)"  # 28: BEL (a run of them rings once)
+    "|([\x0e\x0f])"  # 29: SO, SI
 )
 
 # DEC private modes that change no cells, nor the cursor's place, the margins, origin or
@@ -292,7 +292,7 @@ class FastPath(PendingRows):
             while m is not None:
                 end = m.end()
                 k = m.lastindex
-                if k <= 6 or k == 16 or k == 12:  # text, maybe after SGR, CUP or charset
+                if k <= 6 or k == 20 or k == 12:  # text, maybe after SGR, CUP or charset
                     if k == 4:  # SGR, then maybe text (group 4 always takes part)
                         params, t = m.group(3, 4)
                         nxt = st.trans.get(params)
@@ -307,15 +307,15 @@ class FastPath(PendingRows):
                             pos = self._cup(params)
                         if pos:
                             x, y = pos
-                    elif k == 16:  # a character set designated, then maybe SGR and text
-                        code, g = m.group(14, 13)
+                    elif k == 20:  # a character set designated, then maybe SGR and text
+                        code, g = m.group(18, 17)
                         if (
                             code != "B"
                             or (s.g0_charset if g == "(" else s.g1_charset) is not LAT1_MAP
                         ):
                             s.define_charset(code, g)  # ("\x1b(B" again, as in sgr0: nothing)
                             tr = self._charset()
-                        params, t = m.group(15, 16)
+                        params, t = m.group(19, 20)
                         if params is not None:
                             nxt = st.trans.get(params)
                             st = nxt if nxt is not None else self._after_sgr(st, params)
@@ -344,7 +344,7 @@ class FastPath(PendingRows):
                         if used:
                             last_text = raw[:used]
                         if used < len(t):
-                            end = m.start(k if k == 4 or k == 6 or k == 16 else 1) + used
+                            end = m.start(k if k == 4 or k == 6 or k == 20 else 1) + used
                             k = 0
                         t = ""
                     if t:
@@ -414,9 +414,9 @@ class FastPath(PendingRows):
                             y += 1
                     elif k == 0:
                         break
-                elif k == 18 or k == 20 or k == 17:  # (CR) LF; ESC 7 8 D E M
-                    if k == 17:
-                        esc = m.group(17)
+                elif k == 22 or k == 24 or k == 21:  # (CR) LF; ESC 7 8 D E M
+                    if k == 21:
+                        esc = m.group(21)
                         if esc == "=" or esc == ">":  # keypad modes: the screen's own
                             s.set_keypad(esc == "=")
                             m = match()
@@ -443,7 +443,7 @@ class FastPath(PendingRows):
                             continue
                         if esc == "E":
                             x = 0
-                    elif k == 18 or lnm:
+                    elif k == 22 or lnm:
                         x = 0
                     if y == bottom:
                         if full:
@@ -454,8 +454,8 @@ class FastPath(PendingRows):
                             off = 0
                     elif y < last:
                         y += 1
-                elif k == 27:  # DECSTBM, as ``TermScreen.set_margins``, then maybe CUP
-                    params = m.group(26)
+                elif k == 14:  # DECSTBM, as ``TermScreen.set_margins``, then maybe CUP
+                    params = m.group(13)
                     got = stbms.get(params)
                     if got is None:
                         got = self._stbm(params, top, bottom)
@@ -463,7 +463,7 @@ class FastPath(PendingRows):
                         s.margins, top, bottom = got
                         x = y = 0
                         full = top == 0 and bottom == last
-                    params = m.group(27)
+                    params = m.group(14)
                     if params:
                         params = params[2:-1]
                         pos = cups.get(params)
@@ -471,23 +471,23 @@ class FastPath(PendingRows):
                             pos = self._cup(params)
                         if pos:
                             x, y = pos
-                elif k == 29:  # DEC private modes, when all are quiet ones
-                    ints = self._params(m.group(28))
+                elif k == 16:  # DEC private modes, when all are quiet ones
+                    ints = self._params(m.group(15))
                     if ints is None or not _QUIET_MODES.issuperset(ints):
                         end = m.start()
                         break
-                    if m.group(29) == "h":
+                    if m.group(16) == "h":
                         s.set_mode(*ints, private=True)
                     else:
                         s.reset_mode(*ints, private=True)
                     wrap = mo.DECAWM in mode
-                elif k == 19:
+                elif k == 23:
                     x = 0
-                elif k == 21:  # BS (from the pending-wrap column it goes back two)
+                elif k == 25:  # BS (from the pending-wrap column it goes back two)
                     if x == cols:
                         x -= 1
                     x = min(max(0, x - 1), cols - 1)
-                elif k == 22:  # HT
+                elif k == 26:  # HT
                     stops = sorted(s.tabstops)
                     i = bisect_right(stops, x)
                     x = stops[i] if i < len(stops) else cols - 1
@@ -573,21 +573,21 @@ class FastPath(PendingRows):
                     else:
                         mode.discard(mo.DECTCEM)
                     s.cursor.hidden = not on
-                elif k == 24:
+                elif k == 28:
                     s.bell()
-                elif k == 25:  # SO, SI: the screen's own methods
-                    if m.group(25) == "\x0e":
+                elif k == 29:  # SO, SI: the screen's own methods
+                    if m.group(29) == "\x0e":
                         s.shift_out()
                     else:
                         s.shift_in()
                     tr = self._charset()
-                # k == 23: ignored controls (CAN and SUB only abort sequences: none here)
+                # k == 27: ignored controls (CAN and SUB only abort sequences: none here)
                 m = match()
         except Exception:  # noqa: BLE001 -- as the slow path: drop that token alone
             log.failure("Terminal fast path: dropped a token that failed")
             if m is not None:  # (the text after an SGR or CUP is a token of its own)
                 k = m.lastindex
-                end = m.start(k) if k == 4 or k == 6 or k == 16 else m.end()
+                end = m.start(k) if k == 4 or k == 6 or k == 20 else m.end()
 
         cursor.x, cursor.y = x, y
         cursor.attrs = st.attrs
