@@ -13,7 +13,7 @@ from zope.interface.verify import verifyObject
 from tests.support.fakes import FakeDevice
 from vncmux.api.wait import (
     CHECK_INTERVAL,
-    MAX_PATTERN,
+    MAX_PATTERN_CHARS as MAX_PATTERN,
     OUTPUT_SPAN,
     OutputWatch,
     PatternError,

@@ -4,10 +4,11 @@ One ``Api`` per console holds what the handlers read (console, hub, history) and
 watches and streams in flight; ``ApiResource`` is the twisted.web face.  Every request is
 authorised first (``auth.Tokens``; a refusal is logged with the peer), then routed by
 method and path.  Every error is a JSON object ``{"error": MESSAGE}`` with a 4xx/5xx status,
-never a traceback: bad input (a bad regex, an offset in the future, a body too large, an
-unknown key name) is 400, a view-only token on an input route 403, an unknown route 404, a
-wait that timed out 408, input while another client holds the keyboard 409
-(``--input-policy exclusive``), input while the device is down 503.
+never a traceback: bad input (a bad regex, a wait pattern whose search could stall the
+process, an offset in the future, a body too large, an unknown key name) is 400, a
+view-only token on an input route 403, an unknown route 404, a wait that timed out 408,
+input while another client holds the keyboard 409 (``--input-policy exclusive``), input
+while the device is down 503.
 
 Routes (``GET`` unless said)::
 
@@ -517,7 +518,8 @@ class Api:
                 if from_ > history.end:
                     raise ApiError(400, f"from={from_} is in the future (end {history.end})")
                 d = self.outputWatch.wait(compile_pattern(output, as_bytes=True), from_, timeout)
-        except PatternError as e:
+        except PatternError as e:  # a bad pattern, or one whose search could stall us all
+            log.info("API client {peer}: wait refused: {why}", peer=peer, why=str(e))
             raise ApiError(400, str(e)) from None
 
         def answer(result: Any) -> bytes:

@@ -4,7 +4,7 @@ Event-driven, so idle waiters cost nothing: ``ScreenWatch`` listens to the conso
 while somebody waits and, on a ``changed`` (at most every ``CHECK_INTERVAL`` while the
 screen keeps changing, and always after the last change), reads the screen text once for
 all its waiters; ``OutputWatch`` subscribes to the output history only while somebody waits and
-searches each new chunk, per waiter, from a little before where its last search ended.
+searches the new output, per waiter, from a little before where its last search ended.
 Nothing polls.  Each wait is a ``Deferred`` that fires with the match (a dict), fails with
 ``WaitTimeout`` after its timeout, and forgets everything when cancelled (the HTTP client
 went away).
@@ -12,12 +12,22 @@ went away).
 Patterns are Python regular expressions with ``re.MULTILINE`` (``^`` and ``$`` match at
 every row or line).  A screen pattern sees the screen's rows joined with newlines; an
 output pattern sees the raw bytes (the pattern is taken as UTF-8); a match of up to
-``OUTPUT_SPAN`` bytes is always found, a longer one only if it arrives in one piece.
+``OUTPUT_SPAN`` bytes is always found, a longer one may not be.
+
+A regular expression search can take very long (``re`` backtracks, and keeps the GIL
+meanwhile), so what one search costs is bounded twice: ``compile_pattern`` refuses the
+patterns whose search time explodes (``pattern.check_pattern``), and no search covers more
+than ``OUTPUT_SPAN + OUTPUT_STEP`` bytes of output (a large chunk or a backlog read from the
+history is searched a step at a time) or more than the screen's text.  Output searches stop
+for the turn after ``SEARCH_SLICE`` seconds and go on at the next reactor turn, waiters in
+turn, so a slow pattern delays its own answer, not the other consoles, viewers and the device;
+a wait left further behind than the history holds goes on from the oldest output still held.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,18 +36,22 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from vncmux.api.pattern import MAX_PATTERN_CHARS, PatternRefused, check_pattern
 from vncmux.api.screen import match_position
 from vncmux.console.interfaces import IConsoleListener
 
 log = Logger()
 
-#: Longest output match always found, in bytes: each new chunk is searched from this far
-#: back.
+#: Longest output match always found, in bytes: new output is searched from this far back.
 OUTPUT_SPAN = 4096
+#: Most new output one search takes in: a search covers at most ``OUTPUT_SPAN +
+#: OUTPUT_STEP`` bytes, however large the chunk that arrived or the backlog to search.
+OUTPUT_STEP = 2048
+#: Seconds of output searching in one reactor turn, at least one step; the rest waits for
+#: the next turn.
+SEARCH_SLICE = 0.01
 #: Seconds between two readings of a screen that keeps changing (see ``ScreenWatch``).
 CHECK_INTERVAL = 0.02
-#: Longest pattern accepted.
-MAX_PATTERN = 1000
 #: Longest timeout accepted, in seconds.
 MAX_TIMEOUT = 3600.0
 
@@ -49,19 +63,26 @@ class WaitTimeout(Exception):
 
 
 class PatternError(ValueError):
-    """A pattern that does not compile (or is too long); the message says why."""
+    """A pattern that does not compile, or that ``check_pattern`` refuses; the message says
+    why."""
 
 
 def compile_pattern(pattern: str, as_bytes: bool = False) -> re.Pattern[Any]:
-    """``pattern`` compiled with ``re.MULTILINE`` (as a bytes pattern for output)."""
-    if len(pattern) > MAX_PATTERN:
-        raise PatternError(f"pattern longer than {MAX_PATTERN} characters")
+    """``pattern`` compiled with ``re.MULTILINE`` (as a bytes pattern for output), once
+    ``check_pattern`` accepts it: ``PatternError`` says what is wrong or refused, and why."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise PatternError(
+            f"pattern refused: {len(pattern)} characters long, at most {MAX_PATTERN_CHARS}"
+        )
+    source: str | bytes = pattern.encode("utf-8", "surrogateescape") if as_bytes else pattern
+    shown = pattern if len(pattern) <= 60 else pattern[:57] + "..."
     try:
-        if as_bytes:
-            return re.compile(pattern.encode("utf-8", "surrogateescape"), re.MULTILINE)
-        return re.compile(pattern, re.MULTILINE)
+        check_pattern(source)
+        return re.compile(source, re.MULTILINE)
     except re.error as e:
         raise PatternError(f"bad regular expression {pattern!r}: {e}") from None
+    except PatternRefused as e:
+        raise PatternError(f"pattern {shown!r} refused: {e}") from None
 
 
 def _groups(match: re.Match[Any]) -> list[str | None]:
@@ -225,27 +246,33 @@ class ScreenWatch(_Watch):
 
 
 class _OutputWaiter(_Waiter):
-    """The bytes since ``base`` that a match could still use (at most ``OUTPUT_SPAN`` once
-    the first search is done)."""
+    """One output wait: the output searched so far ends at ``end``; ``buffer`` holds its last
+    bytes (at most ``OUTPUT_SPAN`` between searches), where a match may yet begin."""
 
     def __init__(
-        self, forget: Callable[[_Waiter], None], regex: re.Pattern[bytes], base: int
+        self, forget: Callable[[_Waiter], None], regex: re.Pattern[bytes], start: int
     ) -> None:
         super().__init__(forget)
         self.regex = regex
-        self.base = base
+        self.base = start
         self.buffer = bytearray()
 
-    def feed(self, offset: int, data: bytes) -> Result | None:
-        """Take the chunk at ``offset``; the match if one now exists."""
-        end = self.base + len(self.buffer)
-        if offset + len(data) <= end:
-            return None  # already seen (the wait began after this chunk was stored)
-        if offset > end:  # a gap (cannot happen with one history): start over there
-            self.base, self.buffer = offset, bytearray()
-            end = offset
+    @property
+    def end(self) -> int:
+        """The offset just after the output searched so far."""
+        return self.base + len(self.buffer)
+
+    def skip(self, offset: int) -> None:
+        """What came before ``offset`` is gone unsearched: go on from there."""
+        self.base, self.buffer = offset, bytearray()
+
+    def search(self, offset: int, data: bytes) -> Result | None:
+        """Take ``data`` (at most ``OUTPUT_STEP`` bytes) at ``offset`` (``end``, or later
+        after a gap); the match if one now exists."""
+        if offset != self.end:
+            self.skip(offset)
         pos = max(0, len(self.buffer) - OUTPUT_SPAN)
-        self.buffer += data[end - offset :]
+        self.buffer += data
         match = self.regex.search(self.buffer, pos)
         if match is not None:
             return {
@@ -261,23 +288,40 @@ class _OutputWaiter(_Waiter):
         return None
 
 
-class OutputWatch(_Watch):
-    """Waits for patterns in one output history (see the module docstring)."""
+Chunk = tuple[int, bytes]
+_NO_CHUNK: Chunk = (0, b"")
 
-    def __init__(self, history: Any, clock: IReactorTime) -> None:
+
+class OutputWatch(_Watch):
+    """Waits for patterns in one output history (see the module docstring).
+
+    Each waiter searches the output after its ``end`` a step (``OUTPUT_STEP`` bytes) at a
+    time: from the chunk that just arrived when it holds that output (a history of size 0
+    holds nothing), otherwise from the history.  One turn takes steps, waiter after waiter,
+    until every waiter has caught up or ``SEARCH_SLICE`` seconds (of ``timer``) have gone;
+    then the turn ends and the rest goes on at the next reactor turn, the waiters left over
+    first."""
+
+    def __init__(
+        self, history: Any, clock: IReactorTime, timer: Callable[[], float] = time.perf_counter
+    ) -> None:
         super().__init__(clock)
         self._history = history
+        self._timer = timer
+        self._resume: IDelayedCall | None = None
 
     def wait(self, regex: re.Pattern[bytes], from_: int, timeout: float) -> Deferred[Result]:
         """Fires with ``{"match", "groups", "offset", "end"}`` (byte offsets of the match)
         once ``regex`` matches the output from ``from_`` on (what is still held of it).
         ``ValueError`` when ``from_`` is in the future."""
-        start, data = self._history.read(from_)
+        start, _ = self._history.read(from_, 0)
         waiter = _OutputWaiter(self._forget, regex, start)
-        found = waiter.feed(start, data)
-        if found is not None:
-            return succeed(found)
+        found = self._catchUp([waiter], _NO_CHUNK)
+        if found:
+            return succeed(found[0][1])
         self._add(waiter, timeout)
+        if waiter.end < self._history.end:
+            self._later()
         return waiter.deferred
 
     def _start(self) -> None:
@@ -285,9 +329,57 @@ class OutputWatch(_Watch):
 
     def _stop(self) -> None:
         self._history.unsubscribe(self._append)
+        if self._resume is not None and self._resume.active():
+            self._resume.cancel()
+        self._resume = None
 
     def _append(self, offset: int, data: bytes) -> None:
-        for waiter in list(self._waiters):
-            found = waiter.feed(offset, data)
-            if found is not None:
-                self._matched(waiter, found)
+        self._turn((offset, data))
+
+    def _resumed(self) -> None:
+        self._resume = None
+        self._turn(_NO_CHUNK)
+
+    def _later(self) -> None:
+        if self._resume is None:
+            self._resume = self._clock.callLater(0, self._resumed)
+
+    def _turn(self, chunk: Chunk) -> None:
+        behind = [w for w in self._waiters if w.end < self._history.end]
+        for waiter, result in self._catchUp(behind, chunk):
+            self._matched(waiter, result)
+        left = [w for w in self._waiters if w.end < self._history.end]
+        if left:
+            self._waiters = left + [w for w in self._waiters if w not in left]
+            self._later()
+
+    def _catchUp(
+        self, queue: list[_OutputWaiter], chunk: Chunk
+    ) -> list[tuple[_OutputWaiter, Result]]:
+        """Steps for the waiters in ``queue``, in turn, until each has matched or caught up
+        or the slice is over; the matches found."""
+        deadline = self._timer() + SEARCH_SLICE
+        found: list[tuple[_OutputWaiter, Result]] = []
+        steps = 0
+        while queue and (not steps or self._timer() < deadline):
+            waiter = queue.pop(0)
+            steps += 1
+            result = self._step(waiter, chunk)
+            if result is not None:
+                found.append((waiter, result))
+            elif waiter.end < self._history.end:
+                queue.append(waiter)
+        return found
+
+    def _step(self, waiter: _OutputWaiter, chunk: Chunk) -> Result | None:
+        end = waiter.end
+        offset, data = chunk
+        if offset <= end < offset + len(data):
+            return waiter.search(end, data[end - offset : end - offset + OUTPUT_STEP])
+        start, piece = self._history.read(end, OUTPUT_STEP)
+        if piece:
+            return waiter.search(start, piece)
+        if end < offset:  # gone from the history, the chunk goes on later: from there
+            return waiter.search(offset, data[:OUTPUT_STEP])
+        waiter.skip(self._history.end)  # a history that holds nothing, between chunks
+        return None
