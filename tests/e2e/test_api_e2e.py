@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
@@ -174,6 +175,61 @@ def test_wait_matches_text_arriving_in_pieces_and_across_a_redraw(
     _start, data = client.output(from_=found["offset"])
     assert data.startswith(b"part-one, then part-two")
     assert found["end"] - found["offset"] == len(b"part-one, then part-two")
+
+
+def test_a_hostile_wait_pattern_is_refused_at_once_and_the_console_goes_on(
+    vncmux: Start, pty: Pty, short_tmp: Path
+) -> None:
+    proc, client = start_api(
+        vncmux, short_tmp, "--vnc", "none", "--chardev", "vc,id=con", "--device", pty.path
+    )
+    wait_until(lambda: client.status()["device"]["up"], TIMEOUT)
+    pty.write(b"a" * 3000)  # minutes of backtracking for these patterns, were they run
+    wait_until(lambda: client.status()["bytes"]["out"] == 3000, TIMEOUT)
+    for wait, what in (
+        (lambda: client.wait_screen(r"(a+)+$", 5), "`(a+)+` repeats `a+`"),
+        (lambda: client.wait_output(r"(.*a){20}x", 5, 0), "repeats `.*`"),
+        (lambda: client.wait_output(r"(a|aa)*b", 5, 0), "alternation"),
+    ):
+        began = time.monotonic()
+        with pytest.raises(ApiError) as refused:
+            wait()
+        assert time.monotonic() - began < 5
+        assert refused.value.status == 400
+        assert "refused" in refused.value.message and what in refused.value.message
+    proc.wait_for_log(r"API client .*: wait refused: pattern '\(a\+\)\+\$' refused")
+    pty.write(b"\r\nstill here")
+    assert client.wait_screen(r"^still here$", TIMEOUT)["row"] > 0
+
+
+def test_a_slow_output_wait_catching_up_does_not_hold_up_the_console(
+    vncmux: Start, pty: Pty, short_tmp: Path
+) -> None:
+    """An accepted pattern that is slow on this output (each search step takes a good part
+    of a second) searches a 96 KiB backlog for seconds, in steps: other requests are answered
+    in between."""
+    _proc, client = start_api(vncmux, short_tmp, "--vnc", "none", "--device", pty.path)
+    wait_until(lambda: client.status()["device"]["up"], TIMEOUT)
+    backlog = b"a " * (48 << 10)
+    pty.write(backlog)
+    wait_until(lambda: client.status()["bytes"]["out"] == len(backlog), TIMEOUT)
+    waiter = Background(lambda: client.wait_output(r"(\w+ )+x", 120, 0))
+    slowest, seen_waiting = 0.0, False
+    deadline = time.monotonic() + 60
+    while not seen_waiting and time.monotonic() < deadline:
+        began = time.monotonic()
+        state = client.status()
+        slowest = max(slowest, time.monotonic() - began)
+        seen_waiting = state["clients"]["api_waiters"] == 1
+    assert seen_waiting, "the wait never showed as pending"
+    for _ in range(5):  # answered while the search goes on
+        began = time.monotonic()
+        client.screen() if False else client.status()
+        slowest = max(slowest, time.monotonic() - began)
+    pty.write(b"x")
+    found = waiter.result(120)
+    assert found["end"] == len(backlog) + 1
+    assert slowest < 3, f"a request took {slowest:.1f} s while the wait searched"
 
 
 class SpanTerminal:

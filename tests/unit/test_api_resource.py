@@ -391,6 +391,30 @@ def test_bad_waits_are_400(s: Setup, query: str) -> None:
     assert request.responseCode == 400 and request.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("query", "what"),
+    [
+        ("screen=%28a%2B%29%2B%24", "`(a+)+` repeats `a+`"),
+        ("output=%28a%7Caa%29%2Ab", "alternation whose branches can match the same text"),
+        ("screen=%28.%2Aa%29%7B20%7D", "repeats `.*`"),
+        ("output=%28a%29%5C1", "back-reference"),
+    ],
+)
+def test_a_wait_pattern_that_could_stall_the_process_is_400_and_logged(
+    s: Setup, query: str, what: str
+) -> None:
+    s.feed(b"a" * 60)  # what such a pattern would take minutes over, were it run
+    with capturedLogs() as events:
+        request = s.call("GET", f"/api/v1/wait?{query}&timeout=5")
+    assert request.responseCode == 400
+    error = request.json()["error"]
+    assert "refused" in error and what in error
+    assert any("wait refused" in formatEvent(e) and what in formatEvent(e) for e in events)
+    assert s.api.screenWatch is not None and s.api.screenWatch.waiting == 0
+    later = s.call("GET", "/api/v1/wait?screen=a%2B%24&timeout=5")  # the console still answers
+    assert later.responseCode == 200 and later.json()["match"] == "a" * 20
+
+
 # -- status and closing --------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ match, time out on the clock, forget cancelled waits, and listen only while some
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from vncmux.api.wait import (
     CHECK_INTERVAL,
     MAX_PATTERN_CHARS as MAX_PATTERN,
     OUTPUT_SPAN,
+    OUTPUT_STEP,
+    SEARCH_SLICE,
     OutputWatch,
     PatternError,
     ScreenWatch,
@@ -186,3 +189,109 @@ def test_a_screen_that_keeps_changing_is_read_once_per_interval_and_after_the_la
     s.clock.advance(CHECK_INTERVAL)
     assert len(reads) == 2  # one reading for the other nine, of the screen as it is now
     assert got and got[0]["match"] == "line 9"
+
+
+# -- what one output search covers, and the reactor turns it takes -----------------------------
+
+
+class SpyRegex:
+    """A compiled bytes pattern that records how much text each search covered."""
+
+    def __init__(self, pattern: bytes) -> None:
+        self.regex = re.compile(pattern, re.MULTILINE)
+        self.sizes: list[int] = []
+
+    def search(self, text: bytes, pos: int = 0) -> re.Match[bytes] | None:
+        self.sizes.append(len(text) - pos)
+        return self.regex.search(text, pos)
+
+
+class SlowTimer:
+    """A ``timer`` by which every search step uses up a whole slice."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += SEARCH_SLICE
+        return self.now
+
+
+def one_turn(clock: Clock) -> None:
+    """Run the calls due now, but not those they schedule for now (``Clock.advance(0)``
+    would): what one reactor turn does."""
+    due = [call for call in clock.getDelayedCalls() if call.getTime() <= clock.seconds()]
+    for call in due:
+        clock.calls.remove(call)
+        call.called = 1
+        call.func(*call.args, **call.kw)
+
+
+def test_a_large_chunk_is_searched_a_step_at_a_time_and_matches_across_steps(s: Setup) -> None:
+    spy = SpyRegex(b"MARK")
+    got = result(s.output.wait(spy, s.history.end, 5))  # type: ignore[arg-type]
+    at = 3 * OUTPUT_STEP - 2  # "MA" ends one step, "RK" begins the next
+    s.feed(b"x" * at + b"MARK" + b"y" * (5 * OUTPUT_STEP))
+    assert got == [{"match": "MARK", "groups": [], "offset": at, "end": at + 4}]
+    assert len(spy.sizes) == 4  # three steps before, the fourth finds it
+    assert max(spy.sizes) <= OUTPUT_SPAN + OUTPUT_STEP
+
+
+def test_a_backlog_is_searched_over_several_turns_when_the_slice_is_used_up(s: Setup) -> None:
+    watch = OutputWatch(s.history, s.clock, timer=SlowTimer())
+    s.feed(b"z" * (5 * OUTPUT_STEP) + b"MARK")
+    spy = SpyRegex(b"MARK")
+    got = result(watch.wait(spy, 0, 5))  # type: ignore[arg-type]
+    turns = 0
+    while not got:
+        assert len(spy.sizes) == turns + 1  # one step a turn: the reactor runs in between
+        assert watch.waiting == 1
+        one_turn(s.clock)
+        turns += 1
+    assert turns == 5 and got[0]["offset"] == 5 * OUTPUT_STEP
+    assert max(spy.sizes) <= OUTPUT_SPAN + OUTPUT_STEP
+    assert watch.waiting == 0 and s.clock.getDelayedCalls() == []
+
+
+def test_waiters_behind_take_turns(s: Setup) -> None:
+    watch = OutputWatch(s.history, s.clock, timer=SlowTimer())
+    s.feed(b"z" * (8 * OUTPUT_STEP))
+    first, second = SpyRegex(b"never"), SpyRegex(b"never either")
+    watch.wait(first, 0, 5)  # type: ignore[arg-type]
+    watch.wait(second, 0, 5)  # type: ignore[arg-type]
+    for _ in range(6):
+        one_turn(s.clock)
+        assert abs(len(first.sizes) - len(second.sizes)) <= 1
+    assert len(first.sizes) + len(second.sizes) == 8  # one step each turn, one each wait
+
+
+def test_a_wait_cancelled_while_catching_up_leaves_nothing_scheduled(s: Setup) -> None:
+    watch = OutputWatch(s.history, s.clock, timer=SlowTimer())
+    s.feed(b"z" * (4 * OUTPUT_STEP))
+    d = watch.wait(compile_pattern("never", as_bytes=True), 0, 5)
+    assert s.clock.getDelayedCalls()  # the timeout and the next turn
+    d.cancel()
+    assert s.clock.getDelayedCalls() == [] and not s.history._subscribers
+
+
+def test_a_history_that_holds_nothing_still_serves_waits_from_now_on() -> None:
+    clock = Clock()
+    history = OutputHistory(0, clock.seconds)
+    watch = OutputWatch(history, clock)
+    history.append(b"before")
+    got = result(watch.wait(compile_pattern("MARK", as_bytes=True), history.end, 5))
+    at = 2 * OUTPUT_STEP - 1
+    history.append(b"x" * at + b"MARK" + b"y" * OUTPUT_STEP)
+    assert got and got[0]["offset"] == 6 + at
+
+
+def test_a_wait_left_further_behind_than_the_history_goes_on_from_the_oldest_held() -> None:
+    clock = Clock()
+    history = OutputHistory(4 * OUTPUT_STEP, clock.seconds)
+    watch = OutputWatch(history, clock, timer=SlowTimer())
+    history.append(b"z" * (3 * OUTPUT_STEP))
+    got = result(watch.wait(compile_pattern("MARK", as_bytes=True), 0, 5))
+    history.append(b"MARK" + b"z" * (8 * OUTPUT_STEP))  # overwritten before it is searched
+    history.append(b"MARK")
+    clock.advance(0)
+    assert got[0]["offset"] == 11 * OUTPUT_STEP + 4  # the first MARK was gone unsearched

@@ -316,7 +316,8 @@ class OutputWatch(_Watch):
         ``ValueError`` when ``from_`` is in the future."""
         start, _ = self._history.read(from_, 0)
         waiter = _OutputWaiter(self._forget, regex, start)
-        found = self._catchUp([waiter], _NO_CHUNK)
+        queue = [waiter]
+        found = self._catchUp(queue, _NO_CHUNK)
         if found:
             return succeed(found[0][1])
         self._add(waiter, timeout)
@@ -345,10 +346,10 @@ class OutputWatch(_Watch):
             self._resume = self._clock.callLater(0, self._resumed)
 
     def _turn(self, chunk: Chunk) -> None:
-        behind = [w for w in self._waiters if w.end < self._history.end]
-        for waiter, result in self._catchUp(behind, chunk):
+        queue = [w for w in self._waiters if w.end < self._history.end]
+        for waiter, result in self._catchUp(queue, chunk):
             self._matched(waiter, result)
-        left = [w for w in self._waiters if w.end < self._history.end]
+        left = [w for w in queue if w in self._waiters]  # in the order they go on
         if left:
             self._waiters = left + [w for w in self._waiters if w not in left]
             self._later()
@@ -357,7 +358,8 @@ class OutputWatch(_Watch):
         self, queue: list[_OutputWaiter], chunk: Chunk
     ) -> list[tuple[_OutputWaiter, Result]]:
         """Steps for the waiters in ``queue``, in turn, until each has matched or caught up
-        or the slice is over; the matches found."""
+        or the slice is over; the matches found.  ``queue`` is left with the waiters still
+        behind, those that waited longest first."""
         deadline = self._timer() + SEARCH_SLICE
         found: list[tuple[_OutputWaiter, Result]] = []
         steps = 0

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
 
 _MAX_CELLS = 1024  # cells cached per attribute set
+_MANY_OPS = 8  # operations on one row past which ``_build`` masks the covered ones
 
 log = Logger()
 
@@ -375,13 +376,38 @@ class PendingRows:
     def _build(self, row: Row) -> Any:
         """The line dict of a pending row: its base with the live operations applied.
 
-        A full-screen program rewrites the same rows again and again; operations that later
-        ones cover completely are skipped: walking back from the last one, ``lo`` is where
-        the contiguous covered stretch up to the right edge begins, and once it reaches
-        column 0 nothing before matters.
+        A full-screen program rewrites the same rows again and again, so operations that
+        later ones cover completely are skipped.  With few operations: walking back from
+        the last one, ``lo`` is where the contiguous covered stretch up to the right edge
+        begins, and once it reaches column 0 nothing before matters.  With many (htop
+        rewrites a row field by field, frame after frame): walking back, a mask of the
+        columns written later drops every operation wholly under it, and the walk stops
+        once the mask covers the row.
         """
         base = row[0]
         line = base if isinstance(base, dict) else StaticDefaultDict(base)
+        if len(row) > _MANY_OPS:
+            cols = self.screen.columns
+            covered = bytearray(cols)
+            ones = b"\x01" * cols  # (the mask's "written" bytes)
+            live = []
+            for i in range(len(row) - 1, 0, -1):
+                op = row[i]
+                x = op[0]
+                e = min(x + len(op[1]), cols)
+                if covered.find(0, x, e) < 0:
+                    continue  # (wholly written over later)
+                live.append(op)
+                covered[x:e] = ones[x:e]
+                if 0 not in covered:
+                    break
+            # Laid out in a list by slice, later ones over earlier ones, then put in the
+            # line in one C-level pass.
+            buf: list[Any] = [None] * cols
+            for x, text, cells in reversed(live):
+                buf[x : x + len(text)] = map(cells.__getitem__, text)
+            line.update(itertools.compress(enumerate(buf), buf))
+            return line
         first = 1
         if len(row) > 3:
             lo = self.screen.columns
@@ -392,15 +418,6 @@ class PendingRows:
                     if lo == 0:
                         first = i
                         break
-        if len(row) - first > 4:
-            # Many operations (htop writes a row field by field): laid out in a list by
-            # slice, later ones over earlier ones, then put in the line in one C-level pass.
-            buf: list[Any] = [None] * self.screen.columns
-            for i in range(first, len(row)):
-                x, text, cells = row[i]
-                buf[x : x + len(text)] = map(cells.__getitem__, text)
-            line.update(itertools.compress(enumerate(buf), buf))
-            return line
         for i in range(first, len(row)):
             x, text, cells = row[i]
             if len(text) == 1:
