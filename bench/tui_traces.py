@@ -115,7 +115,6 @@ def profile(parts: list[bytes]) -> Counter[str]:
                     for name, on in (
                         ("lr margins", s.lr_margins is not None),
                         ("reverse wrap", s.reverse_wrap),
-                        ("iso protection", s.iso_protection),
                         ("insert mode", fastpath.mo.IRM in s.mode),
                         ("origin mode", fastpath.mo.DECOM in s.mode),
                     )

@@ -7,8 +7,9 @@ dialog), made of a limited set of tokens: text of one- and two-cell characters, 
 BS, TAB, SGR, CUP, EL, ED, ECH, REP, cursor show/hide, BEL (a run of them is one token),
 the C0 controls that do nothing, cursor moves (CUU/CUD/CUF/CUB/CHA/HPA/VPA and the rest),
 scroll regions (DECSTBM, with LF/IND/NEL/RI scrolling inside them), IL/DL/ICH/DCH/SU/SD,
-DECSC/DECRC, the G0/G1 character sets (DEC line drawing included), the keypad modes and
-the DEC private modes that touch no cell (cursor keys, mouse reporting, bracketed paste).
+DECSC/DECRC, the G0/G1 character sets (DEC line drawing included), the keypad modes, the
+ANSI modes (SM/RM), XTWINOPS (reports and the title stack) and the DEC private modes that
+touch no cell (autowrap, cursor keys, mouse reporting, bracketed paste).
 Sequences programs send back to back are one token where that saves work: SGRs with
 ``ESC ( B`` among them (ncurses' sgr0), DECSTBM and the CUP after it, DECTCEM pairs.  :class:`FastPath`
 consumes a maximal run of exactly those tokens in one call and gives the *same* screen as
@@ -16,30 +17,30 @@ the slow path (cells with their attributes, cursor including the pending-wrap co
 modes, last character for REP, and damage with the same effect), only faster:
 
   - rows are pending (:mod:`vncmux.console.fastrows`): writes are operations, a scroll of
-    the whole screen appends a row, a scroll inside a region moves the stored rows through
-    the screen's own method and the pending ones with them; cells are built only when
-    someone needs the screen (:meth:`~vncmux.console.fastrows.PendingRows.settle`);
+    the whole screen appends a row, a scroll inside a region (LF, IND, RI, SU, SD) moves
+    the pending rows alone while the screen records it as damage; cells are built only
+    when someone needs the screen (:meth:`~vncmux.console.fastrows.PendingRows.settle`);
   - cells come from a cache per attribute set, and SGR moves between attribute sets
     through a per-set transition table keyed by the parameter string;
   - cursor moves, DECSTBM and ECH are interpreted in place; IL and DL move the stored rows
     through the screen's own method and the pending rows with them (as a region scroll);
-    the rarer edits (ICH, DCH, SU, SD, DECSC, DECRC, charsets) call the screen's own
-    method, named by the parser's own table, after settling when they change cells.
+    the rarer edits (ICH, DCH, DECSC, DECRC, charsets, modes) call the screen's own
+    method, named by the parser's own table, after settling what they change (ICH and
+    DCH: the cursor's row alone).
 
 The fast path never writes the screen's rows or damage itself: it reads rows with
 ``TermScreen.stored_line`` and hands over what it ran with ``TermScreen.apply_run`` and
 ``TermScreen.scrolled_off``; the cursor, attributes and last character it keeps current.
 
 Anything else (zero-width characters, other controls and sequences, sequences split across
-chunks) ends the run and is left to the slow path (which settles first), and so is every
-state the fast path does not model: left/right margins (DECSLRM), origin mode, insert
-mode, reverse wraparound.  While ISO protection is on (after SPA) only the erases it
+chunks) ends the run and is left to the slow path (which settles before a call that touches
+cells), and so is every state the fast path does not model: left/right margins (DECSLRM),
+origin mode, insert mode, reverse wraparound.  While ISO protection is on (after SPA) only the erases it
 changes, ED, EL and ECH, are left to the slow path; text and the rest run here as usual.
 """
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -50,67 +51,11 @@ from pyte.screens import Margins
 from twisted.logger import Logger
 
 from vncmux.console.fastrows import Attrs, PendingRows, Row
+from vncmux.console.fasttokens import DECTCEM_KEY, EDITS, MOVES, QUIET_MODES, SD, TOKEN
 
 if TYPE_CHECKING:
     from vncmux.console.cells import Cell
     from vncmux.console.screen import TermScreen
-
-# One token per match; ``lastindex`` tells which.  Only complete sequences: a sequence split
-# across chunks does not match and goes to the slow path's state machine.
-_T = "[^\x00-\x1f\x7f-\x9f]"  # a printable character
-_P = "[0-9;:]*+"  # CSI parameters (possessive: no backtracking into them)
-_SGRS = f"{_P}(?:m(?:\x1b\\(B)?\x1b\\[{_P})*"  # SGR parameters, several SGRs in a row
-_TOKEN = re.compile(
-    f"({_T}+)(\r\n)?"  # 1: text, 2: followed by CR LF
-    # CSI sequences share their prefix (scanned once), the most frequent first.
-    "|\x1b(?:\\[(?:"
-    # 3: SGR (or several in a row: "0m\x1b[31", maybe with G0 designated ASCII between them:
-    # "39m\x1b(B\x1b[", as ncurses' sgr0 does), 4: text after it (or '')
-    f"({_SGRS})m({_T}*)"
-    f"|({_P})H({_T}*)"  # 5: CUP, 6: text after it (or '')
-    f"|({_P})([@A-GILMPSTXZ`adehlt])"  # 7, 8: edits, moves, modes, window ops (_EDITS)
-    f"|({_P})([fKJ])"  # 9, 10: HVP, EL, ED
-    "|\\?25(?:[hl]\x1b\\[\\?25)*([hl])"  # 11: cursor shown / hidden (DECTCEM; the last)
-    f"|({_P})b"  # 12: REP (repeat the last character)
-    f"|({_P})r((?:\x1b\\[{_P}H)?)"  # 13: DECSTBM, 14: a CUP after it (or '')
-    f"|\\?({_P})([hl])"  # 15, 16: DEC private modes set / reset (see _QUIET_MODES)
-    # 17, 18: designate G0 / G1, 19: an SGR after it (as in ncurses' sgr0), 20: text
-    f")|([()])([0-9A-OQ-WYZ])(?:\x1b\\[({_SGRS})m)?({_T}*)"
-    "|([78DEM=>]))"  # 21: DECSC, DECRC, IND, NEL, RI, DECKPAM, DECKPNM
-    "|(\r\n)"  # 22: CR LF
-    "|(\r)"  # 23: CR
-    "|([\n\x0b\x0c])"  # 24: LF, VT, FF (all line feeds)
-    "|(\x08)"  # 25: BS
-    "|(\t)"  # 26: HT
-    "|([\x00-\x06\x10-\x1a\x1c-\x1f\x7f]+)"  # 27: C0 controls that do nothing here
-    "|(\x07+)"  # 28: BEL (a run of them rings once)
-    "|([\x0e\x0f])"  # 29: SO, SI
-)
-
-# DEC private modes that change no cells, nor the cursor's place, the margins, origin or
-# the screen in use: set and reset in place through the screen's own ``set_mode`` /
-# ``reset_mode`` (autowrap, 7, is read back afterwards); any other mode ends the run.
-_QUIET_MODES = frozenset(
-    {1, 7, 9, 12, 25, 66, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1015, 1016}
-    | {1034, 1035, 1036, 1039, 2004}
-)
-
-# CSI finals interpreted in place (cursor moves) while no left/right margins can apply.
-_MOVES = frozenset("ABCDG`d")
-
-# CSI finals handed to the screen's own method (named by the parser's table, so both paths
-# call the same code): 2 when it changes cells anywhere (the pending rows are settled
-# first), 1 when only on the cursor's row (that row is), 0 when it changes no cells.
-_EDITS: dict[str, int] = {
-    **dict.fromkeys("LMST", 2),  # (all rows settled first)
-    **dict.fromkeys("@P", 1),  # ICH, DCH: the cursor's row alone
-    # (SM/RM: the ANSI modes touch no cells (insert mode ends the run: see ``usable``);
-    # XTWINOPS: reports and the title stack, never a resize)
-    **dict.fromkeys("ABCDEFGIZ`adehlt", 0),
-}
-
-_SD = ("scroll_down", 1)  # CSI T with one parameter (more: mouse tracking, not here)
-_DECTCEM_KEY = (True, 25)  # DECTCEM's key in ``TermScreen.other_modes``
 
 log = Logger()
 
@@ -251,7 +196,7 @@ class FastPath(PendingRows):
         # since Python 2 and what ``re.Scanner`` is built on).
         if not self.usable():
             return start
-        scanner = _TOKEN.scanner(data, start)  # type: ignore[attr-defined]
+        scanner = TOKEN.scanner(data, start)  # type: ignore[attr-defined]
         match = scanner.match
         m = match()
         if m is None:
@@ -473,7 +418,7 @@ class FastPath(PendingRows):
                             x, y = pos
                 elif k == 16:  # DEC private modes, when all are quiet ones
                     ints = self._params(m.group(15))
-                    if ints is None or not _QUIET_MODES.issuperset(ints):
+                    if ints is None or not QUIET_MODES.issuperset(ints):
                         end = m.start()
                         break
                     if m.group(16) == "h":
@@ -523,7 +468,7 @@ class FastPath(PendingRows):
                         fill = self._fill(st)
                         count = min((ints[0] if ints else 0) or 1, cols - xx)
                         row.append((xx, " " * count, fill))
-                    elif final in _MOVES and not s.declrmm:  # the common moves, in place
+                    elif final in MOVES and not s.declrmm:  # the common moves, in place
                         n = (ints[0] if ints else 0) or 1
                         xx = x if x < cols else cols - 1  # (from the pending-wrap column)
                         if final == "C":  # CUF
@@ -552,14 +497,14 @@ class FastPath(PendingRows):
                         n = (ints[0] if ints else 0) or 1
                         rows, off, x = self._lines_edit(final, n, x, y, st, rows, off, bottom)
                     else:
-                        entry = self._csi.get(final) if final != "T" else _SD
+                        entry = self._csi.get(final) if final != "T" else SD
                         if entry is None or (final == "T" and len(ints) > 1):
                             end = m.start()
                             break
                         name, arity = entry
                         args = tuple(ints if arity is None else ints[:arity])
                         rows, off, x, y, st, last_text = self._call(
-                            name, args, _EDITS[final], x, y, st, last_text, rows, off
+                            name, args, EDITS[final], x, y, st, last_text, rows, off
                         )
                         if final == "h" or final == "l":  # (insert mode, newline mode)
                             lnm = mo.LNM in mode
@@ -567,7 +512,7 @@ class FastPath(PendingRows):
                                 break
                 elif k == 11:  # DECTCEM: what ``set_mode`` / ``reset_mode`` do for 25
                     on = m.group(11) == "h"
-                    s.other_modes[_DECTCEM_KEY] = on  # (as ``note_mode``, for DECRQM)
+                    s.other_modes[DECTCEM_KEY] = on  # (as ``note_mode``, for DECRQM)
                     if on:
                         mode.add(mo.DECTCEM)
                     else:
