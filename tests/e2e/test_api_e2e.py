@@ -224,7 +224,7 @@ def test_a_slow_output_wait_catching_up_does_not_hold_up_the_console(
     assert seen_waiting, "the wait never showed as pending"
     for _ in range(5):  # answered while the search goes on
         began = time.monotonic()
-        client.screen() if False else client.status()
+        client.status()
         slowest = max(slowest, time.monotonic() - began)
     pty.write(b"x")
     found = waiter.result(120)

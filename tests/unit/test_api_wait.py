@@ -1,5 +1,6 @@
 """``/wait`` underneath: screen and output watches fire on the event that makes the pattern
-match, time out on the clock, forget cancelled waits, and listen only while someone waits."""
+match, time out on the clock, forget cancelled waits, and listen only while someone waits;
+output is searched a bounded step at a time, and a backlog over several reactor turns."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from twisted.internet.testing import Clock
 from zope.interface.verify import verifyObject
 
 from tests.support.fakes import FakeDevice
+from vncmux.api.pattern import MAX_PATTERN_CHARS
 from vncmux.api.wait import (
     CHECK_INTERVAL,
-    MAX_PATTERN_CHARS as MAX_PATTERN,
     OUTPUT_SPAN,
     OUTPUT_STEP,
     SEARCH_SLICE,
@@ -164,7 +165,7 @@ def test_the_output_watch_subscribes_only_while_someone_waits(s: Setup) -> None:
     assert not s.history._subscribers
 
 
-@pytest.mark.parametrize("pattern", ["(", "a{2,1}", "x" * (MAX_PATTERN + 1)])
+@pytest.mark.parametrize("pattern", ["(", "a{2,1}", "x" * (MAX_PATTERN_CHARS + 1)])
 def test_bad_patterns_are_refused_with_a_reason(pattern: str) -> None:
     with pytest.raises(PatternError):
         compile_pattern(pattern)
