@@ -757,14 +757,17 @@ def test_scroll_regions_stay_on_the_fast_path() -> None:
 def test_a_failing_edit_is_dropped_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """An edit the fast path hands to the screen fails: that sequence is dropped, the
     lines pending before it and the text after it are kept."""
-    t = Terminal(20, 3)
 
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(t._screen, "insert_lines", broken)
-    t.feed(b"\r\n\r\n\r\nab\x1b[2Lcd\x1b[2;3r\x1b[3;1H\nef")
-    assert ["".join(c.data for c in t.line(y)).rstrip() for y in range(3)] == ["", "abcd", "ef"]
+    texts = []
+    for fast in (True, False):
+        t = Terminal(20, 3, fast=fast)
+        monkeypatch.setattr(t._screen, "delete_characters", broken)
+        t.feed(b"\r\n\r\n\r\nabxy\x1b[2D\x1b[2Pcd\x1b[2;3r\x1b[3;1H\nef")
+        texts.append(["".join(c.data for c in t.line(y)).rstrip() for y in range(3)])
+    assert texts[0] == texts[1] == ["", "abcd", "ef"]
 
 
 TRACES = Path(__file__).resolve().parents[2] / "bench" / "traces"

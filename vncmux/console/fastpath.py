@@ -233,9 +233,9 @@ class FastPath(PendingRows):
             stbms.clear()
             self._cups_size = (cols, lines)
 
+        prev = m  # the last token taken (where the run ends when it takes them all)
         try:
             while m is not None:
-                end = m.end()
                 k = m.lastindex
                 if k <= 6 or k == 20 or k == 12:  # text, maybe after SGR, CUP or charset
                     if k == 4:  # SGR, then maybe text (group 4 always takes part)
@@ -317,9 +317,7 @@ class FastPath(PendingRows):
                                                 off += 1
                                                 rows.append(None)
                                             else:
-                                                rows = self._region_scroll(
-                                                    x, y, st, rows, off, True
-                                                )
+                                                rows = self._scroll(rows, off, top, bottom, 1, True)
                                                 off = 0
                                         elif y < last:
                                             y += 1
@@ -353,7 +351,7 @@ class FastPath(PendingRows):
                                 off += 1
                                 rows.append(None)
                             else:
-                                rows = self._region_scroll(x, y, st, rows, off, True)
+                                rows = self._scroll(rows, off, top, bottom, 1, True)
                                 off = 0
                         elif y < last:
                             y += 1
@@ -364,15 +362,17 @@ class FastPath(PendingRows):
                         esc = m.group(21)
                         if esc == "=" or esc == ">":  # keypad modes: the screen's own
                             s.set_keypad(esc == "=")
+                            prev = m
                             m = match()
                             continue
                         if esc == "M" or esc == "7" or esc == "8":  # RI, DECSC, DECRC
                             if esc == "M":
                                 if y == top:
-                                    rows = self._region_scroll(x, y, st, rows, off, False)
+                                    rows = self._scroll(rows, off, top, bottom, -1, False)
                                     off = 0
                                 elif y > 0:
                                     y -= 1
+                                prev = m
                                 m = match()
                                 continue
                             rows, off, x, y, st, last_text = self._call(
@@ -380,10 +380,12 @@ class FastPath(PendingRows):
                             )
                             cursor = s.cursor  # (DECRC puts a new cursor in place)
                             if not self.usable():
+                                end = m.end()
                                 break
                             top, bottom = s.margins or (0, last)
                             full = top == 0 and bottom == last
                             tr = self._charset()
+                            prev = m
                             m = match()
                             continue
                         if esc == "E":
@@ -395,7 +397,7 @@ class FastPath(PendingRows):
                             off += 1
                             rows.append(None)
                         else:
-                            rows = self._region_scroll(x, y, st, rows, off, True)
+                            rows = self._scroll(rows, off, top, bottom, 1, True)
                             off = 0
                     elif y < last:
                         y += 1
@@ -486,16 +488,20 @@ class FastPath(PendingRows):
                             else:  # VPA
                                 y = min(n - 1, last)
                     elif (final == "S" or final == "T") and len(ints) <= 1:
-                        # SU / SD: region scrolls on the pending rows, the cursor stays
-                        up = final == "S"
-                        for _ in range(min((ints[0] if ints else 0) or 1, bottom - top + 1)):
-                            rows = self._region_scroll(x, y, st, rows, off, up)
-                            off = 0
+                        # SU / SD: the region scrolls (on the pending rows), the cursor stays
+                        n = min((ints[0] if ints else 0) or 1, lines)
+                        if final == "S":
+                            rows = self._scroll(rows, off, top, bottom, n, True)
+                        else:
+                            rows = self._scroll(rows, off, top, bottom, -n, False)
+                        off = 0
                     elif (final == "L" or final == "M") and top <= y <= bottom:
-                        # IL / DL: the screen's own method moves the stored rows, and the
-                        # pending rows move with them, unsettled (as a region scroll).
-                        n = (ints[0] if ints else 0) or 1
-                        rows, off, x = self._lines_edit(final, n, x, y, st, rows, off, bottom)
+                        # IL / DL: the rows from the cursor's down to the bottom margin
+                        # scroll (on the pending rows), the cursor goes to the first column
+                        n = min((ints[0] if ints else 0) or 1, lines)
+                        rows = self._scroll(rows, off, y, bottom, -n if final == "L" else n, False)
+                        off = 0
+                        x = 0
                     else:
                         entry = self._csi.get(final) if final != "T" else SD
                         if entry is None or (final == "T" and len(ints) > 1):
@@ -509,6 +515,7 @@ class FastPath(PendingRows):
                         if final == "h" or final == "l":  # (insert mode, newline mode)
                             lnm = mo.LNM in mode
                             if not self.usable():
+                                end = m.end()
                                 break
                 elif k == 11:  # DECTCEM: what ``set_mode`` / ``reset_mode`` do for 25
                     on = m.group(11) == "h"
@@ -527,12 +534,15 @@ class FastPath(PendingRows):
                         s.shift_in()
                     tr = self._charset()
                 # k == 27: ignored controls (CAN and SUB only abort sequences: none here)
+                prev = m
                 m = match()
         except Exception:  # noqa: BLE001 -- as the slow path: drop that token alone
             log.failure("Terminal fast path: dropped a token that failed")
             if m is not None:  # (the text after an SGR or CUP is a token of its own)
                 k = m.lastindex
                 end = m.start(k) if k == 4 or k == 6 or k == 20 else m.end()
+        if m is None:  # (ran to the last token: it ends the run; a break set ``end``)
+            end = prev.end()
 
         cursor.x, cursor.y = x, y
         cursor.attrs = st.attrs

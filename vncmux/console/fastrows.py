@@ -107,28 +107,31 @@ class PendingRows:
                 narrow.add(ch)
         return text
 
-    def _region_scroll(
-        self, x: int, y: int, st: Attrs, rows: list[Row | None], off: int, up: bool
+    def _scroll(
+        self, rows: list[Row | None], off: int, top: int, bottom: int, count: int, off_top: bool
     ) -> Any:
-        """IND at the bottom of the scroll region (``up``) or RI at its top, on the pending
-        rows alone: the region's rows move in the pending list (a stored row becomes a
-        pending row holding its line, unchanged: a *moved* row), the exposed row is a
-        fresh blank line, and the screen records the scroll as damage
+        """Rows ``top..bottom`` move up by ``count`` (negative: down), blank rows coming in,
+        on the pending rows alone, as ``TermScreen.scroll_region`` would move the stored
+        ones: IND/LF at the bottom margin, RI at the top, SU, SD, and IL/DL (from the
+        cursor's row).  A stored row in the band becomes a pending row holding its line,
+        unchanged (a *moved* row), and the screen records the scroll as damage
         (``TermScreen.note_scroll``) without moving its stored rows; :meth:`settle` puts
-        the moved rows in place.  A row leaving the top of the main screen is reported
-        as it is.  Only when the screen has scrolled as a whole in this run is everything
-        settled first.  Returns the pending rows (the scroll count is 0 afterwards)."""
+        the moved rows in place.  ``off_top``: rows leaving the top leave the screen (LF,
+        IND, SU), reported as they are when they are the main screen's top rows.  Only
+        when the screen has scrolled as a whole in this run is everything settled first.
+        Returns the pending rows (the scroll count is 0 afterwards)."""
         s = self.screen
-        c = s.cursor
-        c.x, c.y = x, y
-        c.attrs = st.attrs
-        top, bottom = s.margins or (0, s.lines - 1)
+        height = bottom - top + 1
+        n = min(abs(count), height)
+        if n == 0:
+            return rows
         if off:
             self._rows, self._off = rows, off
             self.settle()
             rows = [None] * s.lines
-        if up and top == 0 and s.reports_scrolled_off:
-            s.scrolled_off([self._cells(rows[0], 0)])
+        if count > 0 and off_top and top == 0 and s.reports_scrolled_off:
+            cells = self._cells
+            s.scrolled_off([cells(rows[a], a) for a in range(n)])
         seg = rows[top : bottom + 1]
         if None in seg:
             blank = s.default_char
@@ -137,57 +140,14 @@ class PendingRows:
                 if row is None:
                     line = stored(top + i)
                     seg[i] = [StaticDefaultDict(blank) if line is None else line]
-        if up:
-            seg.append([StaticDefaultDict(s.default_char)])
-            rows[top : bottom + 1] = seg[1:]
+        fresh: list[Row | None] = [[StaticDefaultDict(s.default_char)] for _ in range(n)]
+        if count > 0:
+            rows[top : bottom + 1] = seg[n:] + fresh
+            s.note_scroll(top, bottom, n)
         else:
-            seg.insert(0, [StaticDefaultDict(s.default_char)])
-            rows[top : bottom + 1] = seg[:-1]
-        s.note_scroll(top, bottom, 1 if up else -1)
+            rows[top : bottom + 1] = fresh + seg[: height - n]
+            s.note_scroll(top, bottom, -n)
         return rows
-
-    def _lines_edit(
-        self,
-        final: str,
-        n: int,
-        x: int,
-        y: int,
-        st: Attrs,
-        rows: list[Row | None],
-        off: int,
-        bottom: int,
-    ) -> tuple[list[Row | None], int, int]:
-        """IL (``L``) or DL (``M``) of ``n`` lines at row ``y`` inside the scroll region:
-        ``TermScreen.insert_lines`` / ``delete_lines`` move the stored rows ``y..bottom``
-        (and record the scroll as damage), and the pending rows move with them.  Pending
-        whole-screen scrolls are settled first (the stored rows must be where the screen
-        shows them).  Returns the pending rows, the scroll count and the cursor's column."""
-        s = self.screen
-        c = s.cursor
-        c.x, c.y = x, y
-        c.attrs = st.attrs
-        if off:
-            self._rows, self._off = rows, off
-            self.settle()
-            rows, off = [None] * s.lines, 0
-        try:
-            if final == "L":
-                s.insert_lines(n)
-            else:
-                s.delete_lines(n)
-        except Exception:  # noqa: BLE001 -- the rest must stay consistent
-            log.failure("Terminal fast path: a line edit failed")
-            self._rows, self._off = rows, off
-            self.settle()
-            s.repair()
-            return [None] * s.lines, 0, s.cursor.x
-        h = bottom - y + 1
-        k = min(n, s.lines, h)
-        if final == "L":
-            rows[y : bottom + 1] = [None] * k + rows[y : bottom + 1 - k]
-        else:
-            rows[y : bottom + 1] = rows[y + k : bottom + 1] + [None] * k
-        return rows, off, s.cursor.x
 
     def _mixed(
         self,
