@@ -6,7 +6,7 @@ is read through a byte socket.  Both viewers, raw RFB clients written from the s
 1 (this client), the other with reason 2 (another client), and both keep getting
 updates.  A serial device (a pty path) keeps its size unless ``--viewer-resize on``: the
 asker hears status 1 (resize prohibited) with the size unchanged.  vncmux's own noVNC page
-with ``?resize=remote`` (headless Chromium, as in test_novnc_browser.py) fits the console
+with ``?resize=remote`` (headless Chromium, tests/support/browser.py) fits the console
 to the browser's screen area.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.test_novnc_browser import CDP, browser, wait_for  # noqa: F401 -- a fixture
+from tests.support.browser import CDP, browser, wait_for  # noqa: F401 -- a fixture
 from tests.support.net import free_tcp_port
 from tests.support.pty_device import Pty
 from tests.support.rfbkit import Viewer

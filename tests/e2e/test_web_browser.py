@@ -1,5 +1,5 @@
-"""The web entry's index in headless Chromium (driven over DevTools as in
-tests/e2e/test_novnc_browser.py), against a real ``twistd -n vncmux`` with a config file of
+"""The web entry's index in headless Chromium (driven over DevTools by
+tests/support/browser.py), against a real ``twistd -n vncmux`` with a config file of
 three consoles on ptys: the page shows the three consoles with their state and a thumbnail
 that loads; a mouse click on a console's link opens its viewer, whose noVNC canvas shows
 that console's screen (the very picture its thumbnail was reduced from) and not another's.
@@ -10,28 +10,20 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from tests.e2e.test_novnc_browser import CDP, browser, canvas, status, wait_for
-from tests.e2e.test_web_e2e import NAMES, get, site
+from tests.support.browser import CDP, CHROMIUM, NOVNC, browser, canvas, status, wait_for
 from tests.support.pty_device import Pty
 from tests.support.vncmux_process import VncmuxProcess
+from tests.support.web_site import NAMES, get, site
 
 __all__ = ["browser", "site"]  # fixtures used by the tests below
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-NOVNC = [
-    d
-    for d in (os.environ.get("VNCMUX_NOVNC", ""), "/usr/share/novnc")
-    if d and os.path.isfile(os.path.join(d, "core", "rfb.js"))
-]
 
 pytestmark = [
     pytest.mark.skipif(

@@ -14,9 +14,7 @@ import os
 import signal
 import socket
 import struct
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +28,11 @@ from tests.support.net import free_tcp_port
 from tests.support.pty_device import Pty
 from tests.support.vncmux_process import VncmuxProcess
 from tests.support.waiting import wait_until
+from tests.support.web_site import NAMES, get, site, write_site
 
-NAMES = ("alpha", "beta", "gamma")
+__all__ = ["site"]  # a fixture used by the tests below
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def get(port: int, path: str) -> tuple[int, str, bytes]:
-    """GET ``path``: (status, content type, body), 4xx/5xx included."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
-            return answer.status, answer.headers["content-type"], answer.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers["content-type"], e.read()
 
 
 class RfbOverWebSocket:
@@ -101,44 +91,6 @@ class RfbOverWebSocket:
 
     def close(self) -> None:
         self.sock.close()
-
-
-def write_site(
-    path: Path,
-    web_port: int,
-    consoles: list[tuple[str, str]],
-    displays: dict[str, int] | None = None,
-) -> dict[str, int]:
-    """A config file: ``web`` on ``web_port``, one console per (name, device), each with a
-    VNC display: from ``displays`` if named there, else on a free port.  Returns the
-    displays used, by name."""
-    used = dict(displays or {})
-    lines = [f'web = "tcp:{web_port}:interface=127.0.0.1"', ""]
-    for name, device in consoles:
-        display = used.setdefault(name, free_tcp_port() - 5900)
-        lines += ["[[console]]", f'name = "{name}"', f'device = "{device}"']
-        lines += [f'vnc = "127.0.0.1:{display}"', ""]
-    path.write_text("\n".join(lines))
-    return used
-
-
-@pytest.fixture
-def site(
-    vncmux: Callable[..., VncmuxProcess], tmp_path: Path
-) -> Iterator[tuple[int, dict[str, Pty], VncmuxProcess]]:
-    """Three consoles on ptys behind ``--web``: (web port, ptys by name, the process)."""
-    ptys = {name: Pty() for name in NAMES}
-    try:
-        port = free_tcp_port()
-        config = tmp_path / "consoles.toml"
-        write_site(config, port, [(name, pty.path) for name, pty in ptys.items()])
-        proc = vncmux(["--config", str(config)])
-        proc.wait_for_log(r"Web entry on tcp:", timeout=45)
-        proc.wait_for_log(r"Device /dev/pts/\d+ opened", timeout=45, count=3)
-        yield port, ptys, proc
-    finally:
-        for pty in ptys.values():
-            pty.close()
 
 
 def listing(port: int) -> dict[str, Any]:

@@ -16,6 +16,12 @@
 - ``ci_skips``: the pytest plugin that fails skipped tests under CI.
 - ``pixel_reference``: pixel formats converted the slow way, from the spec.
 - ``screen_picture``: what a viewer sees of a Terminal, and catching up through damage.
+- ``render_probe``: a fake terminal for the renderer, and one cell's pixels and ink.
+- ``display_fakes``: a display over a fake terminal and renderer (``make_display``).
+- ``encoding_reference``: decoders for the encoders' output, written from rfbproto.
+- ``ws_client``: a WebSocket client and a GET on the global reactor, ``listen``.
+- ``browser``: headless Chromium over DevTools (the ``browser`` fixture, ``CDP``).
+- ``web_site``: three consoles behind the web entry (the ``site`` fixture), ``get``.
 """
 
 import pkgutil

@@ -7,66 +7,10 @@ from collections.abc import Callable
 
 from PIL import Image
 from twisted.internet.testing import Clock
-from zope.interface import implementer
 
+from tests.support.display_fakes import FakeRenderer, FakeTerminal, FakeViewer, make_display
 from vncmux.console.damage import Damage
 from vncmux.console.display import Display
-from vncmux.console.interfaces import IViewer
-
-
-class FakeTerminal:
-    def __init__(self, cols: int = 4, rows: int = 3) -> None:
-        self.cols, self.rows = cols, rows
-        self.title = ""
-        self.pending = Damage(rows)
-
-    def take_damage(self) -> Damage:
-        d, self.pending = self.pending, Damage(self.rows)
-        return d
-
-    def resize(self, cols: int, rows: int) -> None:
-        self.cols, self.rows = cols, rows
-        self.pending = Damage(rows)
-
-
-class FakeRenderer:
-    def __init__(self, cols: int = 4, rows: int = 3, cell: tuple[int, int] = (2, 3)) -> None:
-        self.cell_width, self.cell_height = cell
-        self.rendered: list[Damage] = []
-        self.full = 0
-        self.resize(cols, rows)
-
-    def render(self, term: FakeTerminal, damage: Damage) -> None:
-        self.rendered.append(damage.copy())
-
-    def render_all(self, term: FakeTerminal) -> None:
-        self.full += 1
-
-    def resize(self, cols: int, rows: int) -> None:
-        self.width, self.height = cols * self.cell_width, rows * self.cell_height
-        self.image = Image.new("RGB", (self.width, self.height))
-
-    def row_box(self, first_row: int, count: int) -> tuple[int, int, int, int]:
-        return (0, first_row * self.cell_height, self.width, count * self.cell_height)
-
-
-@implementer(IViewer)
-class FakeViewer:
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    def updateAvailable(self) -> None:
-        self.events.append("update")
-
-    def bell(self) -> None:
-        self.events.append("bell")
-
-    def nameChanged(self, name: str) -> None:
-        self.events.append(("name", name))
-
-    def sizeChanged(self, width: int, height: int) -> None:
-        self.events.append(("size", width, height))
-
 
 CLOCK = Clock()
 
@@ -78,11 +22,7 @@ def make(
     """A display on a fresh fake clock (``CLOCK`` is rebound for the test to advance)."""
     global CLOCK
     CLOCK = Clock()
-    rend = renderer or FakeRenderer()
-    term = FakeTerminal(rend.width // rend.cell_width, rend.height // rend.cell_height)
-    extra = {"timer": timer} if timer is not None else {}
-    display = Display(term, rend, CLOCK, default_name="vncmux: test", **extra)
-    return display, term, rend
+    return make_display(CLOCK, timer, renderer)
 
 
 def test_new_viewer_starts_all_dirty_and_is_answered_at_once() -> None:

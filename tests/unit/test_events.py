@@ -253,7 +253,7 @@ def test_a_websocket_viewer_attaches_as_websocket() -> None:
     from twisted.internet import reactor
 
     from tests.support.fake_console import FakeConsole
-    from tests.unit.test_websocket import WSClient, listen
+    from tests.support.ws_client import WSClient, listen
     from vncmux.rfb.factory import RFBFactory
 
     console = FakeConsole()

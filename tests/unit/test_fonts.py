@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
+from tests.support.render_probe import FakeTerminal, crop, ink
 from tests.support.screen_image import same
-from tests.unit.test_render import FakeTerminal, crop, ink
 from vncmux import fonts
 from vncmux.config import build_config
 from vncmux.console import palette

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import random
-import unicodedata
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from tests.support.render_probe import Cell, FakeTerminal, crop, ink
 from tests.support.screen_image import same
 from vncmux import fonts
 from vncmux.console import palette
@@ -22,68 +21,9 @@ from vncmux.console.damage import Damage
 from vncmux.console.render import Renderer
 
 
-class Cell(NamedTuple):
-    data: str = " "
-    fg: str = "default"
-    bg: str = "default"
-    bold: bool = False
-    italics: bool = False
-    underscore: bool = False
-    strikethrough: bool = False
-    reverse: bool = False
-    blink: bool = False
-    faint: bool = False
-
-
-class FakeTerminal:
-    """Just what the renderer reads; ``put`` writes text as the real terminal would store
-    it (wide characters followed by an empty cell, combining marks joined to their base)."""
-
-    def __init__(self, cols: int, rows: int) -> None:
-        self.cols, self.rows = cols, rows
-        self.buf = [[Cell() for _ in range(cols)] for _ in range(rows)]
-        self.cursor = (0, 0)
-        self.cursor_visible = False
-        self.reverse_screen = False
-
-    def line(self, y: int) -> list[Cell]:
-        return self.buf[y]
-
-    def put(self, x: int, y: int, text: str, **attrs: object) -> None:
-        for ch in text:
-            if unicodedata.combining(ch) and x > 0:
-                base = self.buf[y][x - 1]
-                self.buf[y][x - 1] = base._replace(data=base.data + ch)
-                continue
-            wide = unicodedata.east_asian_width(ch) in "WF"
-            self.buf[y][x] = Cell(ch, **attrs)  # type: ignore[arg-type]
-            if wide:
-                self.buf[y][x + 1] = Cell("", **attrs)  # type: ignore[arg-type]
-            x += 2 if wide else 1
-
-    def scroll(self, top: int, bottom: int, count: int, fill: list[list[Cell]]) -> None:
-        """Move rows top..bottom by ``count`` (up if positive), new rows from ``fill``."""
-        region = self.buf[top : bottom + 1]
-        n = len(region)
-        if count > 0:
-            region = region[count:] + fill[: min(count, n)]
-        else:
-            region = fill[: min(-count, n)] + region[: n + count]
-        self.buf[top : bottom + 1] = region[:n]
-
-
 @pytest.fixture(scope="module")
 def renderer_16() -> Renderer:
     return Renderer(8, 4)
-
-
-def cell_box(r: Renderer, x: int, y: int, cells: int = 1) -> tuple[int, int, int, int]:
-    cw, ch = r.cell_width, r.cell_height
-    return (x * cw, y * ch, (x + cells) * cw, (y + 1) * ch)
-
-
-def crop(r: Renderer, x: int, y: int, cells: int = 1) -> Image.Image:
-    return r.image.crop(cell_box(r, x, y, cells))
 
 
 def colours(im: Image.Image) -> set[tuple[int, int, int]]:
@@ -99,12 +39,6 @@ def font_mask(r: Renderer, text: str) -> Image.Image:
     d.fontmode = "1"
     d.text((0, 0), text, fill=1, font=r.fonts.regular)
     return m
-
-
-def ink(im: Image.Image, fg: tuple[int, int, int]) -> set[tuple[int, int]]:
-    px = im.load()
-    assert px is not None
-    return {(x, y) for x in range(im.width) for y in range(im.height) if px[x, y] == fg}
 
 
 def render(term: FakeTerminal) -> Renderer:

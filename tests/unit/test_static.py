@@ -1,11 +1,13 @@
 """The code stays typed and lint-clean (mypy with the zope plugin, ruff), CI's script is
-valid bash, and nothing in the repository points at files outside it.
+valid bash, nothing in the repository points at files outside it, and no test module
+imports another (shared helpers live in tests/support/).
 
 mypy and ruff are in the ``test`` extra: when one is missing these tests fail, saying so,
 rather than skip, since a skipped lint check would let untyped code through unnoticed."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import re
@@ -119,3 +121,89 @@ def test_outside_patterns_catch_known_pointers(line: str) -> None:
 def test_outside_patterns_spare_ordinary_text() -> None:
     for line in ("vncmux/rfb/encodings/shared.py", "/novnc/../../etc/passwd", "README.rst"):
         assert not any(re.search(p, line) for p in OUTSIDE), line
+
+
+# -- the test tree: test modules stand alone -------------------------------------------------
+
+TESTS = REPO / "tests"
+
+# Imports of one test module by another that are still to be undone, as (importer, imported
+# module).  Each is checked to be still there, so a fix must also remove it from this list.
+PENDING_TEST_IMPORTS = {
+    ("tests/unit/test_break.py", "tests.unit.test_api_resource"),
+    ("tests/unit/test_events.py", "tests.unit.test_api_resource"),
+}
+
+
+def is_test_module(name: str) -> bool:
+    """A dotted module name whose last part names a test module (``test_*``)."""
+    return name.rpartition(".")[2].startswith("test_")
+
+
+def imported_test_modules(source: str, package: str) -> set[str]:
+    """The test modules ``source`` imports, as absolute dotted names; ``package`` is the
+    package the source lives in, for its relative imports.  Every form counts:
+    ``import tests.unit.test_x``, ``from tests.unit.test_x import y``,
+    ``from tests.unit import test_x`` and their relative spellings."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if is_test_module(alias.name)}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parent = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            if is_test_module(base):
+                found.add(base)
+            else:
+                found |= {
+                    f"{base}.{alias.name}" for alias in node.names if is_test_module(alias.name)
+                }
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    """A helper two test modules share lives in tests/support/: a test module imported by
+    another is a dependency nobody sees when running or changing it alone."""
+    found = set()
+    for path in sorted(TESTS.rglob("*.py")):
+        if "artifacts" in path.parts:
+            continue
+        package = ".".join(path.relative_to(REPO).parent.parts)
+        for module in imported_test_modules(path.read_text(), package):
+            found.add((path.relative_to(REPO).as_posix(), module))
+    new = sorted(found - PENDING_TEST_IMPORTS)
+    assert not new, "move the shared helpers to tests/support/:\n" + "\n".join(
+        f"{path} imports {module}" for path, module in new
+    )
+    done = sorted(PENDING_TEST_IMPORTS - found)
+    assert not done, "no longer imported, remove from PENDING_TEST_IMPORTS: " + repr(done)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from tests.unit.test_render import FakeTerminal, crop",
+        "from tests.e2e import test_web_e2e",
+        "import tests.unit.test_display as fakes",
+        "def f():\n    from tests.robustness.test_slots import x",
+        "from .test_render import crop",
+        "from . import test_display",
+        "from ..e2e.test_web_e2e import site",
+    ],
+)
+def test_test_module_imports_are_found_in_every_form(source: str) -> None:
+    assert imported_test_modules(source, "tests.unit")
+
+
+def test_imports_of_support_modules_are_not_test_imports() -> None:
+    source = (
+        "import tests.support.net\n"
+        "from tests.support import waiting\n"
+        "from tests.support.browser import CDP, browser\n"
+        "from vncmux.rfb import server\n"
+        "from . import conftest\n"
+    )
+    assert imported_test_modules(source, "tests.unit") == set()

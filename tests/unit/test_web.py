@@ -1,6 +1,7 @@
 """The web entry (vncmux/web/): the pure parts on fakes and a test clock, the resource tree
-on a real port of 127.0.0.1 driven by the global reactor (as tests/unit/test_websocket.py
-does), with real hubs, a real console for the thumbnails and real RFB factories.
+on a real port of 127.0.0.1 driven by the global reactor (with tests/support/ws_client.py,
+as tests/unit/test_websocket.py does), with real hubs, a real console for the thumbnails
+and real RFB factories.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from tests.unit.test_websocket import WSClient, http_get, reactor
+from tests.support.display_fakes import FakeViewer, make_display
+from tests.support.ws_client import WSClient, http_get, reactor
 from vncmux.api.auth import Tokens
 from vncmux.api.resource import Api
 from vncmux.config import ConfigError, parse_web
@@ -449,10 +451,9 @@ def test_the_hub_counts_stalled_backends_and_the_time_of_the_last_output() -> No
 def test_a_thumbnail_drawn_inside_the_frame_interval_does_not_strand_a_waiting_viewer() -> None:
     """A thumbnail (like the API's screen.png) renders the terminal's damage itself: the
     frame the display had scheduled for a waiting viewer must still go out."""
-    from tests.unit import test_display as fakes
-
-    display, term, _ = fakes.make()
-    viewer = fakes.FakeViewer()
+    clock = Clock()
+    display, term, _ = make_display(clock)
+    viewer = FakeViewer()
     acc = display.attach(viewer)
     acc.clear()
     display.requestUpdate(viewer)
@@ -464,7 +465,7 @@ def test_a_thumbnail_drawn_inside_the_frame_interval_does_not_strand_a_waiting_v
     term.pending.mark([1])
     display.changed()  # the next one waits for the frame interval...
     assert display.refresh()  # ...and a thumbnail is drawn meanwhile
-    fakes.CLOCK.advance(display.min_interval)
+    clock.advance(display.min_interval)
     assert viewer.events == ["update", "update"] and acc.rows == {1}
 
 

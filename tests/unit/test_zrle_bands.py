@@ -10,8 +10,8 @@ import zlib
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.support.encoding_reference import ENC_FORMATS, zrle_decode
 from tests.support.pixel_reference import reference_convert
-from tests.unit.test_encodings import ENC_FORMATS, zrle_decode
 from vncmux.rfb.encodings import zrle
 from vncmux.rfb.encodings.shared import SharedWork
 from vncmux.rfb.encodings.zrle import ZRLEEncoder
