@@ -83,7 +83,7 @@ class Damage:
             self.mark(range(top, bottom + 1))
             return
         prior = self.scroll
-        if prior is not None and (prior.top, prior.bottom) != (top, bottom):
+        if prior is not None and (prior.top != top or prior.bottom != bottom):
             # Only one scroll can be pending: redraw this region instead.
             self.mark(range(top, bottom + 1))
             return

@@ -133,14 +133,18 @@ class PendingRows:
             cells = self._cells
             s.scrolled_off([cells(rows[a], a) for a in range(n)])
         seg = rows[top : bottom + 1]
+        blank = s.default_char
         if None in seg:
-            blank = s.default_char
             stored = s.stored_line
             for i, row in enumerate(seg):
                 if row is None:
                     line = stored(top + i)
                     seg[i] = [StaticDefaultDict(blank) if line is None else line]
-        fresh: list[Row | None] = [[StaticDefaultDict(s.default_char)] for _ in range(n)]
+        fresh: list[Row | None] = (
+            [[StaticDefaultDict(blank)]]
+            if n == 1
+            else [[StaticDefaultDict(blank)] for _ in range(n)]
+        )
         if count > 0:
             rows[top : bottom + 1] = seg[n:] + fresh
             s.note_scroll(top, bottom, n)
@@ -215,7 +219,7 @@ class PendingRows:
         """ED / EL on the pending rows, as ``_Screen.erase_in_display`` / ``_in_line``."""
         lines = self.screen.lines
         cols = self.screen.columns
-        fill = self._fill(st)
+        fill = st.fill if st.fill is not None else self._fill(st)
         blank = fill[" "]
         if final == "J":
             if how == 0:
