@@ -5,8 +5,10 @@ tested with fakes and lets a new kind of device or backend be added without touc
 ``IPausableInput`` is optional: the backends whose input can wait (byte sockets, ptys)
 provide it so the hub can stop reading them while the device is not taking input.
 ``ISerialLine`` is optional too: a device whose line settings a client may change (a tty,
-for RFC 2217 clients).
+for RFC 2217 clients); ``LineCounters`` is what it counts of the line's events.
 """
+
+from dataclasses import dataclass
 
 from zope.interface import Attribute, Interface
 
@@ -115,8 +117,30 @@ class ISerialLine(Interface):
         modem lines (a pty: ENOTTY) remembers the state asked for and reports it."""
 
     def modemState() -> int | None:
-        """The RFC 2217 modem-state byte (CTS 0x10, DSR 0x20, RI 0x40, CD 0x80), or None
-        when the device has no modem lines to read."""
+        """The modem lines now, as the states of RFC 2217's modem-state byte (CTS 0x10,
+        DSR 0x20, RI 0x40, CD 0x80; the delta bits are the protocol's to work out), or
+        None when the device has no modem lines to read (a pty: ENOTTY)."""
+
+    def counters() -> "LineCounters | None":
+        """The line's event counts since the device was opened (modem-line transitions,
+        receive errors), or None when the device does not count them (a pty).  Cheap
+        enough to be read twice a second; never raises."""
 
     def purge(receive: bool, transmit: bool) -> None:
         """Drop what waits in the device's receive and/or transmit buffers."""
+
+
+@dataclass(frozen=True)
+class LineCounters:
+    """What a serial line counted since it was opened (Linux: TIOCGICOUNT).  The counts
+    only grow; a change between two looks is an event even when the line's state is the
+    same again (a ring pulse shorter than the time between the looks)."""
+
+    cts: int = 0  # CTS transitions
+    dsr: int = 0  # DSR transitions
+    ri: int = 0  # ring-indicator changes (some drivers count trailing edges only)
+    cd: int = 0  # carrier-detect transitions
+    overrun: int = 0  # bytes lost: the UART's FIFO or the tty's buffer overran
+    parity: int = 0  # parity errors
+    framing: int = 0  # framing errors
+    breaks: int = 0  # BREAKs received

@@ -15,11 +15,15 @@ What each command does:
 - SET-CONTROL: outbound and inbound flow control (none, XON/XOFF, RTS/CTS); DTR and RTS
   on/off (a device without modem lines, a pty, remembers them); BREAK-ON sends one BREAK
   of ``--break-duration`` (``Hub.sendBreak``), BREAK-OFF is acknowledged;
-- NOTIFY-MODEMSTATE / NOTIFY-LINESTATE (a poll): answered with the modem-state byte (0
-  for a device without modem lines) and a line state of 0;
-- SET-LINESTATE-MASK / SET-MODEMSTATE-MASK: remembered and acknowledged;
+- NOTIFY-MODEMSTATE / NOTIFY-LINESTATE (a poll): answered with the whole modem-state
+  byte / line-state byte, even while the device is down (every line off then);
+- SET-LINESTATE-MASK / SET-MODEMSTATE-MASK: acknowledged, then they filter what the server
+  sends unasked; a new modem-state mask is followed by the modem state through it;
 - PURGE-DATA: the device's receive and/or transmit buffers dropped;
 - FLOWCONTROL-SUSPEND / -RESUME: the client's output is paused / resumed.
+
+The server also speaks first: the modem state once the option is agreed, then its
+changes, and line errors (``vncmux.rfc2217_notify``, which also says what a pty reports).
 
 The changes last until the device is reopened, which applies the command line's
 settings again.  While the device is down a setting is not answered (the client times out).
@@ -31,9 +35,11 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from vncmux.interfaces import ISerialLine
+from vncmux.rfc2217_notify import StateWatch
 
 log = Logger()
 
@@ -78,7 +84,9 @@ class ComPortServer:
 
     ``send(option, data)`` writes ``IAC SB option data IAC SE`` (escaping done there);
     ``sendBreak(how)`` asks the hub for a BREAK for this client (False: refused);
-    ``suspend(on)`` pauses or resumes the client's output; ``peer`` names it in logs.
+    ``suspend(on)`` pauses or resumes the client's output; ``peer`` names it in logs;
+    ``clock`` times the looks at the modem lines (``watch``, a ``StateWatch``), which start
+    with ``agreed()`` and end with ``closed()``; ``deviceChanged(up)`` passes the hub's news.
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class ComPortServer:
         sendBreak: Callable[[str], bool],
         suspend: Callable[[bool], None],
         peer: str,
+        clock: IReactorTime,
     ) -> None:
         self.hub = hub
         self._send = send
@@ -95,8 +104,25 @@ class ComPortServer:
         self._suspend = suspend
         self.peer = peer
         self.breakOn = False
-        self.linestateMask = 0
-        self.modemstateMask = 0
+        self.watch = StateWatch(
+            self.line,
+            lambda: self.hub.device is not None,
+            lambda payload: self._send(COM_PORT_OPTION, payload),
+            clock,
+            peer,
+        )
+
+    def agreed(self) -> None:
+        """COM-PORT-OPTION was agreed (either way): notifications start."""
+        self.watch.start()
+
+    def closed(self) -> None:
+        """The client left or refused the option: notifications stop."""
+        self.watch.stop()
+
+    def deviceChanged(self, up: bool) -> None:
+        """The device went down or came back (``IBackend.deviceStateChanged``)."""
+        self.watch.deviceChanged(up)
 
     def line(self) -> Any:
         """The device's ``ISerialLine``, or None (device down, or not a tty)."""
@@ -125,14 +151,17 @@ class ComPortServer:
         if command in (SET_LINESTATE_MASK, SET_MODEMSTATE_MASK):
             if len(value) != 1:
                 return self._bad(command, value)
-            if command == SET_LINESTATE_MASK:
-                self.linestateMask = value[0]
-            else:
-                self.modemstateMask = value[0]
             self.answer(command, value)
+            if command == SET_LINESTATE_MASK:
+                self.watch.setLinestateMask(value[0])
+            else:
+                self.watch.setModemstateMask(value[0])
             return
         if command == NOTIFY_LINESTATE:
-            self.answer(command, b"\0")
+            self.watch.pollLine()
+            return
+        if command == NOTIFY_MODEMSTATE:
+            self.watch.pollModem()
             return
         handler = _HANDLERS.get(command)
         if handler is None:
@@ -223,10 +252,6 @@ class ComPortServer:
         actual = line.setFlowControl("")
         return bytes((FLOW_CODES.get(actual, FLOW_NONE) + INFLOW_ASK,))
 
-    def _modemstate(self, line: Any, value: bytes) -> bytes | None:
-        state = line.modemState()
-        return bytes((state or 0,))
-
     def _purge(self, line: Any, value: bytes) -> bytes | None:
         if len(value) != 1 or value[0] not in (1, 2, 3):
             return None
@@ -259,7 +284,6 @@ _HANDLERS: dict[int, Callable[[ComPortServer, Any, bytes], bytes | None]] = {
     SET_PARITY: ComPortServer._parity,
     SET_STOPSIZE: ComPortServer._stopsize,
     SET_CONTROL: ComPortServer._control,
-    NOTIFY_MODEMSTATE: ComPortServer._modemstate,
     PURGE_DATA: ComPortServer._purge,
 }
 

@@ -15,8 +15,10 @@ client) that negotiates like a serial console server: WILL ECHO and WILL SGA (th
 ``telnet`` command goes to character mode and leaves echoing to the device), BINARY both
 ways.  ``IAC BREAK`` from the client is a serial BREAK (``Hub.sendBreak``); RFC 2217
 (COM-PORT-OPTION) is accepted only with ``rfc2217=on`` and a tty device, and refused
-(DONT/WONT) otherwise.  Under ``--input-policy exclusive`` the bytes Ctrl+E ``c`` ``f``
-take the keyboard (``vncmux.keyboard``), as conserver's "force attach" does.
+(DONT/WONT) otherwise; once agreed, the client is sent the modem state and its changes
+(``vncmux.rfc2217_notify``), timed by the factory's ``clock``.  Under ``--input-policy
+exclusive`` the bytes Ctrl+E ``c`` ``f`` take the keyboard (``vncmux.keyboard``), as
+conserver's "force attach" does.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from twisted.conch.telnet import (
     OptionRefused,
     TelnetTransport,
 )
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -239,9 +241,12 @@ class TelnetBackend(StreamBackend):
     clientKind = TELNET
     transport: Any
 
-    def __init__(self, *args: Any, rfc2217: bool = False, **kw: Any) -> None:
+    def __init__(
+        self, *args: Any, rfc2217: bool = False, clock: IReactorTime | None = None, **kw: Any
+    ) -> None:
         StreamBackend.__init__(self, *args, **kw)
         self.rfc2217 = rfc2217
+        self.clock = clock
         self.comPort: ComPortServer | None = None
         self.escape = TakeoverEscape()
 
@@ -276,21 +281,46 @@ class TelnetBackend(StreamBackend):
                 self._sendBreak,
                 self._suspend,
                 self.label,
+                self.clock if self.clock is not None else _reactor(),
             )
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if self.comPort is not None:
+            self.comPort.closed()
+        StreamBackend.connectionLost(self, reason)
+
+    def deviceStateChanged(self, up: bool, description: str) -> None:
+        """The bytes do not change; an RFC 2217 client is told of its modem lines."""
+        if self.comPort is not None:
+            self.comPort.deviceChanged(up)
 
     # -- ITelnetProtocol ---------------------------------------------------------------
 
     def enableLocal(self, option: bytes) -> bool:
-        return option in (ECHO, SGA, BINARY) or (option == COM_PORT_OPTION and self.rfc2217)
+        return option in (ECHO, SGA, BINARY) or self._comPortAgreed(option)
 
     def enableRemote(self, option: bytes) -> bool:
-        return option in (SGA, BINARY) or (option == COM_PORT_OPTION and self.rfc2217)
+        return option in (SGA, BINARY) or self._comPortAgreed(option)
+
+    def _comPortAgreed(self, option: bytes) -> bool:
+        """COM-PORT-OPTION, either way, with ``rfc2217``: notifications start."""
+        if option != COM_PORT_OPTION or not self.rfc2217:
+            return False
+        if self.comPort is not None:
+            self.comPort.agreed()
+        return True
 
     def disableLocal(self, option: bytes) -> None:
-        """Nothing to undo: the options we take change only how bytes are framed."""
+        """The options we take change only how bytes are framed; COM-PORT-OPTION off both
+        ways ends the notifications."""
+        if option == COM_PORT_OPTION and self.comPort is not None:
+            state = self.transport.getOptionState(COM_PORT_OPTION)
+            if state.us.state != "yes" and state.him.state != "yes":
+                self.comPort.closed()
 
     def disableRemote(self, option: bytes) -> None:
         """As ``disableLocal``."""
+        self.disableLocal(option)
 
     def unhandledCommand(self, command: bytes, argument: bytes | None) -> None:
         """IP, AYT, NOP, GA...: not a serial console's business."""
@@ -323,6 +353,12 @@ class TelnetBackend(StreamBackend):
         self.comPort.received(b"".join(data))
 
 
+def _reactor() -> IReactorTime:
+    from twisted.internet import reactor
+
+    return reactor  # type: ignore[return-value]
+
+
 class TelnetFactory(BackendFactory):
     """Builds a ``TelnetChannel`` around a ``TelnetBackend`` per connection."""
 
@@ -334,9 +370,11 @@ class TelnetFactory(BackendFactory):
         readonly: bool = False,
         replay: Callable[[], bytes] | None = None,
         rfc2217: bool = False,
+        clock: IReactorTime | None = None,
     ) -> None:
         BackendFactory.__init__(self, hub, endpointLabel, clients, readonly, replay)
         self.rfc2217 = rfc2217
+        self.clock = clock  # times RFC 2217's looks at the modem lines (None: the reactor)
 
     def buildProtocol(self, addr: Any) -> Any:
         self.serial += 1
@@ -349,6 +387,7 @@ class TelnetFactory(BackendFactory):
             readonly=self.readonly,
             replay=self.replay,
             rfc2217=self.rfc2217,
+            clock=self.clock,
         )
         channel.factory = self
         return channel

@@ -6,7 +6,8 @@ rather than through pyserial, whose reconfiguration would also reset VMIN (the d
 relies on VMIN=1 to tell a hang-up from no data).  Every change is tried and then read
 back, so a refusal (a pty refuses CS7 and parity with EINVAL, modem ioctls with ENOTTY)
 leaves, and reports, the value in effect; a device without modem lines remembers the
-DTR/RTS state asked for.
+DTR/RTS state asked for.  Its event counters (modem-line transitions, receive errors) are
+the kernel's (TIOCGICOUNT), read for RFC 2217's notifications; a pty has none.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import termios
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from vncmux.interfaces import ISerialLine
+from vncmux.interfaces import ISerialLine, LineCounters
 
 log = Logger()
 
@@ -49,6 +50,10 @@ MODEM_STATE = (
     (termios.TIOCM_CD, 0x80),
 )
 IFLAG, CFLAG, ISPEED, OSPEED = 0, 2, 4, 5
+#: Linux's serial_icounter_struct: cts dsr rng dcd rx tx frame overrun parity brk
+#: buf_overrun, then 9 reserved ints.
+TIOCGICOUNT = getattr(termios, "TIOCGICOUNT", 0x545D)
+ICOUNT = struct.Struct("20i")
 
 
 @implementer(ISerialLine)
@@ -179,6 +184,23 @@ class TtyLine:
         except OSError:
             return None
         return sum(value for flag, value in MODEM_STATE if bits & flag)
+
+    def counters(self) -> LineCounters | None:
+        try:
+            raw = fcntl.ioctl(self.fd, TIOCGICOUNT, bytes(ICOUNT.size))
+        except OSError:
+            return None  # a pty (ENOTTY), a driver that does not count
+        cts, dsr, ri, cd, _rx, _tx, framing, overrun, parity, breaks, lost = ICOUNT.unpack(raw)[:11]
+        return LineCounters(
+            cts=cts,
+            dsr=dsr,
+            ri=ri,
+            cd=cd,
+            overrun=overrun + lost,
+            parity=parity,
+            framing=framing,
+            breaks=breaks,
+        )
 
     def purge(self, receive: bool, transmit: bool) -> None:
         queue = (

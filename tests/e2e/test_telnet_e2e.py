@@ -1,11 +1,13 @@
 """End to end with third-party telnet and RFC 2217 clients on a real ``twistd -n vncmux``:
 pyserial's ``rfc2217://`` client sets the line of a pty device (the test owns the pty and
-reads its termios), the ``telnet`` command sends BREAK to an ``exec:`` device (a pty's
-BREAK is SIGINT to its foreground process group, seen by a shell trap), and the telnet
-and RFC 2217 devices carry BREAK and bytes to a server the test plays."""
+reads its termios) and reads its modem lines (notified, and polled), the ``telnet``
+command sends BREAK to an ``exec:`` device (a pty's BREAK is SIGINT to its foreground
+process group, seen by a shell trap), and the telnet and RFC 2217 devices carry BREAK and
+bytes to a server the test plays."""
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import shutil
@@ -97,6 +99,54 @@ def test_settings_a_pty_refuses_are_answered_with_the_old_value(vncmux: Start, p
         proc.wait_for_log(r"has no modem lines \(ENOTTY\)")
         client.write(b"still here\r")  # the server stayed up, the line still works
         read_fd_until(pty.master, b"still here\r", 10)
+        assert proc.returncode is None
+    finally:
+        client.close()
+
+
+def test_pyserial_reads_the_modem_lines_of_a_pty_device(
+    vncmux: Start, pty: Pty, caplog: pytest.LogCaptureFixture
+) -> None:
+    proc, port = rfc2217_vncmux(vncmux, pty)
+    # pyserial refuses to read CTS/DSR/RI/CD until the server sent NOTIFY-MODEMSTATE once
+    client = serial.serial_for_url(f"rfc2217://127.0.0.1:{port}", timeout=5)
+    try:
+        # a pty has no modem lines: vncmux reports a null-modem cable's CTS, DSR and CD
+        assert (client.cts, client.dsr, client.cd, client.ri) == (True, True, True, False)
+    finally:
+        client.close()
+    url = f"rfc2217://127.0.0.1:{port}?poll_modem&logging=debug"
+    with caplog.at_level(logging.DEBUG, logger="pySerial.rfc2217"):
+        polling = serial.serial_for_url(url, timeout=5)
+        try:
+            for _ in range(3):
+                time.sleep(0.4)  # let the client's 0.3 s cache age: each look polls the server
+                assert (polling.cts, polling.dsr, polling.cd, polling.ri) == (
+                    True,
+                    True,
+                    True,
+                    False,
+                )
+        finally:
+            polling.close()
+    assert caplog.text.count("polling modem state") >= 3
+    assert "poll for modem state failed" not in caplog.text
+    assert proc.returncode is None
+
+
+def test_pyserial_sees_every_line_drop_when_the_device_goes_away(vncmux: Start, pty: Pty) -> None:
+    proc, port = rfc2217_vncmux(vncmux, pty)
+    client = serial.serial_for_url(f"rfc2217://127.0.0.1:{port}", timeout=5)
+    try:
+        assert client.cd and client.cts and client.dsr
+        os.close(pty.master)  # the far end hangs up: vncmux reads EIO, the device is lost
+        pty.master = -1  # closed here already (the fixture's close ignores the error)
+        proc.wait_for_log(r"Device \S+ lost")
+        wait_until(
+            lambda: not (client.cd or client.cts or client.dsr),
+            10,
+            lambda: f"the client still sees CD={client.cd} CTS={client.cts} DSR={client.dsr}",
+        )
         assert proc.returncode is None
     finally:
         client.close()

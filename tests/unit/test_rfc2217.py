@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from twisted.internet.testing import Clock
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from vncmux.interfaces import ISerialLine
+from vncmux.interfaces import ISerialLine, LineCounters
 from vncmux.rfc2217 import COM_PORT_OPTION, ComPortServer
 from vncmux.ttyline import TtyLine
 
@@ -28,6 +29,7 @@ class FakeLine:
         self.lines = {"dtr": True, "rts": True}
         self.purged: list[tuple[bool, bool]] = []
         self.modem: int | None = None
+        self.counts: LineCounters | None = None
 
     def setBaudrate(self, baud: int) -> int:
         self.baud = baud or self.baud
@@ -56,6 +58,9 @@ class FakeLine:
 
     def modemState(self) -> int | None:
         return self.modem
+
+    def counters(self) -> LineCounters | None:
+        return self.counts
 
     def purge(self, receive: bool, transmit: bool) -> None:
         self.purged.append((receive, transmit))
@@ -87,13 +92,22 @@ class Rig:
             self.breaks.append(how)
             return breakAllowed
 
-        self.server = ComPortServer(self.hub, send, sendBreak, self.suspended.append, "1.2.3.4:5")
+        self.clock = Clock()
+        self.server = ComPortServer(
+            self.hub, send, sendBreak, self.suspended.append, "1.2.3.4:5", self.clock
+        )
 
     def ask(self, data: bytes) -> bytes | None:
+        """The one answer to ``data`` (None: no answer)."""
+        answers = self.exchange(data)
+        assert len(answers) <= 1
+        return answers[0] if answers else None
+
+    def exchange(self, data: bytes) -> list[bytes]:
+        """Everything sent in answer to ``data``."""
         self.answers.clear()
         self.server.received(data)
-        assert len(self.answers) <= 1
-        return self.answers[0] if self.answers else None
+        return list(self.answers)
 
 
 def test_the_fake_line_is_a_serial_line() -> None:
@@ -132,12 +146,15 @@ def test_a_refused_break_is_answered_as_off() -> None:
 
 def test_polls_masks_purge_signature_and_flow_suspension() -> None:
     r = Rig()
-    assert r.ask(b"\x07") == b"\x6b\x00"  # no modem lines: nothing asserted
+    assert r.ask(b"\x07") == b"\x6b\xb0"  # no modem lines: a null-modem cable's CTS DSR CD
     r.line.modem = 0x30
+    assert r.ask(b"\x07") == b"\x6b\x38"  # CD dropped since the last look: DDCD
     assert r.ask(b"\x07") == b"\x6b\x30"
     assert r.ask(b"\x06") == b"\x6a\x00"
-    assert r.ask(b"\x0a\xff") == b"\x6e\xff" and r.server.linestateMask == 0xFF
-    assert r.ask(b"\x0b\x30") == b"\x6f\x30" and r.server.modemstateMask == 0x30
+    assert r.ask(b"\x0a\xff") == b"\x6e\xff" and r.server.watch.linestateMask == 0xFF
+    # a new modem-state mask: acknowledged, then the state through it
+    assert r.exchange(b"\x0b\x30") == [b"\x6f\x30", b"\x6b\x30"]
+    assert r.server.watch.modemstateMask == 0x30
     assert r.ask(b"\x0c\x03") == b"\x70\x03" and r.line.purged == [(True, True)]
     assert r.ask(b"\x00") == b"\x64vncmux"
     assert r.ask(b"\x00pyserial") is None
@@ -158,6 +175,7 @@ def test_while_the_device_is_down_settings_are_not_answered() -> None:
     assert r.ask(b"\x01" + struct.pack("!I", 9600)) is None
     assert r.ask(b"\x05\x08") is None
     assert r.ask(b"\x05\x05") == b"\x69\x05"  # a BREAK is the hub's to refuse
+    assert r.ask(b"\x07") == b"\x6b\x00"  # a poll is: no device, no lines
 
 
 # -- TtyLine on a real pty ------------------------------------------------------------------
@@ -191,6 +209,7 @@ def test_a_pty_has_no_modem_lines_and_remembers_dtr_rts(pty: Any) -> None:
     _master, slave = pty
     line = TtyLine(slave, "/dev/pts/test", dtr=False)
     assert line.modemState() is None
+    assert line.counters() is None  # no TIOCGICOUNT either
     assert line.setModemLine("dtr", None) is False
     assert line.setModemLine("dtr", True) is True
     assert line.setModemLine("rts", False) is False

@@ -1,19 +1,24 @@
 """Telnet on byte sockets, both ends, on StringTransport: negotiation as a serial console
 server and as a client of a telnet serial port, IAC escaping both ways, the NVT's CR
-rules, BREAK, COM-PORT-OPTION refused without --rfc2217, and the takeover escape."""
+rules, BREAK, COM-PORT-OPTION refused without --rfc2217 (and with it: the modem state's
+notifications on the wire), and the takeover escape."""
 
 from __future__ import annotations
 
 import pytest
 from twisted.conch.telnet import BRK, DO, DONT, ECHO, IAC, SB, SE, SGA, WILL, WONT
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import Clock, StringTransport
+from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from tests.support.fakes import FakeDevice
+from tests.unit.test_rfc2217 import FakeLine
 from vncmux.devices_net import TelnetDevice
 from vncmux.events import TELNET, Client
 from vncmux.hub import Hub
-from vncmux.interfaces import IBackend, IDevice, IPausableInput
+from vncmux.interfaces import IBackend, IDevice, IPausableInput, LineCounters
+from vncmux.rfc2217_notify import MODEM_POLL_INTERVAL
 from vncmux.telnet import BINARY, TelnetBackend, TelnetChannel, TelnetFactory, escape
 
 COM = bytes((44,))
@@ -27,7 +32,9 @@ class Server:
         self.hub = Hub(self.clock)
         self.device = FakeDevice()
         self.hub.deviceConnected(self.device, "up")
-        factory = TelnetFactory(self.hub, "tcp:4555", readonly=readonly, rfc2217=rfc2217)
+        factory = TelnetFactory(
+            self.hub, "tcp:4555", readonly=readonly, rfc2217=rfc2217, clock=self.clock
+        )
         self.channel: TelnetChannel = factory.buildProtocol(None)
         self.wire = StringTransport()
         self.channel.makeConnection(self.wire)
@@ -135,6 +142,74 @@ def test_com_port_option_is_accepted_with_rfc2217() -> None:
     assert s.sent() == IAC + DO + COM
     s.channel.dataReceived(IAC + SB + COM + b"\x00" + IAC + SE)  # signature, please
     assert s.sent() == IAC + SB + COM + b"\x64vncmux" + IAC + SE
+
+
+def rfc2217Server(modem: int | None) -> tuple[Server, FakeLine]:
+    """A telnet endpoint with --rfc2217 whose device has a line with modem lines ``modem``
+    (None: none, as a pty) and counters."""
+    s = Server(rfc2217=True)
+    line = FakeLine()
+    line.modem = modem
+    line.counts = None if modem is None else LineCounters()
+    s.device.line = line  # type: ignore[attr-defined]
+    s.sent()
+    return s, line
+
+
+def sb(payload: bytes) -> bytes:
+    return IAC + SB + COM + payload + IAC + SE
+
+
+def test_once_agreed_the_client_gets_the_modem_state_then_its_changes() -> None:
+    s, line = rfc2217Server(modem=0x30)
+    s.channel.dataReceived(IAC + WILL + COM)
+    assert s.sent() == IAC + DO + COM  # the answer first, alone
+    s.clock.advance(0)
+    assert s.sent() == sb(b"\x6b\x30")
+    line.modem = 0xB0
+    s.clock.advance(MODEM_POLL_INTERVAL)
+    assert s.sent() == sb(b"\x6b\xb8")  # carrier, DDCD
+    s.channel.dataReceived(IAC + SB + COM + b"\x0b" + IAC + IAC + IAC + SE)  # mask 255
+    assert s.sent() == sb(b"\x6f\xff\xff") + sb(b"\x6b\xb0")  # 255 doubled in the ack
+
+
+def test_a_255_modem_state_is_doubled_on_the_wire() -> None:
+    s, line = rfc2217Server(modem=0x40)
+    s.channel.dataReceived(IAC + DO + COM)  # agreed the other way: as good
+    assert s.sent() == IAC + WILL + COM
+    s.clock.advance(0)
+    assert s.sent() == sb(b"\x6b\x40")
+    line.modem, line.counts = 0xF0, LineCounters(ri=1)  # and the ring pulsed meanwhile
+    s.clock.advance(MODEM_POLL_INTERVAL)
+    assert s.sent() == IAC + SB + COM + b"\x6b" + IAC + IAC + IAC + SE
+
+
+def test_a_pty_device_reports_cts_dsr_cd_and_the_device_going_down_drops_them() -> None:
+    s, _line = rfc2217Server(modem=None)
+    s.channel.dataReceived(IAC + WILL + COM)
+    s.clock.advance(0)
+    assert s.sent() == IAC + DO + COM + sb(b"\x6b\xb0")
+    assert s.clock.getDelayedCalls() == []  # nothing to poll on a pty
+    s.hub.deviceLost("gone")
+    assert s.sent() == sb(b"\x6b\x0b")
+    s.hub.deviceConnected(s.device, "back")
+    assert s.sent() == sb(b"\x6b\xbb")
+
+
+def test_the_poll_ends_with_the_client_or_the_option() -> None:
+    s, _line = rfc2217Server(modem=0x30)
+    s.channel.dataReceived(IAC + WILL + COM + IAC + DO + COM)
+    s.clock.advance(0)
+    assert s.backend.comPort is not None and s.backend.comPort.watch.polling
+    s.channel.dataReceived(IAC + WONT + COM)
+    assert s.backend.comPort.watch.polling  # still agreed the other way
+    s.channel.dataReceived(IAC + DONT + COM)
+    assert not s.backend.comPort.watch.polling
+    s, _line = rfc2217Server(modem=0x30)
+    s.channel.dataReceived(IAC + WILL + COM)
+    s.clock.advance(0)
+    s.channel.connectionLost(Failure(ConnectionDone("bye")))
+    assert s.clock.getDelayedCalls() == []
 
 
 def test_a_read_only_telnet_client_cannot_break() -> None:
