@@ -1,10 +1,12 @@
 """``/wait`` underneath: screen and output watches fire on the event that makes the pattern
 match, time out on the clock, forget cancelled waits, and listen only while someone waits;
-output is searched a bounded step at a time, and a backlog over several reactor turns."""
+output is searched a bounded step at a time, and a backlog over several reactor turns;
+patterns that backtrack without end in Python's ``re`` run quickly over a large screen
+or output."""
 
 from __future__ import annotations
 
-import re
+import time
 from typing import Any
 
 import pytest
@@ -13,17 +15,15 @@ from twisted.internet.testing import Clock
 from zope.interface.verify import verifyObject
 
 from tests.support.fakes import FakeDevice
-from vncmux.api.pattern import MAX_PATTERN_CHARS
+from vncmux.api.pattern import MAX_PATTERN_CHARS, Match, PatternError, compile_pattern
 from vncmux.api.wait import (
     CHECK_INTERVAL,
     OUTPUT_SPAN,
     OUTPUT_STEP,
     SEARCH_SLICE,
     OutputWatch,
-    PatternError,
     ScreenWatch,
     WaitTimeout,
-    compile_pattern,
 )
 from vncmux.console.console import Console
 from vncmux.console.interfaces import IConsoleListener
@@ -198,11 +198,11 @@ def test_a_screen_that_keeps_changing_is_read_once_per_interval_and_after_the_la
 class SpyRegex:
     """A compiled bytes pattern that records how much text each search covered."""
 
-    def __init__(self, pattern: bytes) -> None:
-        self.regex = re.compile(pattern, re.MULTILINE)
+    def __init__(self, pattern: str) -> None:
+        self.regex = compile_pattern(pattern, as_bytes=True)
         self.sizes: list[int] = []
 
-    def search(self, text: bytes, pos: int = 0) -> re.Match[bytes] | None:
+    def search(self, text: bytes, pos: int = 0) -> Match | None:
         self.sizes.append(len(text) - pos)
         return self.regex.search(text, pos)
 
@@ -221,7 +221,7 @@ class SlowTimer:
 def one_turn(clock: Clock) -> None:
     """Run the calls due now, but not those they schedule for now (``Clock.advance(0)``
     would): what one reactor turn does."""
-    due = [call for call in clock.getDelayedCalls() if call.getTime() <= clock.seconds()]
+    due = [call for call in clock.calls if call.getTime() <= clock.seconds()]
     for call in due:
         clock.calls.remove(call)
         call.called = 1
@@ -229,8 +229,8 @@ def one_turn(clock: Clock) -> None:
 
 
 def test_a_large_chunk_is_searched_a_step_at_a_time_and_matches_across_steps(s: Setup) -> None:
-    spy = SpyRegex(b"MARK")
-    got = result(s.output.wait(spy, s.history.end, 5))  # type: ignore[arg-type]
+    spy = SpyRegex("MARK")
+    got = result(s.output.wait(spy, s.history.end, 5))
     at = 3 * OUTPUT_STEP - 2  # "MA" ends one step, "RK" begins the next
     s.feed(b"x" * at + b"MARK" + b"y" * (5 * OUTPUT_STEP))
     assert got == [{"match": "MARK", "groups": [], "offset": at, "end": at + 4}]
@@ -241,8 +241,8 @@ def test_a_large_chunk_is_searched_a_step_at_a_time_and_matches_across_steps(s: 
 def test_a_backlog_is_searched_over_several_turns_when_the_slice_is_used_up(s: Setup) -> None:
     watch = OutputWatch(s.history, s.clock, timer=SlowTimer())
     s.feed(b"z" * (5 * OUTPUT_STEP) + b"MARK")
-    spy = SpyRegex(b"MARK")
-    got = result(watch.wait(spy, 0, 5))  # type: ignore[arg-type]
+    spy = SpyRegex("MARK")
+    got = result(watch.wait(spy, 0, 5))
     turns = 0
     while not got:
         assert len(spy.sizes) == turns + 1  # one step a turn: the reactor runs in between
@@ -257,9 +257,9 @@ def test_a_backlog_is_searched_over_several_turns_when_the_slice_is_used_up(s: S
 def test_waiters_behind_take_turns(s: Setup) -> None:
     watch = OutputWatch(s.history, s.clock, timer=SlowTimer())
     s.feed(b"z" * (8 * OUTPUT_STEP))
-    first, second = SpyRegex(b"never"), SpyRegex(b"never either")
-    watch.wait(first, 0, 5)  # type: ignore[arg-type]
-    watch.wait(second, 0, 5)  # type: ignore[arg-type]
+    first, second = SpyRegex("never"), SpyRegex("never either")
+    watch.wait(first, 0, 5)
+    watch.wait(second, 0, 5)
     for _ in range(6):
         one_turn(s.clock)
         assert abs(len(first.sizes) - len(second.sizes)) <= 1
@@ -296,3 +296,56 @@ def test_a_wait_left_further_behind_than_the_history_goes_on_from_the_oldest_hel
     history.append(b"MARK")
     clock.advance(0)
     assert got[0]["offset"] == 11 * OUTPUT_STEP + 4  # the first MARK was gone unsearched
+
+
+# -- patterns that backtrack without end in Python's re, over a large screen and output -----
+
+#: Each with a line that makes ``re`` backtrack without end (for minutes: ``(a+)+$`` tries
+#: 2**30 ways on it), and whether RE2 finds something there (``\s*\s*$`` does: nothing,
+#: at the end of a line).  Lines of 32 bytes with their newline: an output step (2 KiB)
+#: ends after a newline, so ``$`` at the end of a step finds what it finds at a line's.
+HOSTILE = [
+    (r"(a+)+$", "a" * 30 + "!", False),
+    (r"(a|aa)*b", "a" * 31, False),
+    (r"(.*a){20}", "a" * 19 + "b" * 12, False),
+    (r"\s*\s*$", " " * 30 + "x", True),
+    (r".*x.*y", "x" * 31, False),
+]
+LINES = 3200  # 100 KiB
+
+
+@pytest.mark.parametrize(("pattern", "line", "matches"), HOSTILE)
+def test_a_hostile_pattern_searches_a_100_KiB_screen_quickly(
+    pattern: str, line: str, matches: bool
+) -> None:
+    clock = Clock()
+    hub = Hub(clock)
+    hub.deviceConnected(FakeDevice())
+    console = Console(hub, clock, len(line), LINES + 1)
+    console.start()
+    hub.deviceOutput((line + "\r\n").encode() * LINES)
+    clock.advance(0)
+    assert len("\n".join(console.text())) >= 100 << 10
+    watch = ScreenWatch(console, clock)
+    began = time.perf_counter()
+    got = result(watch.wait(compile_pattern(pattern), 5))
+    assert time.perf_counter() - began < 1.0  # a correctness bound, not a benchmark
+    assert bool(got) == matches and watch.waiting == (0 if matches else 1)
+
+
+@pytest.mark.parametrize(("pattern", "line", "matches"), HOSTILE)
+def test_a_hostile_pattern_searches_100_KiB_of_output_quickly(
+    pattern: str, line: str, matches: bool
+) -> None:
+    clock = Clock()
+    history = OutputHistory(1 << 20, clock.seconds)
+    history.append((line + "\n").encode() * LINES)
+    watch = OutputWatch(history, clock)
+    began = time.perf_counter()
+    got = result(watch.wait(compile_pattern(pattern, as_bytes=True), 0, 5))
+    while not got and any(call.getTime() <= clock.seconds() for call in clock.getDelayedCalls()):
+        one_turn(clock)  # the backlog, over the turns it takes
+    assert time.perf_counter() - began < 1.0  # a correctness bound, not a benchmark
+    assert bool(got) == matches
+    if not matches:  # caught up, searched everything, still waiting
+        assert watch.waiting == 1 and watch._waiters[0].end == history.end == 100 << 10

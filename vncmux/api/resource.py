@@ -4,8 +4,8 @@ One ``Api`` per console holds what the handlers read (console, hub, history) and
 watches and streams in flight; ``ApiResource`` is the twisted.web face.  Every request is
 authorised first (``auth.Tokens``; a refusal is logged with the peer), then routed by
 method and path.  Every error is a JSON object ``{"error": MESSAGE}`` with a 4xx/5xx status,
-never a traceback: bad input (a bad regex, a wait pattern whose search could stall the
-process, an offset in the future, a body too large, an unknown key name) is 400, a
+never a traceback: bad input (a bad regex, a wait pattern RE2 cannot run or that is too
+large, an offset in the future, a body too large, an unknown key name) is 400, a
 view-only token on an input route 403, an unknown route 404, a wait that timed out 408,
 input while another client holds the keyboard 409 (``--input-policy exclusive``), input
 while the device is down 503.
@@ -20,7 +20,7 @@ Routes (``GET`` unless said)::
     keys    POST  {"keys": ["Ctrl+C", "Enter"]} or text/plain names separated by spaces
     takeover POST take the keyboard (exclusive input policy): {"holder", "previous"}
     break   POST  a serial BREAK to the device (?duration=SECONDS): {"sent": how}
-    wait          ?screen=REGEX | ?output=REGEX[&from=OFFSET], &timeout=SECONDS
+    wait          ?screen=RE2 | ?output=RE2[&from=OFFSET], &timeout=SECONDS
     status        device state, clients, byte counters
 """
 
@@ -41,16 +41,10 @@ from twisted.web.server import NOT_DONE_YET, Request
 from vncmux.api.auth import Access, Tokens
 from vncmux.api.follow import OutputFollower
 from vncmux.api.keynames import KeyNameError, keys_bytes
+from vncmux.api.pattern import PatternError, compile_pattern
 from vncmux.api.screen import screen_state, screen_text
 from vncmux.api.status import status
-from vncmux.api.wait import (
-    MAX_TIMEOUT,
-    OutputWatch,
-    PatternError,
-    ScreenWatch,
-    WaitTimeout,
-    compile_pattern,
-)
+from vncmux.api.wait import MAX_TIMEOUT, OutputWatch, ScreenWatch, WaitTimeout
 from vncmux.events import API, AUTH_FAILURE, NONE, Client
 from vncmux.keyboard import describe
 from vncmux.rfb.blacklist import Blacklist
@@ -518,7 +512,7 @@ class Api:
                 if from_ > history.end:
                     raise ApiError(400, f"from={from_} is in the future (end {history.end})")
                 d = self.outputWatch.wait(compile_pattern(output, as_bytes=True), from_, timeout)
-        except PatternError as e:  # a bad pattern, or one whose search could stall us all
+        except PatternError as e:  # a bad pattern, or one RE2 cannot or will not run
             log.info("API client {peer}: wait refused: {why}", peer=peer, why=str(e))
             raise ApiError(400, str(e)) from None
 

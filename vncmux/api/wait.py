@@ -9,24 +9,25 @@ Nothing polls.  Each wait is a ``Deferred`` that fires with the match (a dict), 
 ``WaitTimeout`` after its timeout, and forgets everything when cancelled (the HTTP client
 went away).
 
-Patterns are Python regular expressions with ``re.MULTILINE`` (``^`` and ``$`` match at
-every row or line).  A screen pattern sees the screen's rows joined with newlines; an
-output pattern sees the raw bytes (the pattern is taken as UTF-8); a match of up to
-``OUTPUT_SPAN`` bytes is always found, a longer one may not be.
+Patterns are RE2 regular expressions compiled by ``pattern.compile_pattern``, with ``^``
+and ``$`` matching at every row or line.  A screen pattern sees the screen's rows joined
+with newlines; an output pattern sees the raw bytes (the pattern is taken as UTF-8); a match
+of up to ``OUTPUT_SPAN`` bytes is always found, a longer one may not be.
 
-A regular expression search can take very long (``re`` backtracks, and keeps the GIL
-meanwhile), so what one search costs is bounded twice: ``compile_pattern`` refuses the
-patterns whose search time explodes (``pattern.check_pattern``), and no search covers more
-than ``OUTPUT_SPAN + OUTPUT_STEP`` bytes of output (a large chunk or a backlog read from the
-history is searched a step at a time) or more than the screen's text.  Output searches stop
-for the turn after ``SEARCH_SLICE`` seconds and go on at the next reactor turn, waiters in
-turn, so a slow pattern delays its own answer, not the other consoles, viewers and the device;
-a wait left further behind than the history holds goes on from the oldest output still held.
+RE2 searches in time linear in the text, but linear is not small: over a backlog of many
+MiB, at up to some microseconds a byte for the costliest pattern accepted, one search would
+hold the process for seconds.  So no output search covers more than ``OUTPUT_SPAN +
+OUTPUT_STEP`` bytes (a large chunk or a backlog read from the history is searched a step at
+a time: microseconds each for a common pattern, some tens of milliseconds at worst), and
+output searches stop for the turn after ``SEARCH_SLICE`` seconds and go on at the next
+reactor turn, waiters in turn: many waits catching up on a large history share the process
+with the consoles, viewers and the device instead of holding it.  A wait left further behind
+than the history holds goes on from the oldest output still held.  The screen is searched
+whole, once per check: its text is no larger than the screen.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +37,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from vncmux.api.pattern import MAX_PATTERN_CHARS, PatternRefused, check_pattern
+from vncmux.api.pattern import Match, Pattern
 from vncmux.api.screen import match_position
 from vncmux.console.interfaces import IConsoleListener
 
@@ -62,31 +63,12 @@ class WaitTimeout(Exception):
     """The pattern did not show up in time."""
 
 
-class PatternError(ValueError):
-    """A pattern that does not compile, or that ``check_pattern`` refuses; the message says
-    why."""
+def _decoded(found: str | bytes | bytearray) -> str:
+    return found if isinstance(found, str) else found.decode("utf-8", "replace")
 
 
-def compile_pattern(pattern: str, as_bytes: bool = False) -> re.Pattern[Any]:
-    """``pattern`` compiled with ``re.MULTILINE`` (as a bytes pattern for output), once
-    ``check_pattern`` accepts it: ``PatternError`` says what is wrong or refused, and why."""
-    if len(pattern) > MAX_PATTERN_CHARS:
-        raise PatternError(
-            f"pattern refused: {len(pattern)} characters long, at most {MAX_PATTERN_CHARS}"
-        )
-    source: str | bytes = pattern.encode("utf-8", "surrogateescape") if as_bytes else pattern
-    shown = pattern if len(pattern) <= 60 else pattern[:57] + "..."
-    try:
-        check_pattern(source)
-        return re.compile(source, re.MULTILINE)
-    except re.error as e:
-        raise PatternError(f"bad regular expression {pattern!r}: {e}") from None
-    except PatternRefused as e:
-        raise PatternError(f"pattern {shown!r} refused: {e}") from None
-
-
-def _groups(match: re.Match[Any]) -> list[str | None]:
-    return [g.decode("utf-8", "replace") if isinstance(g, bytes) else g for g in match.groups()]
+def _groups(match: Match) -> list[str | None]:
+    return [None if g is None else _decoded(g) for g in match.groups()]
 
 
 class _Waiter:
@@ -149,7 +131,7 @@ class _Watch:
 
 
 class _ScreenWaiter(_Waiter):
-    def __init__(self, forget: Callable[[_Waiter], None], regex: re.Pattern[str]) -> None:
+    def __init__(self, forget: Callable[[_Waiter], None], regex: Pattern) -> None:
         super().__init__(forget)
         self.regex = regex
 
@@ -179,7 +161,7 @@ class ScreenWatch(_Watch):
         self._lastCheck = float("-inf")
         self._later: IDelayedCall | None = None
 
-    def wait(self, regex: re.Pattern[str], timeout: float) -> Deferred[Result]:
+    def wait(self, regex: Pattern, timeout: float) -> Deferred[Result]:
         """Fires with ``{"match", "groups", "row", "col", "offset"}`` as soon as ``regex``
         matches the screen (at once if it does now)."""
         text = self._text()
@@ -193,7 +175,7 @@ class ScreenWatch(_Watch):
     def _text(self) -> str:
         return "\n".join(self._console.text())
 
-    def _search(self, regex: re.Pattern[str], text: str) -> Result | None:
+    def _search(self, regex: Pattern, text: str) -> Result | None:
         match = regex.search(text)
         if match is None:
             return None
@@ -249,9 +231,7 @@ class _OutputWaiter(_Waiter):
     """One output wait: the output searched so far ends at ``end``; ``buffer`` holds its last
     bytes (at most ``OUTPUT_SPAN`` between searches), where a match may yet begin."""
 
-    def __init__(
-        self, forget: Callable[[_Waiter], None], regex: re.Pattern[bytes], start: int
-    ) -> None:
+    def __init__(self, forget: Callable[[_Waiter], None], regex: Pattern, start: int) -> None:
         super().__init__(forget)
         self.regex = regex
         self.base = start
@@ -276,7 +256,7 @@ class _OutputWaiter(_Waiter):
         match = self.regex.search(self.buffer, pos)
         if match is not None:
             return {
-                "match": match.group(0).decode("utf-8", "replace"),
+                "match": _decoded(match.group(0)),
                 "groups": _groups(match),
                 "offset": self.base + match.start(),
                 "end": self.base + match.end(),
@@ -310,7 +290,7 @@ class OutputWatch(_Watch):
         self._timer = timer
         self._resume: IDelayedCall | None = None
 
-    def wait(self, regex: re.Pattern[bytes], from_: int, timeout: float) -> Deferred[Result]:
+    def wait(self, regex: Pattern, from_: int, timeout: float) -> Deferred[Result]:
         """Fires with ``{"match", "groups", "offset", "end"}`` (byte offsets of the match)
         once ``regex`` matches the output from ``from_`` on (what is still held of it).
         ``ValueError`` when ``from_`` is in the future."""
