@@ -47,8 +47,12 @@ def _parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("wait", help="wait until a pattern shows up; print the match")
     what = w.add_mutually_exclusive_group(required=True)
-    what.add_argument("--screen", metavar="REGEX", help="an RE2 regular expression on the screen's text")
-    what.add_argument("--output", metavar="REGEX", help="an RE2 regular expression on the output bytes")
+    what.add_argument(
+        "--screen", metavar="REGEX", help="an RE2 regular expression on the screen's text"
+    )
+    what.add_argument(
+        "--output", metavar="REGEX", help="an RE2 regular expression on the output bytes"
+    )
     w.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
     w.add_argument(
         "--from",
