@@ -62,8 +62,10 @@ def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
     """A plain aligned text table (what every script prints)."""
     cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in cells]
+    lines = [
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -82,10 +84,15 @@ def machine_line() -> str:
         load = float(Path("/proc/loadavg").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         load = 0.0
-    busy = ("  WARNING: the machine is busy (load > cores): figures are unreliable"
-            if load > (os.cpu_count() or 1) else "")
-    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, "
-            f"{model}; Python {sys.version.split()[0]}; load {load:.1f}{busy}")
+    busy = (
+        "  WARNING: the machine is busy (load > cores): figures are unreliable"
+        if load > (os.cpu_count() or 1)
+        else ""
+    )
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} cores, "
+        f"{model}; Python {sys.version.split()[0]}; load {load:.1f}{busy}"
+    )
 
 
 # --------------------------------------------------------------------------- /proc
@@ -119,8 +126,13 @@ def self_cpu() -> float:
 # --------------------------------------------------------------------------- waiting
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
-               alive: Callable[[], None] | None = None, step: float = 0.005) -> None:
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    alive: Callable[[], None] | None = None,
+    step: float = 0.005,
+) -> None:
     """Poll ``predicate`` until true; BenchError naming ``what`` after ``timeout`` seconds.
     ``alive`` is called each round and may raise (e.g. the process under test died)."""
     deadline = time.monotonic() + timeout
@@ -180,8 +192,13 @@ class Vncmux:
     ``ready_socket``: a UNIX socket path that accepts once vncmux is up (polled, never slept
     on).  Use as a context manager; ``stop()`` terminates this process by its pid only."""
 
-    def __init__(self, args: Sequence[str], workdir: str, ready_socket: str | None = None,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        workdir: str,
+        ready_socket: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         self.args = list(args)
         self.workdir = workdir
         self.ready_socket = ready_socket
@@ -199,17 +216,37 @@ class Vncmux:
             # a terminated bench still runs its finally blocks, which stop this child
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         env = dict(os.environ)
-        env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        cmd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-               "-n", "--pidfile=", "vncmux", *self.args]
+        env["PYTHONPATH"] = str(ROOT) + (
+            os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+        )
+        cmd = [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "-n",
+            "--pidfile=",
+            "vncmux",
+            *self.args,
+        ]
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=str(ROOT),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         if self.ready_socket:
             path = self.ready_socket
             try:
-                wait_until(lambda: unix_accepts(path), self.timeout,
-                           f"vncmux to listen on {path}", alive=self.check_alive, step=0.02)
+                wait_until(
+                    lambda: unix_accepts(path),
+                    self.timeout,
+                    f"vncmux to listen on {path}",
+                    alive=self.check_alive,
+                    step=0.02,
+                )
             except BaseException:
                 self.stop()
                 raise
@@ -224,8 +261,9 @@ class Vncmux:
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
-            raise BenchError(f"vncmux exited with status {self.proc.returncode}; log tail:\n"
-                             + self.log_tail())
+            raise BenchError(
+                f"vncmux exited with status {self.proc.returncode}; log tail:\n" + self.log_tail()
+            )
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
@@ -296,17 +334,20 @@ class PtyDevice:
         def opened() -> bool:
             fd_dir = f"/proc/{mux.pid}/fd"
             try:
-                return any(os.readlink(os.path.join(fd_dir, fd)) == self.path
-                           for fd in os.listdir(fd_dir))
+                return any(
+                    os.readlink(os.path.join(fd_dir, fd)) == self.path for fd in os.listdir(fd_dir)
+                )
             except OSError:
                 return False
 
         try:
-            wait_until(opened, timeout, f"vncmux to open {self.path}", alive=mux.check_alive,
-                       step=0.02)
+            wait_until(
+                opened, timeout, f"vncmux to open {self.path}", alive=mux.check_alive, step=0.02
+            )
         except BenchError as e:
-            raise BenchError(f"{e}; is another process holding it? log tail:\n"
-                             + mux.log_tail(5)) from None
+            raise BenchError(
+                f"{e}; is another process holding it? log tail:\n" + mux.log_tail(5)
+            ) from None
 
     def write_all(self, data: bytes, timeout: float = 10.0) -> None:
         """Write everything to the master (vncmux reads it from the slave), waiting for room."""
@@ -349,10 +390,18 @@ def ensure_socat() -> str:
     if path:
         return path
     print("socat not found: apt-get install -y socat", flush=True)
-    for cmd in (["apt-get", "install", "-y", "socat"], ["apt-get", "update"],
-                ["apt-get", "install", "-y", "socat"]):
-        subprocess.run(cmd, check=False, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    for cmd in (
+        ["apt-get", "install", "-y", "socat"],
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "socat"],
+    ):
+        subprocess.run(
+            cmd,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         path = shutil.which("socat")
         if path:
             return path
@@ -408,7 +457,9 @@ class RFBClient:
             await asyncio.wait_for(client._handshake(shared), timeout)
         except asyncio.TimeoutError:
             writer.close()
-            raise BenchError(f"RFB handshake with {address} did not finish in {timeout:.0f} s") from None
+            raise BenchError(
+                f"RFB handshake with {address} did not finish in {timeout:.0f} s"
+            ) from None
         except asyncio.IncompleteReadError:
             writer.close()
             raise BenchError(f"{address} closed the connection during the RFB handshake") from None
@@ -430,7 +481,9 @@ class RFBClient:
             raise BenchError(f"server refused: {(await self._read(ln))!r}")
         types = await self._read(n)
         if 1 not in types:
-            raise BenchError(f"security None not offered (types {list(types)}): run without a password")
+            raise BenchError(
+                f"security None not offered (types {list(types)}): run without a password"
+            )
         self.writer.write(b"\x01")
         (result,) = struct.unpack("!I", await self._read(4))
         if result != 0:
@@ -444,10 +497,14 @@ class RFBClient:
         await self.writer.drain()
 
     def set_encodings(self, encodings: Sequence[int]) -> None:
-        self.writer.write(struct.pack("!BxH", 2, len(encodings))
-                          + b"".join(struct.pack("!i", e) for e in encodings))
+        self.writer.write(
+            struct.pack("!BxH", 2, len(encodings))
+            + b"".join(struct.pack("!i", e) for e in encodings)
+        )
 
-    def request(self, incremental: bool = True, box: tuple[int, int, int, int] | None = None) -> None:
+    def request(
+        self, incremental: bool = True, box: tuple[int, int, int, int] | None = None
+    ) -> None:
         x, y, w, h = box if box else (0, 0, self.width, self.height)
         self.writer.write(struct.pack("!BBHHHH", 3, 1 if incremental else 0, x, y, w, h))
 

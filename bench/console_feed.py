@@ -25,9 +25,68 @@ from common import ROOT, BenchError, machine_line, median, table
 sys.path.insert(0, str(ROOT))
 
 CHUNK = 4096
-WORDS = ["kernel", "usb", "device", "eth0", "link", "up", "down", "systemd", "started", "stopping", "service", "error", "warning", "info", "debug", "mount", "filesystem", "read-only", "write", "cache", "hit", "miss", "request", "response", "GET", "POST", "200", "404", "500", "timeout", "retry", "connected", "disconnected", "user", "root", "session", "opened", "closed"]
-COLOURS = ["31", "32", "33", "34", "35", "36", "1;31", "1;32", "1;33", "7", "4", "2",
-           "38;5;208", "38;5;27", "48;5;236", "38;2;255;128;0", "90", "91", "96", "1"]
+WORDS = [
+    "kernel",
+    "usb",
+    "device",
+    "eth0",
+    "link",
+    "up",
+    "down",
+    "systemd",
+    "started",
+    "stopping",
+    "service",
+    "error",
+    "warning",
+    "info",
+    "debug",
+    "mount",
+    "filesystem",
+    "read-only",
+    "write",
+    "cache",
+    "hit",
+    "miss",
+    "request",
+    "response",
+    "GET",
+    "POST",
+    "200",
+    "404",
+    "500",
+    "timeout",
+    "retry",
+    "connected",
+    "disconnected",
+    "user",
+    "root",
+    "session",
+    "opened",
+    "closed",
+]
+COLOURS = [
+    "31",
+    "32",
+    "33",
+    "34",
+    "35",
+    "36",
+    "1;31",
+    "1;32",
+    "1;33",
+    "7",
+    "4",
+    "2",
+    "38;5;208",
+    "38;5;27",
+    "48;5;236",
+    "38;2;255;128;0",
+    "90",
+    "91",
+    "96",
+    "1",
+]
 
 
 def gen_plain(size: int, rng: random.Random) -> bytes:
@@ -72,8 +131,11 @@ def gen_tui(size: int, rng: random.Random) -> bytes:
                 f"\x1b[{r};1H\x1b[1;34m{rng.randint(1, 99999):>6}\x1b[0m "
                 f"\x1b[32m{rng.choice(WORDS)[:8]:<8}\x1b[0m "
                 f"\x1b[33m[{'|' * cpu:<40}]\x1b[0m "
-                f"\x1b[{rng.choice(COLOURS)}m{rng.choice(WORDS)} {rng.choice(WORDS)}\x1b[0m\x1b[K")
-        rows.append("\x1b[24;1H\x1b[30;46m F1Help F2Setup F3Search F9Kill F10Quit".ljust(80) + "\x1b[0m")
+                f"\x1b[{rng.choice(COLOURS)}m{rng.choice(WORDS)} {rng.choice(WORDS)}\x1b[0m\x1b[K"
+            )
+        rows.append(
+            "\x1b[24;1H\x1b[30;46m F1Help F2Setup F3Search F9Kill F10Quit".ljust(80) + "\x1b[0m"
+        )
         rows.append("\x1b[?25h")
         frame_s = "".join(rows)
         out.append(frame_s)
@@ -87,11 +149,15 @@ def gen_random(size: int, rng: random.Random) -> bytes:
 
 
 KINDS: dict[str, Callable[[int, random.Random], bytes]] = {
-    "plain": gen_plain, "colour": gen_colour, "tui": gen_tui, "random": gen_random}
+    "plain": gen_plain,
+    "colour": gen_colour,
+    "tui": gen_tui,
+    "random": gen_random,
+}
 
 
 def chunks(data: bytes) -> list[bytes]:
-    return [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
+    return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
 
 
 def feed_pyte(parts: list[bytes]) -> tuple[float, Any, int]:
@@ -115,8 +181,9 @@ def make_terminal() -> Any:
     try:
         from vncmux.console.terminal import Terminal
     except Exception as e:
-        raise BenchError(f"vncmux.console.terminal.Terminal is not usable yet: "
-                         f"{type(e).__name__}: {e}") from e
+        raise BenchError(
+            f"vncmux.console.terminal.Terminal is not usable yet: {type(e).__name__}: {e}"
+        ) from e
     return Terminal(80, 24)
 
 
@@ -155,7 +222,7 @@ def feed_vncmux(parts: list[bytes], **kw: Any) -> tuple[float, Any, int]:
             term.feed(p)
         except Exception:  # noqa: BLE001 - the Terminal promises never to raise; counted
             errors += 1
-    term.take_damage()   # the Terminal may defer work until the screen is read: count it
+    term.take_damage()  # the Terminal may defer work until the screen is read: count it
     return time.perf_counter() - t0, term, errors
 
 
@@ -170,11 +237,17 @@ def screen_text(obj: Any) -> list[str] | None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="a few seconds' smoke run")
-    ap.add_argument("--size", type=float, default=None, help="MB of each kind (default 0.5, quick 0.05)")
+    ap.add_argument(
+        "--size", type=float, default=None, help="MB of each kind (default 0.5, quick 0.05)"
+    )
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3, quick 1)")
-    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of " + ",".join(KINDS))
+    ap.add_argument(
+        "--kinds", default=",".join(KINDS), help="comma-separated subset of " + ",".join(KINDS)
+    )
     args = ap.parse_args()
     size = int((args.size if args.size is not None else (0.05 if args.quick else 0.5)) * 1e6)
     reps = args.reps or (1 if args.quick else 3)
@@ -210,11 +283,36 @@ def main() -> int:
         verdict = "-" if budget is None else ("ok" if ratio >= budget else "MISS")
         if verdict == "MISS":
             pass
-        rows.append([kind, f"{mb_ours:.2f}", f"{mb_pyte:.2f}", f"{ratio:.1f}x",
-                     f">={budget:.0f}x" if budget else "-", verdict, same, f"{errs[0]}/{errs[1]}"])
-    print(table(rows, ["kind", "vncmux MB/s", "pyte MB/s", "ratio", "budget", "verdict",
-                       "same text", "raised ours/pyte"]))
-    print("\n'same text': final screen text equal to pyte's (random bytes may differ where pyte raised).")
+        rows.append(
+            [
+                kind,
+                f"{mb_ours:.2f}",
+                f"{mb_pyte:.2f}",
+                f"{ratio:.1f}x",
+                f">={budget:.0f}x" if budget else "-",
+                verdict,
+                same,
+                f"{errs[0]}/{errs[1]}",
+            ]
+        )
+    print(
+        table(
+            rows,
+            [
+                "kind",
+                "vncmux MB/s",
+                "pyte MB/s",
+                "ratio",
+                "budget",
+                "verdict",
+                "same text",
+                "raised ours/pyte",
+            ],
+        )
+    )
+    print(
+        "\n'same text': final screen text equal to pyte's (random bytes may differ where pyte raised)."
+    )
     print()
     print(paths(size, reps))
     return 0  # a missed budget is reported, not an error: this is a measurement
@@ -239,12 +337,21 @@ def paths(size: int, reps: int) -> str:
     ):
         figures[name] = size / median([feed_vncmux(parts, **kw)[0] for _ in range(reps)]) / 1e6
     base = figures["plain, fast path"]
-    budgets = {"plain, slow path": (1 / 5, "fast >= 5x slow"), "BEL run, fast path": (0.5, ">= 0.5x plain")}
+    budgets = {
+        "plain, slow path": (1 / 5, "fast >= 5x slow"),
+        "BEL run, fast path": (0.5, ">= 0.5x plain"),
+    }
     rows = []
     for name, mb in figures.items():
         budget = budgets.get(name)
         ratio = mb / base
-        verdict = "-" if budget is None else ("ok" if (ratio <= budget[0] if "slow" in name else ratio >= budget[0]) else "MISS")
+        verdict = (
+            "-"
+            if budget is None
+            else (
+                "ok" if (ratio <= budget[0] if "slow" in name else ratio >= budget[0]) else "MISS"
+            )
+        )
         rows.append([name, f"{mb:.2f}", f"{ratio:.2f}x", budget[1] if budget else "-", verdict])
     return table(rows, ["vncmux path", "MB/s", "vs plain fast", "budget", "verdict"])
 

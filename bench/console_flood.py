@@ -69,9 +69,9 @@ from console_feed import chunks, feed_pyte, gen_plain
 from throughput import Payload, accept, connect_unix, listen_unix, read_all, sync_clients
 
 BLOCK = 1 << 20
-BUDGET = 10.0          # console + viewer >= 10x pyte
-QUIET = 0.3            # a viewer's update stream has ended after this long without one
-IDLE_WINDOW = 0.25     # vncmux is idle when it spends <= IDLE_CPU CPU seconds in a window
+BUDGET = 10.0  # console + viewer >= 10x pyte
+QUIET = 0.3  # a viewer's update stream has ended after this long without one
+IDLE_WINDOW = 0.25  # vncmux is idle when it spends <= IDLE_CPU CPU seconds in a window
 IDLE_CPU = 0.02
 
 
@@ -102,7 +102,7 @@ class Run:
     waited: float = 0.0  # vncmux runnable but waiting for a CPU during the flood
     updates: int = 0
     viewer_bytes: int = 0
-    tail: float = 0.0    # last viewer update finished, seconds after the byte client was done
+    tail: float = 0.0  # last viewer update finished, seconds after the byte client was done
 
 
 def runq_wait(pid: int) -> float:
@@ -140,14 +140,17 @@ class Viewer:
         one arrived): its update stream has ended, the screen it holds is current."""
         deadline = time.monotonic() + timeout
         while True:
-            self.client.pending()   # raises if the connection ended; drops the queued copies
+            self.client.pending()  # raises if the connection ended; drops the queued copies
             last = self.arrivals[-1].finished if self.arrivals else None
             if last is not None and time.perf_counter() - last >= QUIET:
                 return
             if time.monotonic() > deadline:
-                raise BenchError(f"the viewer's updates did not stop within {timeout:.0f} s "
-                                 f"({len(self.arrivals)} updates)" if last is not None
-                                 else "the viewer never got its first frame")
+                raise BenchError(
+                    f"the viewer's updates did not stop within {timeout:.0f} s "
+                    f"({len(self.arrivals)} updates)"
+                    if last is not None
+                    else "the viewer never got its first frame"
+                )
             await asyncio.sleep(0.02)
 
     def close(self) -> None:
@@ -169,8 +172,14 @@ async def wait_idle(mux: Vncmux, timeout: float = 30.0) -> float:
         last = now
 
 
-async def flood(mux: Vncmux, dev: socket.socket, mux_sock: str, payload: Payload,
-                vnc: str | None, timeout: float) -> Run:
+async def flood(
+    mux: Vncmux,
+    dev: socket.socket,
+    mux_sock: str,
+    payload: Payload,
+    vnc: str | None,
+    timeout: float,
+) -> Run:
     """One flood through ``mux`` with a fresh byte client and, if ``vnc``, a fresh viewer."""
     client = connect_unix(mux_sock, 10)
     viewer: Viewer | None = None
@@ -229,8 +238,19 @@ class Setup:
         mux_sock = os.path.join(self.work, f"{name}-mux.sock")
         server = listen_unix(dev_path)
         self.servers.append(server)
-        mux = Vncmux(["--device", f"unix:{dev_path}", "--vnc", vnc, "--socket", f"unix:{mux_sock}",
-                      *self.extra], self.work, ready_socket=mux_sock)
+        mux = Vncmux(
+            [
+                "--device",
+                f"unix:{dev_path}",
+                "--vnc",
+                vnc,
+                "--socket",
+                f"unix:{mux_sock}",
+                *self.extra,
+            ],
+            self.work,
+            ready_socket=mux_sock,
+        )
         mux.log_path = os.path.join(self.work, f"{name}-vncmux.log")
         self.muxes.append(mux)
         mux.start()
@@ -254,19 +274,30 @@ async def run(args: argparse.Namespace, payload: LogPayload) -> dict[str, list[f
     out: dict[str, list[float | Run]] = {}
     try:
         cmux, cdev, csock = setup.start("console", f"unix:{setup.vnc_path}")
-        wait_until(lambda: unix_accepts(setup.vnc_path), 20, "the VNC socket",
-                   alive=cmux.check_alive, step=0.02)
+        wait_until(
+            lambda: unix_accepts(setup.vnc_path),
+            20,
+            "the VNC socket",
+            alive=cmux.check_alive,
+            step=0.02,
+        )
         nmux, ndev, nsock = setup.start("none", "none")
         vnc = f"unix:{setup.vnc_path}"
         for rep in range(args.reps):
             print(f"  rep {rep + 1}/{args.reps}: pyte", end="", flush=True)
             out.setdefault("pyte", []).append(pyte_rate(parts))
             print(", --vnc none", end="", flush=True)
-            out.setdefault("none", []).append(await flood(nmux, ndev, nsock, payload, None, timeout))
+            out.setdefault("none", []).append(
+                await flood(nmux, ndev, nsock, payload, None, timeout)
+            )
             print(", console", end="", flush=True)
-            out.setdefault("console", []).append(await flood(cmux, cdev, csock, payload, None, timeout))
+            out.setdefault("console", []).append(
+                await flood(cmux, cdev, csock, payload, None, timeout)
+            )
             print(", console + viewer", flush=True)
-            out.setdefault("viewer", []).append(await flood(cmux, cdev, csock, payload, vnc, timeout))
+            out.setdefault("viewer", []).append(
+                await flood(cmux, cdev, csock, payload, vnc, timeout)
+            )
         out["rss"] = [float(cmux.rss()), float(cmux.rss("VmHWM"))]
     finally:
         setup.close()
@@ -275,15 +306,28 @@ async def run(args: argparse.Namespace, payload: LogPayload) -> dict[str, list[f
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="a few seconds' smoke run")
-    ap.add_argument("--mb", type=float, default=None, help="MB flooded per run (default 40, quick 3)")
-    ap.add_argument("--pyte-mb", type=float, default=None,
-                    help="MB of the same lines fed to pyte (default 0.5, quick 0.1)")
+    ap.add_argument(
+        "--mb", type=float, default=None, help="MB flooded per run (default 40, quick 3)"
+    )
+    ap.add_argument(
+        "--pyte-mb",
+        type=float,
+        default=None,
+        help="MB of the same lines fed to pyte (default 0.5, quick 0.1)",
+    )
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3, quick 1)")
-    ap.add_argument("--extra-vncmux-arg", action="append", default=[], metavar="ARG",
-                    help="one more word for both vncmux command lines (repeatable), e.g. "
-                         "--extra-vncmux-arg=--scrollback --extra-vncmux-arg=0")
+    ap.add_argument(
+        "--extra-vncmux-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more word for both vncmux command lines (repeatable), e.g. "
+        "--extra-vncmux-arg=--scrollback --extra-vncmux-arg=0",
+    )
     args = ap.parse_args()
     mb = args.mb if args.mb is not None else (3.0 if args.quick else 40.0)
     args.pyte_mb = args.pyte_mb if args.pyte_mb is not None else (0.1 if args.quick else 0.5)
@@ -291,8 +335,10 @@ def main() -> int:
     payload = LogPayload(int(mb * 1e6))
 
     print(f"console_flood: {machine_line()}")
-    print(f"{payload.total / 1e6:.1f} MB of plain log lines per flood, median of {args.reps}; "
-          f"pyte baseline on {args.pyte_mb:.2f} MB of the same lines, 4 KiB chunks")
+    print(
+        f"{payload.total / 1e6:.1f} MB of plain log lines per flood, median of {args.reps}; "
+        f"pyte baseline on {args.pyte_mb:.2f} MB of the same lines, 4 KiB chunks"
+    )
     print(f"vncmux extra arguments: {' '.join(args.extra_vncmux_arg) or '(none)'}")
     t_start = time.monotonic()
     try:
@@ -310,42 +356,92 @@ def main() -> int:
     def rate(key: str) -> float:
         return payload.total / median([r.seconds for r in runs(key)]) / 1e6
 
-    rows: list[list[object]] = [["pyte Screen+ByteStream (in-process)", f"{pyte:.2f}", "1.0x",
-                                 "-", "-", "-", "-", "-", "-", "-"]]
-    names = {"none": "vncmux --vnc none (no console)", "console": "vncmux + console, no viewer",
-             "viewer": "vncmux + console + 1 viewer"}
+    rows: list[list[object]] = [
+        [
+            "pyte Screen+ByteStream (in-process)",
+            f"{pyte:.2f}",
+            "1.0x",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+        ]
+    ]
+    names = {
+        "none": "vncmux --vnc none (no console)",
+        "console": "vncmux + console, no viewer",
+        "viewer": "vncmux + console + 1 viewer",
+    }
     for key, name in names.items():
         rs = runs(key)
         secs = median([r.seconds for r in rs])
-        view = (f"{median([r.updates for r in rs]):.0f} / {median([r.viewer_bytes for r in rs]) / 1e6:.1f} MB"
-                f" / {median([r.tail for r in rs]) * 1000:.0f} ms") if key == "viewer" else "-"
-        rows.append([name, f"{rate(key):.2f}", f"{rate(key) / pyte:.1f}x",
-                     f"{median([r.cpu for r in rs]) / secs:.2f}",
-                     f"{median([r.cpu for r in rs]):.2f}",
-                     f"{median([r.waited for r in rs]) / secs:.2f}",
-                     f"{median([r.cpu_idle for r in rs]):.2f}",
-                     f"{payload.total / 1e6 / median([r.cpu_idle for r in rs]):.1f}"
-                     if median([r.cpu_idle for r in rs]) > 0 else "-",
-                     view, f"{median([r.bench for r in rs]):.2f}"])
+        view = (
+            (
+                f"{median([r.updates for r in rs]):.0f} / {median([r.viewer_bytes for r in rs]) / 1e6:.1f} MB"
+                f" / {median([r.tail for r in rs]) * 1000:.0f} ms"
+            )
+            if key == "viewer"
+            else "-"
+        )
+        rows.append(
+            [
+                name,
+                f"{rate(key):.2f}",
+                f"{rate(key) / pyte:.1f}x",
+                f"{median([r.cpu for r in rs]) / secs:.2f}",
+                f"{median([r.cpu for r in rs]):.2f}",
+                f"{median([r.waited for r in rs]) / secs:.2f}",
+                f"{median([r.cpu_idle for r in rs]):.2f}",
+                f"{payload.total / 1e6 / median([r.cpu_idle for r in rs]):.1f}"
+                if median([r.cpu_idle for r in rs]) > 0
+                else "-",
+                view,
+                f"{median([r.bench for r in rs]):.2f}",
+            ]
+        )
     print()
-    print(table(rows, ["feed", "MB/s", "vs pyte", "vncmux cores", "vncmux CPU s", "CPU-starved",
-                       "CPU s until idle", "MB per CPU s", "viewer updates / bytes / last after",
-                       "bench CPU s"]))
+    print(
+        table(
+            rows,
+            [
+                "feed",
+                "MB/s",
+                "vs pyte",
+                "vncmux cores",
+                "vncmux CPU s",
+                "CPU-starved",
+                "CPU s until idle",
+                "MB per CPU s",
+                "viewer updates / bytes / last after",
+                "bench CPU s",
+            ],
+        )
+    )
     rss, hwm = res["rss"]
     assert isinstance(rss, float) and isinstance(hwm, float)
-    print("\nMB/s: payload / time until the byte client had it all (CRC checked).  'vncmux cores':"
-          "\nCPU s / wall s; 'CPU-starved': the share of the wall time vncmux was runnable but"
-          "\nwaiting for a CPU (other load; /proc/PID/schedstat).  'CPU s until idle': vncmux CPU"
-          "\nuntil it is idle again (the console's last backlog, <= 256 KiB, and last frames);"
-          "\n'MB per CPU s' divides by it and depends little on other load.  Viewer: updates and"
-          "\nbytes during the flood, and when its last update arrived after the byte client was done.")
-    print(f"Console vncmux RSS {rss / 2**20:.0f} MB "
-          f"(peak {hwm / 2**20:.0f} MB).  Wall {wall:.0f} s.")
+    print(
+        "\nMB/s: payload / time until the byte client had it all (CRC checked).  'vncmux cores':"
+        "\nCPU s / wall s; 'CPU-starved': the share of the wall time vncmux was runnable but"
+        "\nwaiting for a CPU (other load; /proc/PID/schedstat).  'CPU s until idle': vncmux CPU"
+        "\nuntil it is idle again (the console's last backlog, <= 256 KiB, and last frames);"
+        "\n'MB per CPU s' divides by it and depends little on other load.  Viewer: updates and"
+        "\nbytes during the flood, and when its last update arrived after the byte client was done."
+    )
+    print(
+        f"Console vncmux RSS {rss / 2**20:.0f} MB (peak {hwm / 2**20:.0f} MB).  Wall {wall:.0f} s."
+    )
     with_viewer = rate("viewer") / pyte
-    print(f"\nconsole cost: no viewer {rate('console'):.2f} MB/s = {rate('console') / rate('none'):.3f}x "
-          f"of --vnc none ({rate('none'):.0f} MB/s)")
-    print(f"budget: console + viewer >= {BUDGET:.0f}x pyte: {rate('viewer'):.2f} vs {pyte:.2f} MB/s = "
-          f"{with_viewer:.1f}x [{'ok' if with_viewer >= BUDGET else 'MISS'}]")
+    print(
+        f"\nconsole cost: no viewer {rate('console'):.2f} MB/s = {rate('console') / rate('none'):.3f}x "
+        f"of --vnc none ({rate('none'):.0f} MB/s)"
+    )
+    print(
+        f"budget: console + viewer >= {BUDGET:.0f}x pyte: {rate('viewer'):.2f} vs {pyte:.2f} MB/s = "
+        f"{with_viewer:.1f}x [{'ok' if with_viewer >= BUDGET else 'MISS'}]"
+    )
     return 0
 
 

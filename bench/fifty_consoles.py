@@ -48,8 +48,25 @@ WARMUP = 2.0  # seconds of load before measuring
 
 def log_lines(size: int, rng: random.Random) -> bytes:
     """Plausible console chatter: timestamped kernel-log-like lines."""
-    words = ["usb", "eth0", "link", "up", "mmc0", "new", "device", "found", "irq", "ok",
-             "systemd", "Started", "Reached", "target", "network", "udev", "mounted"]
+    words = [
+        "usb",
+        "eth0",
+        "link",
+        "up",
+        "mmc0",
+        "new",
+        "device",
+        "found",
+        "irq",
+        "ok",
+        "systemd",
+        "Started",
+        "Reached",
+        "target",
+        "network",
+        "udev",
+        "mounted",
+    ]
     out = bytearray()
     t = 0.0
     while len(out) < size:
@@ -110,7 +127,7 @@ async def feed(ptys: list[PtyDevice], seconds: float, data: bytes) -> int:
         for i, pty in enumerate(ptys):
             pos = positions[i]
             try:
-                written += os.write(pty.master, data[pos:pos + per_tick])
+                written += os.write(pty.master, data[pos : pos + per_tick])
             except BlockingIOError:
                 pass
             positions[i] = (pos + per_tick) % (len(data) - per_tick)
@@ -150,8 +167,16 @@ async def one_run(count: int, seconds: float, data: bytes, top: list[str]) -> di
         ups = sum(v.updates - c for v, c in zip(viewers, counts0)) / wall / count
         rss, hwm = mux.rss(), mux.rss("VmHWM")
         mux.check_alive()
-        return {"consoles": count, "cpu": cpu / wall, "bench": bench / wall, "rss": rss,
-                "hwm": hwm, "idle": rss_idle, "rate": written / wall / count, "ups": ups}
+        return {
+            "consoles": count,
+            "cpu": cpu / wall,
+            "bench": bench / wall,
+            "rss": rss,
+            "hwm": hwm,
+            "idle": rss_idle,
+            "rate": written / wall / count,
+            "ups": ups,
+        }
     finally:
         for v in viewers:
             v.client.close()
@@ -170,21 +195,29 @@ async def run(args: argparse.Namespace) -> list[dict[str, float]]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="a few seconds' smoke run, 5 consoles")
     ap.add_argument("--consoles", type=int, default=None, help="consoles (default 50)")
     ap.add_argument("--seconds", type=float, default=None, help="measuring window (default 20)")
-    ap.add_argument("--top", action="append", default=[], metavar="KEY=VALUE",
-                    help="one more top-level line for the config file (repeatable), e.g. "
-                         "--top 'scrollback = 0'")
+    ap.add_argument(
+        "--top",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one more top-level line for the config file (repeatable), e.g. "
+        "--top 'scrollback = 0'",
+    )
     args = ap.parse_args()
     args.consoles = args.consoles or (5 if args.quick else 50)
     args.seconds = args.seconds or (2.0 if args.quick else 20.0)
     print(f"fifty_consoles: {machine_line()}")
-    print(f"{RATE / 1000:.0f} KB/s of log lines to each console's pty, one viewer each "
-          f"(ZRLE + CopyRect, UNIX socket); {WARMUP:.0f} s warm-up, {args.seconds:.0f} s "
-          "measured; baseline: 1 console")
+    print(
+        f"{RATE / 1000:.0f} KB/s of log lines to each console's pty, one viewer each "
+        f"(ZRLE + CopyRect, UNIX socket); {WARMUP:.0f} s warm-up, {args.seconds:.0f} s "
+        "measured; baseline: 1 console"
+    )
     print(f"config file extra lines: {'; '.join(args.top) or '(none)'}\n")
     try:
         rows = asyncio.run(run(args))
@@ -192,18 +225,43 @@ def main() -> int:
         print(f"fifty_consoles: {e}", file=sys.stderr)
         return 1
     mb = 1 << 20
-    print(table(
-        [[int(r["consoles"]), f"{r['cpu']:.3f}", f"{r['cpu'] / r['consoles'] * 1000:.1f}",
-          f"{r['rss'] / mb:.1f}", f"{r['hwm'] / mb:.1f}", f"{r['idle'] / mb:.1f}",
-          f"{r['rate']:.0f}", f"{r['ups']:.1f}", f"{r['bench']:.2f}"] for r in rows],
-        ["consoles", "vncmux cores", "mcores/console", "RSS MB", "peak MB", "RSS idle MB",
-         "B/s/console", "updates/viewer/s", "bench cores"]))
+    print(
+        table(
+            [
+                [
+                    int(r["consoles"]),
+                    f"{r['cpu']:.3f}",
+                    f"{r['cpu'] / r['consoles'] * 1000:.1f}",
+                    f"{r['rss'] / mb:.1f}",
+                    f"{r['hwm'] / mb:.1f}",
+                    f"{r['idle'] / mb:.1f}",
+                    f"{r['rate']:.0f}",
+                    f"{r['ups']:.1f}",
+                    f"{r['bench']:.2f}",
+                ]
+                for r in rows
+            ],
+            [
+                "consoles",
+                "vncmux cores",
+                "mcores/console",
+                "RSS MB",
+                "peak MB",
+                "RSS idle MB",
+                "B/s/console",
+                "updates/viewer/s",
+                "bench cores",
+            ],
+        )
+    )
     base, many = rows[0], rows[-1]
     n = many["consoles"]
-    print(f"\n{int(n)} consoles vs 1: CPU x{many['cpu'] / base['cpu']:.1f} "
-          f"({many['cpu'] / n / base['cpu']:.2f} of the first console's CPU per console); "
-          f"RSS x{many['rss'] / base['rss']:.1f} "
-          f"(+{(many['rss'] - base['rss']) / (n - 1) / mb:.2f} MB per added console)")
+    print(
+        f"\n{int(n)} consoles vs 1: CPU x{many['cpu'] / base['cpu']:.1f} "
+        f"({many['cpu'] / n / base['cpu']:.2f} of the first console's CPU per console); "
+        f"RSS x{many['rss'] / base['rss']:.1f} "
+        f"(+{(many['rss'] - base['rss']) / (n - 1) / mb:.2f} MB per added console)"
+    )
     return 0
 
 

@@ -78,7 +78,7 @@ async def socket_rtts(path: str, n: int, warm: int) -> list[float]:
                 continue
         else:
             raise BenchError("no echo through the raw socket")
-        while True:   # late echoes of the probe
+        while True:  # late echoes of the probe
             try:
                 await asyncio.wait_for(reader.read(100), 0.1)
             except TimeoutError:
@@ -113,7 +113,7 @@ async def key_latencies(vnc: str, pty: PtyDevice, n: int, warm: int) -> list[flo
                 pty.write_all(b"\x1b[H\x1b[2J")
                 await client.settle(first=1.0, quiet=0.05)
             else:
-                await client.settle(first=0.005, quiet=0.005)   # nothing left over
+                await client.settle(first=0.005, quiet=0.005)  # nothing left over
             client.request(incremental=True)
             keysym = 0x61 + i % 26
             client.key(keysym, True)
@@ -140,8 +140,11 @@ async def run(args: argparse.Namespace) -> tuple[list[float], list[float]]:
     pty = PtyDevice()
     vnc_path = os.path.join(work, "vnc.sock")
     raw_path = os.path.join(work, "raw.sock")
-    mux = Vncmux(["--device", pty.path, "--vnc", f"unix:{vnc_path}", "--socket", f"unix:{raw_path}"],
-                 work, ready_socket=vnc_path)
+    mux = Vncmux(
+        ["--device", pty.path, "--vnc", f"unix:{vnc_path}", "--socket", f"unix:{raw_path}"],
+        work,
+        ready_socket=vnc_path,
+    )
     echo = None
     try:
         mux.start()
@@ -153,8 +156,10 @@ async def run(args: argparse.Namespace) -> tuple[list[float], list[float]]:
         keys = await key_latencies(f"unix:{vnc_path}", pty, args.n, 10)
         mux.check_alive()
         if echo.bytes - before < args.n:
-            raise BenchError(f"only {echo.bytes - before} key bytes reached the device for "
-                             f"{args.n + 10} key presses")
+            raise BenchError(
+                f"only {echo.bytes - before} key bytes reached the device for "
+                f"{args.n + 10} key presses"
+            )
         return keys, sock
     finally:
         if echo:
@@ -165,7 +170,9 @@ async def run(args: argparse.Namespace) -> tuple[list[float], list[float]]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="a few seconds' smoke run")
     ap.add_argument("--n", type=int, default=None, help="key presses (default 200, quick 20)")
     args = ap.parse_args()
@@ -178,14 +185,28 @@ def main() -> int:
         print(f"FAILED: {e}", file=sys.stderr)
         return 2
     ms = 1000.0
-    rows = [["raw socket echo (baseline)", f"{median(sock) * ms:.2f}", f"{percentile(sock, 99) * ms:.2f}",
-             f"{max(sock) * ms:.2f}", "1.0x"],
-            ["key -> updated pixels (VNC)", f"{median(keys) * ms:.2f}", f"{percentile(keys, 99) * ms:.2f}",
-             f"{max(keys) * ms:.2f}", f"{median(keys) / median(sock):.1f}x"]]
+    rows = [
+        [
+            "raw socket echo (baseline)",
+            f"{median(sock) * ms:.2f}",
+            f"{percentile(sock, 99) * ms:.2f}",
+            f"{max(sock) * ms:.2f}",
+            "1.0x",
+        ],
+        [
+            "key -> updated pixels (VNC)",
+            f"{median(keys) * ms:.2f}",
+            f"{percentile(keys, 99) * ms:.2f}",
+            f"{max(keys) * ms:.2f}",
+            f"{median(keys) / median(sock):.1f}x",
+        ],
+    ]
     print(table(rows, ["path", "median ms", "p99 ms", "max ms", "median vs baseline"]))
     m, p = median(keys) * ms, percentile(keys, 99) * ms
-    print(f"\nbudget: median <= 5 ms: {m:.2f} [{'ok' if m <= 5 else 'MISS'}]; "
-          f"p99 <= 20 ms: {p:.2f} [{'ok' if p <= 20 else 'MISS'}]")
+    print(
+        f"\nbudget: median <= 5 ms: {m:.2f} [{'ok' if m <= 5 else 'MISS'}]; "
+        f"p99 <= 20 ms: {p:.2f} [{'ok' if p <= 20 else 'MISS'}]"
+    )
     return 0
 
 

@@ -63,7 +63,9 @@ def naive(term: Any, renderer: Any) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="a few seconds' smoke run")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 9, quick 2)")
     args = ap.parse_args()
@@ -87,7 +89,7 @@ def main() -> int:
         t0 = time.perf_counter()
         renderer.render_all(terms[0])
         cold.append(time.perf_counter() - t0)
-        for t in terms[1:]:   # let the cache see every screen's glyphs once
+        for t in terms[1:]:  # let the cache see every screen's glyphs once
             renderer.render_all(t)
         for t in terms:
             t0 = time.perf_counter()
@@ -111,10 +113,16 @@ def main() -> int:
         ["Renderer() construction (fonts)", f"{median(construct) * ms:.2f}", "-"],
         ["render_all, cold glyph cache", f"{median(cold) * ms:.2f}", f"{b / median(cold):.1f}x"],
         ["render_all, warm glyph cache", f"{median(warm) * ms:.2f}", f"{b / median(warm):.1f}x"],
-        ["one scrolled line (take_damage + render)", f"{median(scroll) * ms:.2f}", f"{b / median(scroll):.1f}x"],
+        [
+            "one scrolled line (take_damage + render)",
+            f"{median(scroll) * ms:.2f}",
+            f"{b / median(scroll):.1f}x",
+        ],
     ]
-    print(f"80x24 cells of {renderer.cell_width}x{renderer.cell_height} px "
-          f"({renderer.width}x{renderer.height}), medians of {reps} reps\n")
+    print(
+        f"80x24 cells of {renderer.cell_width}x{renderer.cell_height} px "
+        f"({renderer.width}x{renderer.height}), medians of {reps} reps\n"
+    )
     print(table(rows, ["what", "ms per frame", "speed-up vs baseline"]))
     return 0
 

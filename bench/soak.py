@@ -50,9 +50,12 @@ def line(seq: int) -> bytes:
     """Device output line ``seq``: its content follows from ``seq`` (so it can be checked)
     and a CRC32 of the body ends it."""
     rng = random.Random(seq)
-    body = (b"%08d " % seq) + COLOURS[seq % len(COLOURS)] + bytes(
-        rng.randrange(32, 127) for _ in range(rng.randrange(10, 150))
-    ) + b"\x1b[0m"
+    body = (
+        (b"%08d " % seq)
+        + COLOURS[seq % len(COLOURS)]
+        + bytes(rng.randrange(32, 127) for _ in range(rng.randrange(10, 150)))
+        + b"\x1b[0m"
+    )
     return body + b" %08x\r\n" % zlib.crc32(body)
 
 
@@ -157,21 +160,37 @@ async def soak(args: argparse.Namespace) -> int:
     vnc_path = os.path.join(work, "vnc.sock")
     byte_path = os.path.join(work, "bytes.sock")
     device = PtyDevice()
-    mux = Vncmux(["--device", device.path, "--vnc", f"unix:{vnc_path}",
-                  "--socket", f"unix:{byte_path}", "--stall-timeout", "30"],
-                 work, ready_socket=byte_path)
+    mux = Vncmux(
+        [
+            "--device",
+            device.path,
+            "--vnc",
+            f"unix:{vnc_path}",
+            "--socket",
+            f"unix:{byte_path}",
+            "--stall-timeout",
+            "30",
+        ],
+        work,
+        ready_socket=byte_path,
+    )
     stats = Stats()
     loop = asyncio.get_running_loop()
     try:
         mux.start()
         device.wait_opened(mux)
         print(machine_line())
-        print(f"soak: {args.viewers} viewers, {args.clients} byte clients, {args.seconds} s, "
-              f"churn every {args.churn} s; vncmux pid {mux.pid}", flush=True)
+        print(
+            f"soak: {args.viewers} viewers, {args.clients} byte clients, {args.seconds} s, "
+            f"churn every {args.churn} s; vncmux pid {mux.pid}",
+            flush=True,
+        )
         markers: set[bytes] = set()
         writer_hash = hashlib.sha256()
-        whole_clients = [ByteClient(byte_path, stats, f"whole{i}", True)
-                         for i in range(max(1, args.clients // 2))]
+        whole_clients = [
+            ByteClient(byte_path, stats, f"whole{i}", True)
+            for i in range(max(1, args.clients // 2))
+        ]
         tasks = [asyncio.create_task(c.run(markers)) for c in whole_clients]
         await asyncio.sleep(0.5)  # let them connect before the first byte (not a sync point)
         churners: list[tuple[ByteClient, asyncio.Task[None]]] = []
@@ -214,7 +233,7 @@ async def soak(args: argparse.Namespace) -> int:
                 markers.discard(marker)
                 stats.markers_seen += 1
             if len(seen_input) > 1 << 16:
-                del seen_input[: -256]
+                del seen_input[:-256]
 
         loop.add_writer(device.master, on_writable)
         loop.add_reader(device.master, on_readable)
@@ -232,8 +251,9 @@ async def soak(args: argparse.Namespace) -> int:
                     i = random.randrange(len(viewer_stops))
                     viewer_stops[i].set()
                     viewer_stops[i] = asyncio.Event()
-                    viewer_tasks.append(asyncio.create_task(
-                        viewer_loop(f"unix:{vnc_path}", stats, viewer_stops[i])))
+                    viewer_tasks.append(
+                        asyncio.create_task(viewer_loop(f"unix:{vnc_path}", stats, viewer_stops[i]))
+                    )
                     stats.viewer_churn += 1
                 if churners:
                     i = random.randrange(len(churners))
@@ -245,16 +265,20 @@ async def soak(args: argparse.Namespace) -> int:
                 next_report = now + args.report
                 rss = mux.rss()
                 rss_samples.append((now - start, rss))
-                print(f"t={now - start:6.1f}s rss={rss / 1048576:6.1f} MiB "
-                      f"device={stats.written / 1048576:8.1f} MiB verified={stats.verified / 1048576:9.1f} MiB "
-                      f"updates={stats.updates} ({stats.update_bytes / 1048576:.1f} MiB) "
-                      f"markers={stats.markers_seen}/{stats.markers_sent} errors={len(stats.errors)}",
-                      flush=True)
+                print(
+                    f"t={now - start:6.1f}s rss={rss / 1048576:6.1f} MiB "
+                    f"device={stats.written / 1048576:8.1f} MiB verified={stats.verified / 1048576:9.1f} MiB "
+                    f"updates={stats.updates} ({stats.update_bytes / 1048576:.1f} MiB) "
+                    f"markers={stats.markers_seen}/{stats.markers_sent} errors={len(stats.errors)}",
+                    flush=True,
+                )
         loop.remove_writer(device.master)
         # drain: the long-lived clients must end with exactly what was written
         written_total = stats.written
         deadline = time.monotonic() + 30
-        while any(c.received < written_total for c in whole_clients) and time.monotonic() < deadline:
+        while (
+            any(c.received < written_total for c in whole_clients) and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.1)
         # the writer hashed whole lines, some maybe not yet written: hash what was sent
         sent = writer_hash.copy()
@@ -274,13 +298,19 @@ async def soak(args: argparse.Namespace) -> int:
                 remaining -= min(remaining, len(data))
                 if remaining == 0:
                     break
-            bad = [c.name for c in whole_clients
-                   if c.hash is not None and c.hash.hexdigest() != prefix.hexdigest()]
+            bad = [
+                c.name
+                for c in whole_clients
+                if c.hash is not None and c.hash.hexdigest() != prefix.hexdigest()
+            ]
             if bad:
                 stats.error(f"long-lived clients' sha256 differs from the device's: {bad}")
             else:
-                print(f"sha256 of the {written_total} device bytes matches on all "
-                      f"{len(whole_clients)} long-lived clients", flush=True)
+                print(
+                    f"sha256 of the {written_total} device bytes matches on all "
+                    f"{len(whole_clients)} long-lived clients",
+                    flush=True,
+                )
         if mismatched:
             stats.error(f"long-lived clients short of {written_total} bytes: {mismatched}")
         loop.remove_reader(device.master)
@@ -290,17 +320,23 @@ async def soak(args: argparse.Namespace) -> int:
             c.stop()
         for c, _t in churners:
             c.stop()
-        await asyncio.gather(*tasks, *viewer_tasks, *(t for _c, t in churners),
-                             return_exceptions=True)
-        first = next((r for t, r in rss_samples if t >= min(60.0, args.seconds / 3)), rss_samples[0][1])
+        await asyncio.gather(
+            *tasks, *viewer_tasks, *(t for _c, t in churners), return_exceptions=True
+        )
+        first = next(
+            (r for t, r in rss_samples if t >= min(60.0, args.seconds / 3)), rss_samples[0][1]
+        )
         last = rss_samples[-1][1]
-        print(f"summary: {args.seconds} s; device wrote {stats.written / 1048576:.1f} MiB "
-              f"({stats.lines} lines); byte clients verified {stats.verified / 1048576:.1f} MiB; "
-              f"{stats.updates} viewer updates ({stats.update_bytes / 1048576:.1f} MiB); "
-              f"churn {stats.viewer_churn} viewers / {stats.client_churn} byte clients; "
-              f"markers {stats.markers_seen}/{stats.markers_sent}; RSS after warm-up "
-              f"{first / 1048576:.1f} MiB -> end {last / 1048576:.1f} MiB; "
-              f"errors {len(stats.errors)}", flush=True)
+        print(
+            f"summary: {args.seconds} s; device wrote {stats.written / 1048576:.1f} MiB "
+            f"({stats.lines} lines); byte clients verified {stats.verified / 1048576:.1f} MiB; "
+            f"{stats.updates} viewer updates ({stats.update_bytes / 1048576:.1f} MiB); "
+            f"churn {stats.viewer_churn} viewers / {stats.client_churn} byte clients; "
+            f"markers {stats.markers_seen}/{stats.markers_sent}; RSS after warm-up "
+            f"{first / 1048576:.1f} MiB -> end {last / 1048576:.1f} MiB; "
+            f"errors {len(stats.errors)}",
+            flush=True,
+        )
         return 1 if stats.errors else 0
     finally:
         mux.stop()

@@ -53,8 +53,9 @@ def listen_unix(path: str) -> socket.socket:
     return s
 
 
-def accept(server: socket.socket, timeout: float,
-           alive: Callable[[], None] | None = None) -> socket.socket:
+def accept(
+    server: socket.socket, timeout: float, alive: Callable[[], None] | None = None
+) -> socket.socket:
     server.settimeout(0.05)
     deadline = time.monotonic() + timeout
     while True:
@@ -105,8 +106,12 @@ class Payload:
             errors.append(e)
 
 
-def read_all(clients: list[socket.socket], payload: Payload, timeout: float,
-             alive: Callable[[], None] | None = None) -> float:  # type: ignore[no-untyped-def]
+def read_all(
+    clients: list[socket.socket],
+    payload: Payload,
+    timeout: float,
+    alive: Callable[[], None] | None = None,
+) -> float:  # type: ignore[no-untyped-def]
     """Read every client until each has ``payload.total`` bytes; returns the time the last
     one completed (perf_counter).  Checks count and CRC."""
     sel = selectors.DefaultSelector()
@@ -174,8 +179,9 @@ def sync_clients(dev: socket.socket, clients: list[socket.socket], mux: Vncmux) 
     raise BenchError("clients never all received the sync marker: not attached?")
 
 
-def run_vncmux(mux: Vncmux, dev: socket.socket, mux_sock: str, n: int, payload: Payload,
-               timeout: float) -> tuple[float, float, float, float]:
+def run_vncmux(
+    mux: Vncmux, dev: socket.socket, mux_sock: str, n: int, payload: Payload, timeout: float
+) -> tuple[float, float, float, float]:
     clients = [connect_unix(mux_sock, 10) for _ in range(n)]
     try:
         sync_clients(dev, clients, mux)
@@ -195,17 +201,24 @@ def run_vncmux(mux: Vncmux, dev: socket.socket, mux_sock: str, n: int, payload: 
             c.close()
 
 
-def run_socat(socat: str, work: str, payload: Payload, timeout: float,
-              rep: int) -> tuple[float, float, float]:
+def run_socat(
+    socat: str, work: str, payload: Payload, timeout: float, rep: int
+) -> tuple[float, float, float]:
     dev_path = os.path.join(work, f"sdev{rep}.sock")
     cli_path = os.path.join(work, f"scli{rep}.sock")
     server = listen_unix(dev_path)
-    proc = subprocess.Popen([socat, "-u", f"UNIX-CONNECT:{dev_path}", f"UNIX-LISTEN:{cli_path}"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [socat, "-u", f"UNIX-CONNECT:{dev_path}", f"UNIX-LISTEN:{cli_path}"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
     def alive() -> None:
         if proc.poll() is not None:
-            raise BenchError(f"socat exited: {proc.stderr.read().decode(errors='replace') if proc.stderr else ''}")
+            raise BenchError(
+                f"socat exited: {proc.stderr.read().decode(errors='replace') if proc.stderr else ''}"
+            )
 
     dev = client = None
     try:
@@ -235,9 +248,13 @@ def run_socat(socat: str, work: str, payload: Payload, timeout: float,
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="a few seconds' smoke run")
-    ap.add_argument("--mb", type=int, default=None, help="payload MB per run (default 200, quick 8)")
+    ap.add_argument(
+        "--mb", type=int, default=None, help="payload MB per run (default 200, quick 8)"
+    )
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3, quick 1)")
     ap.add_argument("--clients", default="1,4,16")
     args = ap.parse_args()
@@ -249,13 +266,18 @@ def main() -> int:
     socat = ensure_socat()
 
     print(f"throughput: {machine_line()}")
-    print(f"{payload.total / 1e6:.0f} MB per run, median of {reps}; vncmux --vnc none, UNIX sockets\n")
+    print(
+        f"{payload.total / 1e6:.0f} MB per run, median of {reps}; vncmux --vnc none, UNIX sockets\n"
+    )
     work = tempdir()
     dev_path = os.path.join(work, "dev.sock")
     mux_sock = os.path.join(work, "mux.sock")
     server = listen_unix(dev_path)
-    mux = Vncmux(["--device", f"unix:{dev_path}", "--vnc", "none", "--socket", f"unix:{mux_sock}"],
-                 work, ready_socket=mux_sock)
+    mux = Vncmux(
+        ["--device", f"unix:{dev_path}", "--vnc", "none", "--socket", f"unix:{mux_sock}"],
+        work,
+        ready_socket=mux_sock,
+    )
     results: dict[str, list[tuple[float, ...]]] = {}
     try:
         mux.start()
@@ -263,7 +285,9 @@ def main() -> int:
         for rep in range(reps):
             results.setdefault("socat", []).append(run_socat(socat, work, payload, timeout, rep))
             for n in counts:
-                results.setdefault(str(n), []).append(run_vncmux(mux, dev, mux_sock, n, payload, timeout))
+                results.setdefault(str(n), []).append(
+                    run_vncmux(mux, dev, mux_sock, n, payload, timeout)
+                )
         dev.close()
     except BenchError as e:
         print(f"FAILED: {e}", file=sys.stderr)
@@ -279,33 +303,73 @@ def main() -> int:
 
     s_time, s_cpu, s_bench = med("socat")
     s_rate = payload.total / s_time / 1e6
-    rows = [["socat relay", 1, f"{s_rate:.0f}", "1.00", f"{s_cpu:.2f}", "-", "-", "-", "-",
-             f"{s_bench:.2f}"]]
+    rows = [
+        [
+            "socat relay",
+            1,
+            f"{s_rate:.0f}",
+            "1.00",
+            f"{s_cpu:.2f}",
+            "-",
+            "-",
+            "-",
+            "-",
+            f"{s_bench:.2f}",
+        ]
+    ]
     t_one, cpu_one, _ = med(str(counts[0]))
     for n in counts:
         t, cpu, bench = med(str(n))
         rate = payload.total / t / 1e6
         kernel = median([r[3] / r[1] for r in results[str(n)] if r[1] > 0])
-        rows.append(["vncmux", n, f"{rate:.0f}", f"{s_time * n / t:.2f}", f"{cpu:.2f}",
-                     f"{t / t_one:.2f}", f"{cpu / cpu_one:.2f}",
-                     f"{cpu / payload.total * 1e9 / n:.2f}", f"{100 * kernel:.0f}%",
-                     f"{bench:.2f}"])
-    print(table(rows, ["relay", "clients", "MB/s (last client done)", "vs n x socat time",
-                       "relay CPU s", "time vs 1", "CPU vs 1", "relay CPU ns/B/client",
-                       "in kernel", "bench CPU s"]))
-    print("\n'vs n x socat time': n socat relays, each doing the one-client job, one after another,"
-          "\nagainst vncmux serving n clients at once.  'bench CPU s': the bench's own writer and"
-          "\nreaders (CRC-32 of every byte), which share the 2 cores with the relay.  'in kernel':"
-          "\nthe share of vncmux's CPU spent in system calls (stime), i.e. copying each byte into"
-          "\nevery client's socket: n clients cost n copies, whatever the relay is written in.")
+        rows.append(
+            [
+                "vncmux",
+                n,
+                f"{rate:.0f}",
+                f"{s_time * n / t:.2f}",
+                f"{cpu:.2f}",
+                f"{t / t_one:.2f}",
+                f"{cpu / cpu_one:.2f}",
+                f"{cpu / payload.total * 1e9 / n:.2f}",
+                f"{100 * kernel:.0f}%",
+                f"{bench:.2f}",
+            ]
+        )
+    print(
+        table(
+            rows,
+            [
+                "relay",
+                "clients",
+                "MB/s (last client done)",
+                "vs n x socat time",
+                "relay CPU s",
+                "time vs 1",
+                "CPU vs 1",
+                "relay CPU ns/B/client",
+                "in kernel",
+                "bench CPU s",
+            ],
+        )
+    )
+    print(
+        "\n'vs n x socat time': n socat relays, each doing the one-client job, one after another,"
+        "\nagainst vncmux serving n clients at once.  'bench CPU s': the bench's own writer and"
+        "\nreaders (CRC-32 of every byte), which share the 2 cores with the relay.  'in kernel':"
+        "\nthe share of vncmux's CPU spent in system calls (stime), i.e. copying each byte into"
+        "\nevery client's socket: n clients cost n copies, whatever the relay is written in."
+    )
     if "1" in results and "16" in results:
         t1, c1, _ = med("1")
         t16, c16, _ = med("16")
-        print(f"\nbudget: 1 client >= 0.5x socat: {payload.total / t1 / 1e6:.0f} vs {s_rate:.0f} MB/s "
-              f"= {s_time / t1:.2f}x [{'ok' if s_time / t1 >= 0.5 else 'MISS'}]; "
-              f"16 clients cost <= 3x one: wall time {t16 / t1:.2f}x "
-              f"[{'ok' if t16 / t1 <= 3 else 'MISS'}], vncmux CPU {c16 / c1:.2f}x "
-              f"[{'ok' if c16 / c1 <= 3 else 'MISS'}]")
+        print(
+            f"\nbudget: 1 client >= 0.5x socat: {payload.total / t1 / 1e6:.0f} vs {s_rate:.0f} MB/s "
+            f"= {s_time / t1:.2f}x [{'ok' if s_time / t1 >= 0.5 else 'MISS'}]; "
+            f"16 clients cost <= 3x one: wall time {t16 / t1:.2f}x "
+            f"[{'ok' if t16 / t1 <= 3 else 'MISS'}], vncmux CPU {c16 / c1:.2f}x "
+            f"[{'ok' if c16 / c1 <= 3 else 'MISS'}]"
+        )
     return 0
 
 

@@ -48,7 +48,14 @@ from common import (
 )
 from console_feed import gen_plain
 
-CONFIGS = [(RAW, False), (RAW, True), (HEXTILE, False), (HEXTILE, True), (ZRLE, False), (ZRLE, True)]
+CONFIGS = [
+    (RAW, False),
+    (RAW, True),
+    (HEXTILE, False),
+    (HEXTILE, True),
+    (ZRLE, False),
+    (ZRLE, True),
+]
 
 
 def text_lines(n: int, seed: str, width: int) -> list[bytes]:
@@ -56,14 +63,15 @@ def text_lines(n: int, seed: str, width: int) -> list[bytes]:
     return [ln[:width].ljust(width) for ln in lines[:n]]
 
 
-async def measure(vnc: str, pty: PtyDevice, enc: int, copyrect: bool, n_lines: int,
-                  quiet: float) -> dict[str, float]:
+async def measure(
+    vnc: str, pty: PtyDevice, enc: int, copyrect: bool, n_lines: int, quiet: float
+) -> dict[str, float]:
     client = await RFBClient.connect(vnc)
     client_updates: list[Update] = []
     try:
         client.set_encodings([enc, COPYRECT] if copyrect else [enc])
         client.start_pump(client_updates.append)
-        pty.write_all(b"\x1bc\x1b[H\x1b[2J")          # reset: a blank screen
+        pty.write_all(b"\x1bc\x1b[H\x1b[2J")  # reset: a blank screen
         client.request(incremental=False)
         await client.next_update(5.0)
         await client.settle(first=0.3, quiet=quiet)
@@ -104,11 +112,17 @@ async def measure(vnc: str, pty: PtyDevice, enc: int, copyrect: bool, n_lines: i
         stream_bytes = sum(u.nbytes for u in got)
         seen = {e for u in client_updates for (*_r, e) in u.rects}
         if not copyrect and COPYRECT in seen:
-            raise BenchError(f"{ENCODING_NAMES[enc]}: the server sent CopyRect to a viewer "
-                             "that did not announce it")
-        return {"full": full.nbytes, "drawn": sum(u.nbytes for u in drawn),
-                "line": one_bytes / n_lines, "stream": stream_bytes / n_lines,
-                "stream_updates": len(got)}
+            raise BenchError(
+                f"{ENCODING_NAMES[enc]}: the server sent CopyRect to a viewer "
+                "that did not announce it"
+            )
+        return {
+            "full": full.nbytes,
+            "drawn": sum(u.nbytes for u in drawn),
+            "line": one_bytes / n_lines,
+            "stream": stream_bytes / n_lines,
+            "stream_updates": len(got),
+        }
     finally:
         client.close()
 
@@ -134,37 +148,69 @@ async def run(args: argparse.Namespace) -> list[list[object]]:
     base = results[0][2]
     rows: list[list[object]] = []
     for enc, cr, r in results:
-        rows.append([ENCODING_NAMES[enc] + (" + CopyRect" if cr else ""),
-                     f"{r['full'] / 1024:.1f}", f"{base['full'] / r['full']:.1f}x",
-                     f"{r['drawn'] / 1024:.1f}",
-                     f"{r['line'] / 1024:.2f}", f"{base['line'] / r['line']:.0f}x",
-                     f"{r['stream'] / 1024:.2f}", int(r["stream_updates"])])
+        rows.append(
+            [
+                ENCODING_NAMES[enc] + (" + CopyRect" if cr else ""),
+                f"{r['full'] / 1024:.1f}",
+                f"{base['full'] / r['full']:.1f}x",
+                f"{r['drawn'] / 1024:.1f}",
+                f"{r['line'] / 1024:.2f}",
+                f"{base['line'] / r['line']:.0f}x",
+                f"{r['stream'] / 1024:.2f}",
+                int(r["stream_updates"]),
+            ]
+        )
     return rows
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="a few seconds' smoke run")
-    ap.add_argument("--lines", type=int, default=None, help="scrolled lines per encoding (default 40, quick 4)")
-    ap.add_argument("--quiet", type=float, default=0.05,
-                    help="seconds without an update that mean 'the viewer is current' (default 0.05)")
+    ap.add_argument(
+        "--lines", type=int, default=None, help="scrolled lines per encoding (default 40, quick 4)"
+    )
+    ap.add_argument(
+        "--quiet",
+        type=float,
+        default=0.05,
+        help="seconds without an update that mean 'the viewer is current' (default 0.05)",
+    )
     args = ap.parse_args()
     args.lines = args.lines or (4 if args.quick else 40)
     print(f"wire: {machine_line()}")
-    print(f"80x24 console, {args.lines} scrolled lines per encoding; sizes are whole "
-          f"FramebufferUpdate messages\n")
+    print(
+        f"80x24 console, {args.lines} scrolled lines per encoding; sizes are whole "
+        f"FramebufferUpdate messages\n"
+    )
     try:
         rows = asyncio.run(run(args))
     except BenchError as e:
         print(f"FAILED: {e}", file=sys.stderr)
         return 2
-    print(table(rows, ["encoding", "full screen KB", "vs Raw", "drawn KB", "KB / scrolled line",
-                       "vs Raw", "KB / line streamed", "updates streamed"]))
+    print(
+        table(
+            rows,
+            [
+                "encoding",
+                "full screen KB",
+                "vs Raw",
+                "drawn KB",
+                "KB / scrolled line",
+                "vs Raw",
+                "KB / line streamed",
+                "updates streamed",
+            ],
+        )
+    )
     zr = next(r for r in rows if r[0] == "ZRLE + CopyRect")
     z = next(r for r in rows if r[0] == "ZRLE")
-    print(f"\nbudget: ZRLE+CopyRect per scrolled line <= 2 KB: {zr[4]} KB "
-          f"[{'ok' if float(str(zr[4])) <= 2 else 'MISS'}]; full screen ZRLE <= 20 KB: {z[1]} KB "
-          f"[{'ok' if float(str(z[1])) <= 20 else 'MISS'}]")
+    print(
+        f"\nbudget: ZRLE+CopyRect per scrolled line <= 2 KB: {zr[4]} KB "
+        f"[{'ok' if float(str(zr[4])) <= 2 else 'MISS'}]; full screen ZRLE <= 20 KB: {z[1]} KB "
+        f"[{'ok' if float(str(z[1])) <= 20 else 'MISS'}]"
+    )
     return 0
 
 
