@@ -22,6 +22,8 @@
 - ``ws_client``: a WebSocket client and a GET on the global reactor, ``listen``.
 - ``browser``: headless Chromium over DevTools (the ``browser`` fixture, ``CDP``).
 - ``web_site``: three consoles behind the web entry (the ``site`` fixture), ``get``.
+- ``api_setup``: an API over a real hub and console on a test clock, fake requests (``Setup``).
+- ``serial_line``: a fake serial line (``FakeLine``) and an RFC 2217 server over it (``Rig``).
 """
 
 import pkgutil

@@ -259,7 +259,7 @@ def test_a_view_only_viewer_cannot_send_break() -> None:
 
 
 def test_post_break_sends_one_and_the_view_token_may_not() -> None:
-    from tests.unit.test_api_resource import VIEW, Setup
+    from tests.support.api_setup import VIEW, Setup
 
     s = Setup()
     answer = s.call("POST", "/api/v1/break?duration=0.5")
@@ -279,7 +279,7 @@ class NoBreakDevice(FakeDevice):
 
 
 def test_post_break_to_a_device_that_refuses_is_409() -> None:
-    from tests.unit.test_api_resource import Setup
+    from tests.support.api_setup import Setup
 
     s = Setup()
     s.hub.deviceConnected(NoBreakDevice())

@@ -287,7 +287,7 @@ def test_a_websocket_viewer_attaches_as_websocket() -> None:
 
 
 def test_api_input_and_keys_and_a_bad_token_are_reported() -> None:
-    from tests.unit.test_api_resource import Setup
+    from tests.support.api_setup import Setup
 
     s = Setup()
     rec = recorded(s.hub)

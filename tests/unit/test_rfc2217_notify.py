@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 
-from tests.unit.test_rfc2217 import FakeDeviceWithLine, Rig
+from tests.support.serial_line import FakeDeviceWithLine, Rig
 from vncmux.interfaces import LineCounters
 from vncmux.rfc2217_notify import (
     CD,

@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from tests.support.fakes import FakeDevice
-from tests.unit.test_rfc2217 import FakeLine
+from tests.support.serial_line import FakeLine
 from vncmux.devices_net import TelnetDevice
 from vncmux.events import TELNET, Client
 from vncmux.hub import Hub
