@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
 
 _MAX_CELLS = 1024  # cells cached per attribute set
-_MANY_OPS = 8  # operations on one row past which ``_build`` masks the covered ones
+_MANY_OPS = 32  # operations on one row past which ``_build`` masks the covered ones
 
 log = Logger()
 
@@ -382,6 +382,13 @@ class PendingRows:
                     if lo == 0:
                         first = i
                         break
+        if len(row) - first > 4:  # (laid out in a list first, as above)
+            buf = [None] * self.screen.columns
+            for i in range(first, len(row)):
+                x, text, cells = row[i]
+                buf[x : x + len(text)] = map(cells.__getitem__, text)
+            line.update(itertools.compress(enumerate(buf), buf))
+            return line
         for i in range(first, len(row)):
             x, text, cells = row[i]
             if len(text) == 1:
