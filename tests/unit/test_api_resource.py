@@ -280,6 +280,26 @@ def test_a_screen_wait_is_answered_when_the_text_shows(s: Setup) -> None:
     assert request.json()["groups"] == ["3"]
 
 
+def test_waits_in_flight_are_bounded_per_console(s: Setup) -> None:
+    """Past ``MAX_WAITS`` a wait is refused (503, Retry-After) and logged; once one is
+    answered there is room again."""
+    waits = [
+        s.call("GET", f"/api/v1/wait?{kind}=never{i}&timeout=60")
+        for i in range(resource.MAX_WAITS)
+        for kind in ["screen" if i % 2 else "output"]
+    ]
+    assert not any(w.finished for w in waits)
+    with capturedLogs() as events:
+        refused = s.call("GET", "/api/v1/wait?screen=x&timeout=60")
+    assert refused.responseCode == 503 and "in flight" in refused.json()["error"]
+    assert refused.responseHeaders.getRawHeaders(b"retry-after") == [b"1"]
+    assert any("waits in flight" in formatEvent(e) for e in events)
+    s.feed(b"never1")  # (answers the screen wait for "never1")
+    assert waits[1].finished and waits[1].responseCode == 200
+    again = s.call("GET", "/api/v1/wait?screen=x&timeout=60")
+    assert not again.finished
+
+
 def test_a_wait_that_times_out_is_408(s: Setup) -> None:
     request = s.call("GET", "/api/v1/wait?output=never&timeout=2")
     s.clock.advance(2)

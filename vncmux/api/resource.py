@@ -61,6 +61,9 @@ MAX_OUTPUT_READ = 16 << 20
 #: Seconds ``POST /input`` waits for the device to take input before answering 503.
 INPUT_ROOM_TIMEOUT = 10.0
 DEFAULT_WAIT_TIMEOUT = 30.0
+#: Waits in flight on one console (screen and output together): each is searched again at
+#: every change, so their number bounds what a burst of output can cost.
+MAX_WAITS = 64
 #: Routes that type into the console: refused (403) to a view-only token.
 INPUT_ROUTES = frozenset({"input", "keys", "takeover", "break"})
 ROUTES = {
@@ -498,6 +501,10 @@ class Api:
             raise ApiError(400, f"timeout={timeout_text!r} is not a number") from None
         if not 0 <= timeout <= MAX_TIMEOUT:  # also refuses NaN
             raise ApiError(400, f"timeout={timeout_text} is not between 0 and {MAX_TIMEOUT:g}")
+        if self._waits() >= MAX_WAITS:
+            log.warn("API client {peer}: wait refused: {n} waits in flight", peer=peer, n=MAX_WAITS)
+            request.setHeader(b"Retry-After", b"1")
+            raise ApiError(503, f"{MAX_WAITS} waits are in flight on this console: try again")
         try:
             if screen is not None:
                 watch = self.screenWatch
@@ -526,12 +533,14 @@ class Api:
         d.addErrback(timedOut)
         return self._later(request, d, answer)
 
+    def _waits(self) -> int:
+        """Waits in flight, on the screen and the output."""
+        return (self.screenWatch.waiting if self.screenWatch else 0) + (
+            self.outputWatch.waiting if self.outputWatch else 0
+        )
+
     def route_status(self, request: Any, peer: str) -> bytes:
-        api = {
-            "api_streams": len(self.followers),
-            "api_waiters": (self.screenWatch.waiting if self.screenWatch else 0)
-            + (self.outputWatch.waiting if self.outputWatch else 0),
-        }
+        api = {"api_streams": len(self.followers), "api_waiters": self._waits()}
         return self.json(
             request, status(self.hub, self.clock.seconds(), self.console, self.history, api)
         )
