@@ -1,4 +1,5 @@
-"""What idle API waiters cost: console flood throughput with and without 100 of them.
+"""What idle API waiters cost: console flood throughput with and without 64 of them (the
+most one console takes, ``vncmux.api.resource.MAX_WAITS``).
 
 A real vncmux with the console on (``--vnc unix:``), a byte client on ``--socket`` and the
 HTTP/JSON API on ``--api unix:``; the device is a UNIX socket server the bench owns.  The
@@ -7,13 +8,13 @@ CRC checked; the console is lossless, so that is the console's sustained rate). 
 the same data, every repetition:
 
 - no waiter;
-- 100 idle ``GET /wait?screen=REGEX`` (a pattern that never matches, each its own
+- 64 idle ``GET /wait?screen=REGEX`` (a pattern that never matches, each its own
   connection): each ``changed`` of the console reads the screen text once for all and
-  runs the 100 regexes over it;
-- 100 idle ``GET /wait?output=REGEX``: each chunk of output is searched by each waiter
+  runs the 64 regexes over it;
+- 64 idle ``GET /wait?output=REGEX``: each chunk of output is searched by each waiter
   from 4 KiB before it.
 
-Also the CPU vncmux spends over 2 s of quiet with the 100 waiters attached (it should be
+Also the CPU vncmux spends over 2 s of quiet with the 64 waiters attached (it should be
 nothing: waits are event-driven, nothing polls).
 
     .venv/bin/python bench/api_waiters.py [--quick] [--mb N] [--reps N] [--waiters N]
@@ -158,7 +159,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a few seconds' smoke run")
     ap.add_argument("--mb", type=float, default=None, help="MB per flood (default 20, quick 3)")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3, quick 1)")
-    ap.add_argument("--waiters", type=int, default=100, help="idle waiters (default 100)")
+    ap.add_argument("--waiters", type=int, default=64, help="idle waiters (default 64, the cap)")
     args = ap.parse_args()
     mb = args.mb if args.mb is not None else (3.0 if args.quick else 20.0)
     args.reps = args.reps or (1 if args.quick else 3)
