@@ -35,8 +35,8 @@ The fast path never writes the screen's rows or damage itself: it reads rows wit
 Anything else (zero-width characters, other controls and sequences, sequences split across
 chunks) ends the run and is left to the slow path (which settles before a call that touches
 cells), and so is every state the fast path does not model: left/right margins (DECSLRM),
-origin mode, insert mode, reverse wraparound.  While ISO protection is on (after SPA) only the erases it
-changes, ED, EL and ECH, are left to the slow path; text and the rest run here as usual.
+origin mode, insert mode, reverse wraparound.  While ISO protection is on (after SPA) only
+the erases it changes, ED, EL and ECH, are left to the slow path; the rest runs here.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ log = Logger()
 
 _MAX_STATES = 512  # attribute sets kept (truecolour output can make very many)
 _MAX_TRANS = 64  # SGR transitions kept per attribute set
+_MAX_STBMS = 64  # DECSTBM parameter strings kept
 _MAX_PENDING = 4096  # pending rows before they are settled anyway (bounds memory) ...
 _MAX_PENDING_CHARS = 256 * 1024  # ... and characters (bounds the pending operations)
 
@@ -228,7 +229,7 @@ class FastPath(PendingRows):
         row: Row | None
         cups = self._cups
         stbms = self._stbms
-        if self._cups_size != (cols, lines) or len(cups) > _MAX_STATES or len(stbms) > 64:
+        if self._cups_size != (cols, lines) or len(cups) > _MAX_STATES or len(stbms) > _MAX_STBMS:
             cups.clear()  # (positions and margins are clamped to the size)
             stbms.clear()
             self._cups_size = (cols, lines)
