@@ -11,10 +11,11 @@ DECSC/DECRC, the G0/G1 character sets (DEC line drawing included), the keypad mo
 ANSI modes (SM/RM), XTWINOPS (reports and the title stack) and the DEC private modes that
 touch no cell (autowrap, cursor keys, mouse reporting, bracketed paste).
 Sequences programs send back to back are one token where that saves work: SGRs with
-``ESC ( B`` among them (ncurses' sgr0), DECSTBM and the CUP after it, DECTCEM pairs.  :class:`FastPath`
-consumes a maximal run of exactly those tokens in one call and gives the *same* screen as
-the slow path (cells with their attributes, cursor including the pending-wrap column,
-modes, last character for REP, and damage with the same effect), only faster:
+``ESC ( B`` among them (ncurses' sgr0), DECSTBM and the CUP after it, DECTCEM pairs.
+:class:`FastPath` consumes a maximal run of exactly those tokens in one call and gives the
+*same* screen as the slow path (cells with their attributes, cursor including the
+pending-wrap column, modes, last character for REP, and damage with the same effect), only
+faster:
 
   - rows are pending (:mod:`vncmux.console.fastrows`): writes are operations, a scroll of
     the whole screen appends a row, a scroll inside a region (LF, IND, RI, SU, SD) moves
