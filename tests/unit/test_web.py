@@ -320,9 +320,12 @@ def test_the_api_of_a_console_is_mounted_under_its_name(web: Any) -> None:
     assert http_get(port, "/c/beta/api/v1/status")[0] == 401  # its token is needed
     status, _, body = http_get(port, "/c/beta/api/v1/nothing", auth)
     assert status == 404 and b"/api/v1/nothing" in body
-    assert http_get(port, "/c/alpha/api/v1/status", auth)[0] == 404  # alpha has no API
+    status, headers, body = http_get(port, "/c/alpha/api/v1/status", auth)
+    assert status == 404 and "no API" in json.loads(body)["error"]  # alpha has no API
+    assert headers["content-type"] == "application/json"
     site.get("alpha").api = FakeApiService(Api(site.get("alpha").hub, reactor, Tokens()))
-    assert http_get(port, "/c/alpha/api/v1/status")[0] == 403  # no token: not over the web
+    status, _, body = http_get(port, "/c/alpha/api/v1/status")
+    assert status == 403 and "no token" in json.loads(body)["error"]  # not over the web
 
 
 def server_name(client: WSClient) -> str:

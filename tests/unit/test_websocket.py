@@ -21,6 +21,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     BytesMessage,
@@ -246,10 +247,12 @@ def test_plain_get_with_novnc_serves_the_page_and_files(tmp_path: Path) -> None:
     (tmp_path / "core").mkdir()
     (tmp_path / "core" / "rfb.js").write_text("export default class RFB {}\n")
     assert novnc_page.find_novnc({"VNCMUX_NOVNC": str(tmp_path)}) == str(tmp_path.resolve())
-    assert novnc_page.find_novnc({"VNCMUX_NOVNC": str(tmp_path / "nope")}) in (
-        None,
-        novnc_page.DEBIAN_NOVNC,
-    )
+    with capturedLogs() as events:
+        assert novnc_page.find_novnc({"VNCMUX_NOVNC": str(tmp_path / "nope")}) in (
+            None,
+            novnc_page.DEBIAN_NOVNC,
+        )
+    assert any("nope holds no noVNC" in formatEvent(e) for e in events)  # (a typo is seen)
     factory = RFBFactory(FakeDisplay(), password=None, clock=reactor)
     port, listening, _ = listen(factory, novnc=str(tmp_path))
     try:

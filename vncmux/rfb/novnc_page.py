@@ -13,6 +13,10 @@ import html
 import os
 from collections.abc import Mapping
 
+from twisted.logger import Logger
+
+log = Logger()
+
 #: Where the Debian/Ubuntu ``novnc`` package installs noVNC.
 DEBIAN_NOVNC = "/usr/share/novnc"
 #: Environment variable naming a noVNC directory (e.g. ``node_modules/@novnc/novnc``).
@@ -24,11 +28,22 @@ def find_novnc(environ: Mapping[str, str] | None = None) -> str | None:
 
     A directory counts only if it holds ``core/rfb.js`` (the ES module the page
     imports), so a stale or wrong path falls back to the install instructions instead of
-    serving a page that fails in the browser console."""
+    serving a page that fails in the browser console; a ``$VNCMUX_NOVNC`` passed over so
+    is logged (a typo in it would otherwise go unseen)."""
     env = os.environ if environ is None else environ
-    for candidate in (env.get(NOVNC_ENV, ""), DEBIAN_NOVNC):
+    chosen = env.get(NOVNC_ENV, "")
+    for candidate in (chosen, DEBIAN_NOVNC):
         if candidate and os.path.isfile(os.path.join(candidate, "core", "rfb.js")):
+            if chosen and candidate != chosen:
+                log.warn(
+                    "${name}={chosen} holds no noVNC (no core/rfb.js): using {candidate}",
+                    name=NOVNC_ENV,
+                    chosen=chosen,
+                    candidate=candidate,
+                )
             return os.path.realpath(candidate)
+    if chosen:
+        log.warn("${name}={chosen} holds no noVNC (no core/rfb.js)", name=NOVNC_ENV, chosen=chosen)
     return None
 
 

@@ -23,6 +23,7 @@ close grace), its path check and its Origin check.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -100,13 +101,11 @@ class ConsoleResource(Resource):
         if path == b"api" and not upgrade:
             service = getattr(instance, "api", None)
             if service is None:
-                return notFound("No API", "This console has no API (--api).")
+                return _JsonError(404, "this console has no API (--api)")
             if service.api.tokens.open:
                 _refused(request, "an API without a token (UNIX socket only)")
-                return errorPage(
-                    403,
-                    "Forbidden",
-                    "This console's API has no token: it is served on its UNIX socket only.",
+                return _JsonError(
+                    403, "this console's API has no token: it is served on its UNIX socket only"
                 )
             return ApiResource(service.api, mount=f"/c/{instance.name}".encode())
         viewer = self._viewer()
@@ -120,6 +119,23 @@ class ConsoleResource(Resource):
         if viewer is None:
             return notFound("No viewer", "This console has no VNC server.").render(request)  # type: ignore[no-any-return]
         return viewer.render(request)
+
+
+class _JsonError(Resource):
+    """A refusal under ``/c/NAME/api/``, in the API's own form (``{"error": ...}``), so a
+    script reads it as it reads the API's other errors."""
+
+    isLeaf = True
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__()
+        self.code = code
+        self.message = message
+
+    def render(self, request: Any) -> bytes:
+        request.setResponseCode(self.code)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({"error": self.message}).encode() + b"\n"
 
 
 class ConsolesResource(Resource):
