@@ -1,7 +1,8 @@
 """``compile_pattern``: wait patterns run in RE2.  The patterns scripts wait for match what
 Python's ``re`` matched; those that backtrack without end in ``re`` are accepted and run in
 linear time; what RE2 cannot run, or refuses as too large, is a ``PatternError`` that says
-why in plain words with RE2's own message."""
+why in plain words with RE2's own message.  A ``PatternSet`` of output patterns says which of
+them match a text, agreeing with each pattern's own search."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from vncmux.api.pattern import (
     MAX_PATTERN_CHARS,
     MAX_PROGRAM_SIZE,
     PatternError,
+    PatternSet,
     compile_pattern,
+    set_cost,
 )
 
 #: What expect-style scripts wait for (the README's recipe among them).
@@ -222,3 +225,57 @@ def test_any_pattern_compiles_or_is_a_pattern_error(pattern: str) -> None:
         began = time.perf_counter()
         regex.search(bytearray(text.encode()) if as_bytes else text)
         assert time.perf_counter() - began < 1.0
+
+
+# -- sets of output patterns: one pass says which match ---------------------------------------
+
+
+def agree(patterns: list[Any], text: bytes) -> list[int]:
+    """The set's answer over ``text``, checked against each pattern's own search."""
+    said = PatternSet(patterns).matching(text)
+    assert said == sorted(said)
+    own = [i for i, p in enumerate(patterns) if p.search(text) is not None]
+    assert said == own, text
+    return said
+
+
+def test_a_set_says_what_each_output_pattern_finds_on_its_own() -> None:
+    patterns = [compile_pattern(p, as_bytes=True) for p in COMMON]
+    hits = 0
+    for sample in SAMPLES:
+        hits += len(agree(patterns, sample.encode()))
+    assert hits > len(COMMON)  # most of them match somewhere
+    # lines, text edges, bytes as Latin-1, a lone surrogate, word edges, empty matches
+    edges = ["^x$", r"\Ax", r"x\z", "é", "\udcff", r"\bab\b", "^$", r"(?s)a.b", "a.b", ""]
+    patterns = [compile_pattern(p, as_bytes=True) for p in edges]
+    for text in [b"", b"x", b"ax\nx", b"\xc3\xa9", b"\xff", b"cab ab", b"a\nb", b"\n\n"]:
+        agree(patterns, text)
+    assert agree(patterns, b"z\nx") == [0, 2, 9]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(alphabet="ab.*+?|()[]^$\\dw{}1,", max_size=12), min_size=1, max_size=8),
+    st.binary(max_size=40).map(lambda b: b.replace(b"\x00", b"a"))
+    | st.text("ab \n1").map(str.encode),
+)
+def test_a_set_agrees_with_each_pattern_on_any_text(sources: list[str], text: bytes) -> None:
+    """A pattern the set says matches finds its match; one it says does not, finds none."""
+    patterns = []
+    for source in sources:
+        try:
+            patterns.append(compile_pattern(source, as_bytes=True))
+        except PatternError:
+            pass
+    if patterns:
+        agree(patterns, text)
+
+
+def test_only_output_patterns_join_a_set() -> None:
+    output = compile_pattern("ab+", as_bytes=True)
+    assert set_cost(output) == output.programsize > 0  # type: ignore[attr-defined]
+    assert set_cost(compile_pattern("ab+")) is None  # a screen pattern: str, UTF-8
+    assert set_cost(object()) is None  # type: ignore[arg-type]
+    with pytest.raises(PatternError):
+        PatternSet([output, compile_pattern("ab+")])
+    assert PatternSet([]).matching(b"anything") == []

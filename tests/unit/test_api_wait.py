@@ -1,6 +1,8 @@
 """``/wait`` underneath: screen and output watches fire on the event that makes the pattern
 match, time out on the clock, forget cancelled waits, and listen only while someone waits;
-output is searched a bounded step at a time, and a backlog over several reactor turns;
+output is searched a bounded step at a time, and a backlog over several reactor turns; waiters
+at the same place in the output search it together, one set search telling whose own search
+can match;
 patterns that backtrack without end in Python's ``re`` run quickly over a large screen
 or output."""
 
@@ -18,9 +20,11 @@ from tests.support.fakes import FakeDevice
 from vncmux.api.pattern import MAX_PATTERN_CHARS, Match, PatternError, compile_pattern
 from vncmux.api.wait import (
     CHECK_INTERVAL,
+    OUTPUT_INTERVAL,
     OUTPUT_SPAN,
     OUTPUT_STEP,
     SEARCH_SLICE,
+    SET_PROGRAM_SIZE,
     OutputWatch,
     ScreenWatch,
     WaitTimeout,
@@ -349,3 +353,114 @@ def test_a_hostile_pattern_searches_100_KiB_of_output_quickly(
     assert bool(got) == matches
     if not matches:  # caught up, searched everything, still waiting
         assert watch.waiting == 1 and watch._waiters[0].end == history.end == 100 << 10
+
+
+# -- waiters at the same place search together: one set search, then only those it names -----
+
+
+class SetSpy(SpyRegex):
+    """A ``SpyRegex`` that can join a set (it shows its pattern's source and options): its
+    ``sizes`` count only its own searches."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__(pattern)
+        self.pattern = self.regex.pattern  # type: ignore[attr-defined]
+        self.options = self.regex.options  # type: ignore[attr-defined]
+        self.programsize = self.regex.programsize  # type: ignore[attr-defined]
+
+
+def test_idle_waiters_cost_one_set_search_and_only_a_matching_one_searches(s: Setup) -> None:
+    idle = [SetSpy(f"no-such-text-{i}-[0-9]{{12}}") for i in range(40)]
+    for spy in idle:
+        s.output.wait(spy, s.history.end, 5)
+    mark = SetSpy("MA+RK (\\d)")
+    got = result(s.output.wait(mark, s.history.end, 5))
+    assert len(s.output._cursors) == 2  # more instructions than one set takes
+    assert sum(c.cost for c in s.output._cursors) > SET_PROGRAM_SIZE
+    at = 3 * OUTPUT_STEP - 3  # "MAA" ends one step, "RK 7" begins the next
+    s.feed(b"x" * at + b"MAARK 7" + b"y" * (5 * OUTPUT_STEP))
+    assert got == [{"match": "MAARK 7", "groups": ["7"], "offset": at, "end": at + 7}]
+    assert len(mark.sizes) == 1  # its own search ran once: when the set said it matches
+    assert all(spy.sizes == [] for spy in idle)
+    assert s.output.waiting == 40
+    assert all(c.end == s.history.end for c in s.output._cursors)
+
+
+def test_a_waiter_joins_the_others_once_it_has_searched_the_same_window(s: Setup) -> None:
+    first = result(s.output.wait(compile_pattern("^one$", as_bytes=True), 0, 5))
+    s.feed(b"x" * 10 + b"\n")
+    second = result(s.output.wait(compile_pattern("^two$", as_bytes=True), s.history.end, 5))
+    late = result(s.output.wait(compile_pattern("^xx", as_bytes=True), 5, 5))
+    assert late and late[0]["offset"] == 5  # from= is where the text starts, as before
+    assert len(s.output._cursors) == 2  # the second has not searched what the first has
+    s.feed(b"z" * OUTPUT_SPAN)
+    assert len(s.output._cursors) == 1  # now both look back OUTPUT_SPAN from the same end
+    s.feed(b"\ntwo\n")
+    assert first == [] and second and second[0]["match"] == "two"
+    s.feed(b"one\n")
+    assert first and first[0]["offset"] == s.history.end - 4
+
+
+def test_a_waiter_that_leaves_takes_its_pattern_out_of_the_set(s: Setup) -> None:
+    waits = [s.output.wait(compile_pattern(f"item{i}!", as_bytes=True), 0, 5) for i in range(4)]
+    got = [result(d) for d in waits]
+    s.feed(b"z" * (OUTPUT_SPAN + 1))
+    assert len(s.output._cursors) == 1
+    waits[1].cancel()
+    s.feed(b"item2! item3!")  # the set is rebuilt: its indices are the waiters left
+    assert got[0] == [] and got[1][0].check(CancelledError)
+    assert got[2][0]["match"] == "item2!" and got[3][0]["match"] == "item3!"
+    assert s.output.waiting == 1 and len(s.output._cursors) == 1
+
+
+def test_waiters_whose_set_search_is_slow_go_on_one_by_one(s: Setup) -> None:
+    watch = OutputWatch(s.history, s.clock, setTimer=SlowTimer())  # every set search is slow
+    got = [result(watch.wait(compile_pattern(f"item{i}!", as_bytes=True), 0, 5)) for i in range(3)]
+    assert len(watch._cursors) == 1  # all at 0, with nothing searched yet
+    s.feed(b"z" * 10)
+    assert len(watch._cursors) == 3 and all(c.solo for c in watch._cursors)
+    s.feed(b"item1!")
+    assert not got[0] and got[1][0]["match"] == "item1!" and not got[2]
+    assert len(watch._cursors) == 2  # solo: never merged again
+
+
+def test_64_hostile_waiters_search_100_KiB_of_output_quickly() -> None:
+    """Patterns whose set's DFA keeps outgrowing its memory: slow sets split (at most one
+    slow set search each) and the waiters go on one by one, as fast as on their own."""
+    clock = Clock()
+    history = OutputHistory(1 << 20, clock.seconds)
+    watch = OutputWatch(history, clock)
+    got = [
+        result(watch.wait(compile_pattern(f"[ab]*a[ab]{{{n}}}c", as_bytes=True), 0, 5))
+        for n in range(10, 74)
+    ]
+    history.append(b"z" * (OUTPUT_SPAN + 1))
+    assert len(watch._cursors) < 64  # in sets, at first
+    began = time.perf_counter()
+    history.append(bytes(b"ab"[(n * 7 + n // 5) % 2] for n in range(100 << 10)))
+    while any(call.getTime() <= clock.seconds() for call in clock.getDelayedCalls()):
+        one_turn(clock)
+    assert time.perf_counter() - began < 10.0  # a correctness bound, not a benchmark
+    assert not any(got) and all(c.end == history.end for c in watch._cursors)
+
+
+@pytest.mark.parametrize("size", [0, 1 << 16])
+def test_output_in_small_pieces_is_searched_a_step_or_an_interval_at_a_time(size: int) -> None:
+    clock = Clock()
+    history = OutputHistory(size, clock.seconds)
+    watch = OutputWatch(history, clock)
+    spy = SpyRegex("MARK")
+    got = result(watch.wait(spy, history.end, 5))
+    piece = OUTPUT_STEP // 4
+    history.append(b"x" * piece)
+    assert spy.sizes == [piece]  # after a quiet spell: at once
+    for _ in range(3):
+        history.append(b"y" * piece)
+    assert len(spy.sizes) == 1  # held: less than a step, within the interval
+    history.append(b"z" * piece)
+    assert spy.sizes == [piece, piece + OUTPUT_STEP]  # a step's worth: searched together
+    history.append(b"MARK")
+    clock.advance(OUTPUT_INTERVAL / 2)
+    assert got == []
+    clock.advance(OUTPUT_INTERVAL / 2)  # held no longer than the interval, even with no history
+    assert got and got[0]["offset"] == piece + OUTPUT_STEP

@@ -3,8 +3,10 @@
 Event-driven, so idle waiters cost nothing: ``ScreenWatch`` listens to the console only
 while somebody waits and, on a ``changed`` (at most every ``CHECK_INTERVAL`` while the
 screen keeps changing, and always after the last change), reads the screen text once for
-all its waiters; ``OutputWatch`` subscribes to the output history only while somebody waits and
-searches the new output, per waiter, from a little before where its last search ended.
+all its waiters; ``OutputWatch`` subscribes to the output history only while somebody waits
+and searches the new output from a little before where its last search ended, once for all
+the waiters that have searched the same output: one pass of an RE2 set of their patterns
+(``pattern.PatternSet``) says whose pattern matches, and only those search on their own.
 Nothing polls.  Each wait is a ``Deferred`` that fires with the match (a dict), fails with
 ``WaitTimeout`` after its timeout, and forgets everything when cancelled (the HTTP client
 went away).
@@ -18,12 +20,12 @@ RE2 searches in time linear in the text, but linear is not small: over a backlog
 MiB, at up to some microseconds a byte for the costliest pattern accepted, one search would
 hold the process for seconds.  So no output search covers more than ``OUTPUT_SPAN +
 OUTPUT_STEP`` bytes (a large chunk or a backlog read from the history is searched a step at
-a time: microseconds each for a common pattern, some tens of milliseconds at worst), and
-output searches stop for the turn after ``SEARCH_SLICE`` seconds and go on at the next
-reactor turn, waiters in turn: many waits catching up on a large history share the process
-with the consoles, viewers and the device instead of holding it.  A wait left further behind
-than the history holds goes on from the oldest output still held.  The screen is searched
-whole, once per check: its text is no larger than the screen.
+a time), and output searches stop for the turn after ``SEARCH_SLICE`` seconds and go on at
+the next reactor turn, waiters in turn: many waits catching up on a large history share the
+process with the consoles, viewers and the device instead of holding it (``OUTPUT_STEP`` says
+what one step costs).  A wait left further behind than the history holds goes on from the
+oldest output still held.  The screen is searched whole, once per check: its text is no
+larger than the screen.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from vncmux.api.pattern import Match, Pattern
+from vncmux.api.pattern import Match, Pattern, PatternError, PatternSet, set_cost
 from vncmux.api.screen import match_position
 from vncmux.console.interfaces import IConsoleListener
 
@@ -46,8 +48,28 @@ log = Logger()
 #: Longest output match always found, in bytes: new output is searched from this far back.
 OUTPUT_SPAN = 4096
 #: Most new output one search takes in: a search covers at most ``OUTPUT_SPAN +
-#: OUTPUT_STEP`` bytes, however large the chunk that arrived or the backlog to search.
-OUTPUT_STEP = 2048
+#: OUTPUT_STEP`` bytes (8 KiB), however large the chunk that arrived or the backlog to search.
+#: What one step costs: for common patterns, one set search of up to 64 waiters' patterns
+#: about 15 microseconds; at worst, one pattern alone (RE2's NFA at some microseconds a
+#: byte for the costliest accepted) about 40 milliseconds, and a set of ``SET_PROGRAM_SIZE``
+#: instructions whose DFA keeps outgrowing its memory about 80 milliseconds (measured),
+#: once: then its waiters go on one by one (``SET_SLOW``).  A larger step makes that worst
+#: longer; a smaller one makes idle waiters cost more: each byte is searched ``(OUTPUT_SPAN
+#: + OUTPUT_STEP) / OUTPUT_STEP`` times (twice; three times at 2 KiB), and the Python
+#: around each step counts too.
+OUTPUT_STEP = 4096
+#: Seconds new output may wait to be searched: output that comes less than this after the
+#: last search is held until a step's worth has come or this time is up, so output coming in
+#: small pieces is searched a step at a time, not once a piece (each search reads the
+#: ``OUTPUT_SPAN`` before it again).  Output after a quiet spell is searched at once.
+OUTPUT_INTERVAL = 0.005
+#: Most RE2 instructions of patterns in one set (one ``PatternSet``, so one set search):
+#: as many as one pattern may have, which bounds a thrashing set's search (above).  Common
+#: patterns take 10 to 60, so a few dozen share one set.
+SET_PROGRAM_SIZE = 1000
+#: Seconds a set search may take (a common one takes microseconds): past that, its DFA is
+#: thrashing on this output, and its waiters go on one by one for the rest of their wait.
+SET_SLOW = 0.002
 #: Seconds of output searching in one reactor turn, at least one step; the rest waits for
 #: the next turn.
 SEARCH_SLICE = 0.01
@@ -228,44 +250,106 @@ class ScreenWatch(_Watch):
 
 
 class _OutputWaiter(_Waiter):
-    """One output wait: the output searched so far ends at ``end``; ``buffer`` holds its last
-    bytes (at most ``OUTPUT_SPAN`` between searches), where a match may yet begin."""
+    """One output wait: its pattern, and the cursor it searches the output with."""
 
     def __init__(self, forget: Callable[[_Waiter], None], regex: Pattern, start: int) -> None:
         super().__init__(forget)
         self.regex = regex
+        self.cost = set_cost(regex)
+        self.cursor = _Cursor(start, solo=self.cost is None)
+        self.cursor.waiters.append(self)
+
+    @property
+    def end(self) -> int:
+        """The offset just after the output searched so far."""
+        return self.cursor.end
+
+
+class _Cursor:
+    """Output waiters that have searched the same output, up to ``end``: they search the
+    next step over the same window, ``buffer`` (its last bytes, at most ``OUTPUT_SPAN``
+    between searches, where a match may yet begin) and the step's data.  With more than
+    one waiter, a ``PatternSet`` of their patterns (built when first needed after they
+    change) says whose search can match; only those search.  A ``solo`` cursor holds one
+    waiter and is never merged: its pattern cannot join a set, or it was in a set that was
+    too slow (``SET_SLOW``)."""
+
+    def __init__(self, start: int, solo: bool = False) -> None:
         self.base = start
-        self.buffer = bytearray()
+        self.buffer = b""
+        self.waiters: list[_OutputWaiter] = []
+        self.solo = solo
+        self.slow = False
+        self._set: PatternSet | None = None
+        self._cost: int | None = None
 
     @property
     def end(self) -> int:
         """The offset just after the output searched so far."""
         return self.base + len(self.buffer)
 
+    @property
+    def cost(self) -> int:
+        """Its patterns' RE2 instructions, together."""
+        if self._cost is None:
+            self._cost = sum(w.cost or 0 for w in self.waiters)
+        return self._cost
+
+    def changed(self) -> None:
+        """Waiters came or went: the set is rebuilt when next needed."""
+        self._set = None
+        self._cost = None
+
     def skip(self, offset: int) -> None:
         """What came before ``offset`` is gone unsearched: go on from there."""
-        self.base, self.buffer = offset, bytearray()
+        self.base, self.buffer = offset, b""
 
-    def search(self, offset: int, data: bytes) -> Result | None:
+    def search(
+        self, offset: int, data: bytes, timer: Callable[[], float]
+    ) -> list[tuple[_OutputWaiter, Result]]:
         """Take ``data`` (at most ``OUTPUT_STEP`` bytes) at ``offset`` (``end``, or later
-        after a gap); the match if one now exists."""
+        after a gap); the waiters that now match, with their matches (they leave the
+        cursor).  ``slow`` says whether the set took longer than ``SET_SLOW``."""
         if offset != self.end:
             self.skip(offset)
-        pos = max(0, len(self.buffer) - OUTPUT_SPAN)
-        self.buffer += data
-        match = self.regex.search(self.buffer, pos)
-        if match is not None:
-            return {
-                "match": _decoded(match.group(0)),
-                "groups": _groups(match),
-                "offset": self.base + match.start(),
-                "end": self.base + match.end(),
-            }
-        drop = len(self.buffer) - OUTPUT_SPAN
-        if drop > 0:
-            del self.buffer[:drop]
-            self.base += drop
-        return None
+        window = self.buffer + data
+        found: list[tuple[_OutputWaiter, Result]] = []
+        for waiter in self._candidates(window, timer):
+            match = waiter.regex.search(window)
+            if match is not None:
+                found.append((waiter, _outputResult(match, self.base)))
+        for waiter, _ in found:
+            self.waiters.remove(waiter)
+        if found:
+            self.changed()
+        self.buffer = window[-OUTPUT_SPAN:]
+        self.base += len(window) - len(self.buffer)
+        return found
+
+    def _candidates(self, window: bytes, timer: Callable[[], float]) -> list[_OutputWaiter]:
+        """The waiters whose pattern may match in ``window``: those the set says."""
+        if len(self.waiters) < 2:
+            return list(self.waiters)
+        if self._set is None:
+            try:
+                self._set = PatternSet([w.regex for w in self.waiters])
+            except PatternError as e:
+                log.warn("output waits searched one by one: {error}", error=e)
+                self.slow = True
+                return list(self.waiters)
+        began = timer()
+        indices = self._set.matching(window)
+        self.slow = timer() - began > SET_SLOW
+        return [self.waiters[i] for i in indices]
+
+
+def _outputResult(match: Match, base: int) -> Result:
+    return {
+        "match": _decoded(match.group(0)),
+        "groups": _groups(match),
+        "offset": base + match.start(),
+        "end": base + match.end(),
+    }
 
 
 Chunk = tuple[int, bytes]
@@ -275,20 +359,37 @@ _NO_CHUNK: Chunk = (0, b"")
 class OutputWatch(_Watch):
     """Waits for patterns in one output history (see the module docstring).
 
-    Each waiter searches the output after its ``end`` a step (``OUTPUT_STEP`` bytes) at a
-    time: from the chunk that just arrived when it holds that output (a history of size 0
-    holds nothing), otherwise from the history.  One turn takes steps, waiter after waiter,
-    until every waiter has caught up or ``SEARCH_SLICE`` seconds (of ``timer``) have gone;
-    then the turn ends and the rest goes on at the next reactor turn, the waiters left over
-    first."""
+    Waiters that have searched the same output share a cursor (``_Cursor``), at most
+    ``SET_PROGRAM_SIZE`` instructions of patterns to a cursor.  Each cursor searches the
+    output after its ``end`` a step (``OUTPUT_STEP`` bytes) at a time: from the chunk that
+    just arrived when it holds that output (a history of size 0 holds nothing), otherwise
+    from the history.  One turn takes steps, cursor after cursor, until every cursor has
+    caught up or ``SEARCH_SLICE`` seconds (of ``timer``) have gone; then the turn ends and
+    the rest goes on at the next reactor turn, the cursors left over first.  Cursors that
+    have come to the same window merge after the turn.  A turn comes with new output, or up
+    to ``OUTPUT_INTERVAL`` later while less than a step of it has come (held meanwhile: the
+    chunk of a turn is all the output held, so a history of size 0 loses none).  Set
+    searches are timed against ``SET_SLOW`` by ``setTimer``, the thread's CPU time: a search
+    during which the process was only made to wait is not a slow one."""
 
     def __init__(
-        self, history: Any, clock: IReactorTime, timer: Callable[[], float] = time.perf_counter
+        self,
+        history: Any,
+        clock: IReactorTime,
+        timer: Callable[[], float] = time.perf_counter,
+        setTimer: Callable[[], float] = time.thread_time,
     ) -> None:
         super().__init__(clock)
         self._history = history
         self._timer = timer
+        self._setTimer = setTimer
         self._resume: IDelayedCall | None = None
+        self._cursors: list[_Cursor] = []
+        #: New output held, not searched yet (at ``_pendingAt``; less than ``OUTPUT_STEP``
+        #: bytes between turns), and when the last turn was (see ``OUTPUT_INTERVAL``).
+        self._pending = bytearray()
+        self._pendingAt = 0
+        self._lastTurn = float("-inf")
 
     def wait(self, regex: Pattern, from_: int, timeout: float) -> Deferred[Result]:
         """Fires with ``{"match", "groups", "offset", "end"}`` (byte offsets of the match)
@@ -296,14 +397,33 @@ class OutputWatch(_Watch):
         ``ValueError`` when ``from_`` is in the future."""
         start, _ = self._history.read(from_, 0)
         waiter = _OutputWaiter(self._forget, regex, start)
-        queue = [waiter]
+        queue = [waiter.cursor]
         found = self._catchUp(queue, _NO_CHUNK)
         if found:
             return succeed(found[0][1])
         self._add(waiter, timeout)
+        self._cursors.append(waiter.cursor)
         if waiter.end < self._history.end:
             self._later()
+        else:
+            self._merge()
         return waiter.deferred
+
+    def _forget(self, waiter: Any) -> None:
+        self._leave(waiter)
+        super()._forget(waiter)
+
+    def _matched(self, waiter: Any, result: Result) -> None:
+        self._leave(waiter)
+        super()._matched(waiter, result)
+
+    def _leave(self, waiter: _OutputWaiter) -> None:
+        cursor = waiter.cursor
+        if waiter in cursor.waiters:
+            cursor.waiters.remove(waiter)
+            cursor.changed()
+        if not cursor.waiters and cursor in self._cursors:
+            self._cursors.remove(cursor)
 
     def _start(self) -> None:
         self._history.subscribe(self._append)
@@ -313,55 +433,112 @@ class OutputWatch(_Watch):
         if self._resume is not None and self._resume.active():
             self._resume.cancel()
         self._resume = None
+        self._pending = bytearray()
 
     def _append(self, offset: int, data: bytes) -> None:
-        self._turn((offset, data))
+        if self._pending and offset != self._pendingAt + len(self._pending):
+            self._flush()  # not the output that follows: what was held goes first
+        if not self._pending:
+            self._pendingAt = offset
+        self._pending += data
+        wait = self._lastTurn + OUTPUT_INTERVAL - self._clock.seconds()
+        if len(self._pending) >= OUTPUT_STEP or wait <= 0:
+            self._flush()
+        else:
+            self._later(wait)
 
     def _resumed(self) -> None:
         self._resume = None
-        self._turn(_NO_CHUNK)
+        self._flush()
 
-    def _later(self) -> None:
+    def _flush(self) -> None:
+        """A turn over the output held since the last one (and any left behind)."""
+        if self._resume is not None and self._resume.active():
+            self._resume.cancel()
+        self._resume = None
+        chunk = (self._pendingAt, bytes(self._pending)) if self._pending else _NO_CHUNK
+        self._pending = bytearray()
+        self._lastTurn = self._clock.seconds()
+        self._turn(chunk)
+
+    def _later(self, delay: float = 0) -> None:
         if self._resume is None:
-            self._resume = self._clock.callLater(0, self._resumed)
+            self._resume = self._clock.callLater(delay, self._resumed)
+        elif delay == 0 and self._resume.getTime() > self._clock.seconds():
+            self._resume.reset(0)
 
     def _turn(self, chunk: Chunk) -> None:
-        queue = [w for w in self._waiters if w.end < self._history.end]
+        queue = [c for c in self._cursors if c.end < self._history.end]
         for waiter, result in self._catchUp(queue, chunk):
             self._matched(waiter, result)
-        left = [w for w in queue if w in self._waiters]  # in the order they go on
+        left = [c for c in queue if c in self._cursors]  # in the order they go on
         if left:
-            self._waiters = left + [w for w in self._waiters if w not in left]
+            self._cursors = left + [c for c in self._cursors if c not in left]
             self._later()
+        self._merge()
 
-    def _catchUp(
-        self, queue: list[_OutputWaiter], chunk: Chunk
-    ) -> list[tuple[_OutputWaiter, Result]]:
-        """Steps for the waiters in ``queue``, in turn, until each has matched or caught up
-        or the slice is over; the matches found.  ``queue`` is left with the waiters still
-        behind, those that waited longest first."""
+    def _catchUp(self, queue: list[_Cursor], chunk: Chunk) -> list[tuple[_OutputWaiter, Result]]:
+        """Steps for the cursors in ``queue``, in turn, until each has caught up or lost
+        its waiters or the slice is over; the matches found.  ``queue`` is left with the
+        cursors still behind, those that waited longest first."""
         deadline = self._timer() + SEARCH_SLICE
         found: list[tuple[_OutputWaiter, Result]] = []
         steps = 0
         while queue and (not steps or self._timer() < deadline):
-            waiter = queue.pop(0)
+            cursor = queue.pop(0)
             steps += 1
-            result = self._step(waiter, chunk)
-            if result is not None:
-                found.append((waiter, result))
-            elif waiter.end < self._history.end:
-                queue.append(waiter)
+            found += self._step(cursor, chunk)
+            for part in self._split(cursor) if cursor.slow else [cursor]:
+                if part.waiters and part.end < self._history.end:
+                    queue.append(part)
         return found
 
-    def _step(self, waiter: _OutputWaiter, chunk: Chunk) -> Result | None:
-        end = waiter.end
+    def _split(self, cursor: _Cursor) -> list[_Cursor]:
+        """A cursor whose set was too slow: one solo cursor a waiter from now on."""
+        parts = []
+        for waiter in cursor.waiters:
+            part = _Cursor(cursor.base, solo=True)
+            part.buffer = cursor.buffer
+            part.waiters.append(waiter)
+            waiter.cursor = part
+            parts.append(part)
+        if cursor in self._cursors:
+            at = self._cursors.index(cursor)
+            self._cursors[at : at + 1] = parts
+        cursor.waiters = []
+        return parts
+
+    def _merge(self) -> None:
+        """Cursors at the same window go on as one, while their patterns fit one set."""
+        merged: list[_Cursor] = []
+        into: dict[tuple[int, int], _Cursor] = {}
+        for cursor in self._cursors:
+            if cursor.solo:
+                merged.append(cursor)
+                continue
+            key = (cursor.base, cursor.end)
+            other = into.get(key)
+            if other is not None and other.cost + cursor.cost <= SET_PROGRAM_SIZE:
+                for waiter in cursor.waiters:
+                    waiter.cursor = other
+                other.waiters += cursor.waiters
+                other.changed()
+                continue
+            into[key] = cursor
+            merged.append(cursor)
+        self._cursors = merged
+
+    def _step(self, cursor: _Cursor, chunk: Chunk) -> list[tuple[_OutputWaiter, Result]]:
+        end = cursor.end
         offset, data = chunk
         if offset <= end < offset + len(data):
-            return waiter.search(end, data[end - offset : end - offset + OUTPUT_STEP])
+            return cursor.search(
+                end, data[end - offset : end - offset + OUTPUT_STEP], self._setTimer
+            )
         start, piece = self._history.read(end, OUTPUT_STEP)
         if piece:
-            return waiter.search(start, piece)
+            return cursor.search(start, piece, self._setTimer)
         if end < offset:  # gone from the history, the chunk goes on later: from there
-            return waiter.search(offset, data[:OUTPUT_STEP])
-        waiter.skip(self._history.end)  # a history that holds nothing, between chunks
-        return None
+            return cursor.search(offset, data[:OUTPUT_STEP], self._setTimer)
+        cursor.skip(self._history.end)  # a history that holds nothing, between chunks
+        return []
