@@ -782,6 +782,44 @@ def test_recorded_programs_agree(name: str) -> None:
     Pair(80, 24).check(cut(rng, data, 2048), rng)
 
 
+ROW_RUNS = [
+    # a row written field by field after a CUP and after an SGR (one token each)
+    b"\x1b[2;1H\x1b[1mCPU\x1b[0m 12%\x1b[7m[|||  ]\x1b[m load\x1b[33;1m 0.5\x1b[m",
+    # fields that run past the right edge: wrapped, at the bottom of a region it scrolls,
+    # and without autowrap the last column overwritten
+    b"\x1b[2;7r\x1b[7;5H\x1b[31mabcdef\x1b[32mghijkl\x1b[0mmnop\x1b[r"
+    b"\x1b[?7l\x1b[3;6Hxy\x1b[1mzzzzzz\x1b[0mQ\x1b[?7h",
+    # under DEC line drawing (G0 and G1): the fields are translated
+    b"\x1b(0\x1b[1;1Hlq\x1b[1mqk\x1b[0mx\x1b(B\x1b[2;1H\x1b)0\x0e\x1b[7mtu\x1b[mvw\x0f",
+    # a wide character or a combining mark ends the run (the text after it is its own)
+    "\x1b[1;1H\x1b[1mab\x1b[0m中c\x1b[2mde\x1b[0me\u0301f".encode(),
+    # REP after a field repeats its last character
+    b"\x1b[4;1H\x1b[1mab\x1b[4mcd\x1b[3b\x1b[0m",
+]
+
+
+@pytest.mark.parametrize("data", ROW_RUNS)
+def test_rows_written_field_by_field(data: bytes) -> None:
+    """A row written field by field (CUP, then SGR and text again and again), running past
+    the right edge, under line drawing, broken by wide characters: same screen, damage
+    and events as the slow path, cut anywhere."""
+    rng = random.Random(data)
+    Pair(9, 8).check([data], rng)
+    for _ in range(8):
+        Pair(9, 8).check(cut(rng, data, 12), rng)
+
+
+def test_a_field_translated_to_a_wide_character_is_left_to_the_slow_path() -> None:
+    """No standard character set maps ASCII to a wide character, but if one did, the fast
+    path would draw the fields it makes wide as the slow path does."""
+    data = b"\x1b[1;1H\x1b[1mab\x1b[4mcd\x1b[0mqq\x1b[7mef"
+    pair = Pair(9, 4)
+    for t in (pair.fast, pair.slow):
+        t._screen.g0_charset = "".join("中" if i == ord("q") else chr(i) for i in range(256))
+    pair.check([data], random.Random(0))
+    assert [c.data for c in pair.fast.line(0)[:8]] == ["a", "b", "c", "d", "中", "", "中", ""]
+
+
 LINE_EDITS = [
     # writes pending in the rows that IL / DL move, inside and at the edges of a region
     b"\x1b[2;6r\x1b[3;1Habc\x1b[4;1Hdef\x1b[3;1H\x1b[2Lxy\x1b[5;2H\x1b[M\x1b[6;1H\x1b[9Lq",
