@@ -1,6 +1,7 @@
 """Listening on a Twisted server endpoint string at once, with one-line errors.
 
-The API (``--api``) and the web entry (``--web``) bind while their service is built, before
+Byte sockets (``--socket``), the API (``--api``) and the web entry (``--web``) bind while
+their service is built, before
 twistd starts anything, so a bad endpoint or a port in use stops start-up with a
 ``ConfigError`` that names the option, instead of a traceback after the daemon is up.
 """
@@ -17,20 +18,27 @@ from twisted.python.failure import Failure
 from vncmux.errors import ConfigError
 
 
-def listenNow(reactor: Any, endpoint: str, factory: Any, option: str) -> Any:
+def listenNow(
+    reactor: Any, endpoint: str, factory: Any, option: str = "", shown: str | None = None
+) -> Any:
     """Listen on ``endpoint`` with ``factory`` and return the listening port; the endpoint
     must listen synchronously (TCP, UNIX and systemd ones do).  Every failure is a
-    ``ConfigError`` naming ``option`` (e.g. ``--api``) and the endpoint."""
+    ``ConfigError`` naming ``option`` (e.g. ``--api``; none for ``--socket``, whose
+    endpoints are named alone) and the endpoint as the user wrote it (``shown``, when
+    vncmux added to it)."""
+    where = shown or endpoint
+    if option:
+        where = f"{option} {where}"
     try:
         server = serverFromString(reactor, endpoint)
     except (ValueError, TypeError, KeyError) as e:
-        raise ConfigError(f"{option} {endpoint}: {e}") from e
+        raise ConfigError(f"{where}: {e}") from e
     results: list[Any] = []
     server.listen(factory).addBoth(results.append)
     if not results:
-        raise ConfigError(f"{option} {endpoint}: the endpoint does not listen at once")
+        raise ConfigError(f"{where}: the endpoint does not listen at once")
     if isinstance(results[0], Failure):
-        raise ConfigError(f"cannot listen on {option} {endpoint}: {_why(results[0])}")
+        raise ConfigError(f"cannot listen on {where}: {_why(results[0])}")
     return results[0]
 
 

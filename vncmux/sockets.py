@@ -34,8 +34,7 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import IService, Service
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import clientFromString, serverFromString
-from twisted.internet.error import CannotListenError
+from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IProtocolFactory, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -46,6 +45,7 @@ from vncmux.config import ConfigError
 from vncmux.events import ATTACH, DETACH, PTY, SOCKET, Client
 from vncmux.hub import Hub
 from vncmux.interfaces import IBackend, IPausableInput
+from vncmux.listening import listenNow
 
 log = Logger()
 
@@ -261,19 +261,6 @@ def withPrivateMode(endpoint: str) -> str:
     return endpoint + ":mode=600"
 
 
-def _listenError(endpoint: str, reason: Failure) -> ConfigError:
-    exc = reason.value
-    why: str
-    if isinstance(exc, CannotListenError) and isinstance(exc.socketError, OSError):
-        err = exc.socketError
-        why = os.strerror(err.errno).lower() if err.errno else str(err)
-    elif isinstance(exc, OSError) and exc.errno:
-        why = os.strerror(exc.errno).lower()
-    else:
-        why = str(exc) or type(exc).__name__
-    return ConfigError(f"cannot listen on {endpoint}: {why}")
-
-
 class ByteServerService(Service):
     """A listening raw byte endpoint.  Listens in ``__init__`` (synchronously, so errors are
     known before the reactor runs); ``stopService`` closes the port and every client."""
@@ -293,25 +280,16 @@ class ByteServerService(Service):
         self.endpoint = withPrivateMode(endpoint)
         self.label = label or endpoint
         self.clients = ClientSet(maxClients)
-        self.factory = BackendFactory(
-            hub, self.label, self.clients, readonly=readonly, replay=replay
-        )
+        self.factory: BackendFactory
         if telnet:  # clients speak telnet (and RFC 2217 when allowed): vncmux.telnet
             from vncmux.telnet import TelnetFactory
 
             self.factory = TelnetFactory(hub, self.label, self.clients, readonly, replay, rfc2217)
-        try:
-            server = serverFromString(reactor, self.endpoint)
-        except (ValueError, TypeError, KeyError) as e:
-            raise ConfigError(f"bad socket endpoint {endpoint!r}: {e}") from e
-        results: list[Any] = []
-        d = server.listen(self.factory)
-        d.addBoth(results.append)
-        if not results:
-            raise ConfigError(f"cannot listen on {endpoint}: the endpoint does not listen at once")
-        if isinstance(results[0], Failure):
-            raise _listenError(endpoint, results[0])
-        self.port = results[0]
+        else:
+            self.factory = BackendFactory(
+                hub, self.label, self.clients, readonly=readonly, replay=replay
+            )
+        self.port = listenNow(reactor, self.endpoint, self.factory, shown=endpoint)
         log.info("Listening for byte clients on {endpoint}", endpoint=self.endpoint)
 
     def stopService(self) -> Deferred[Any]:
