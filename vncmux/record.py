@@ -36,7 +36,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from vncmux.audit import AppendFile
-from vncmux.console.interfaces import IConsoleListener
+from vncmux.console.interfaces import ChangeListener
 from vncmux.events import (
     ATTACH,
     BREAK,
@@ -250,12 +250,9 @@ class Recording:
             self._event("r", f"{cols}x{rows}")
 
 
-@implementer(IConsoleListener)
-class SizeWatch:
-    """An ``IConsoleListener`` telling a recording of the console's size after each change
-    (a resize is followed by ``changed``)."""
-
-    wantsScrolledOff = False
+class SizeWatch(ChangeListener):
+    """A console listener telling a recording of the console's size after each change (a
+    resize is followed by ``changed``)."""
 
     def __init__(self, console: Any, recording: Recording) -> None:
         self.console = console
@@ -263,15 +260,6 @@ class SizeWatch:
 
     def changed(self) -> None:
         self.recording.resized(self.console.cols, self.console.rows)
-
-    def bell(self) -> None:
-        pass
-
-    def titleChanged(self, title: str) -> None:
-        pass
-
-    def scrolledOff(self, lines: list[str]) -> None:
-        pass
 
 
 class RecordingService(Service):

@@ -37,11 +37,10 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from vncmux.api.pattern import Match, Pattern, PatternError, PatternSet, set_cost
 from vncmux.api.screen import match_position
-from vncmux.console.interfaces import IConsoleListener
+from vncmux.console.interfaces import ChangeListener
 
 log = Logger()
 
@@ -158,8 +157,7 @@ class _ScreenWaiter(_Waiter):
         self.regex = regex
 
 
-@implementer(IConsoleListener)
-class ScreenWatch(_Watch):
+class ScreenWatch(_Watch, ChangeListener):
     """Waits for patterns on one console's screen (see the module docstring).
 
     The screen is read again on a change, but at most once per ``CHECK_INTERVAL`` while it
@@ -169,10 +167,6 @@ class ScreenWatch(_Watch):
     paced too).  ``offset`` is called for the output offset the screen reflects,
     reported with a match.
     """
-
-    #: This listener ignores ``scrolledOff``: a console may skip making text of the rows
-    #: for it (it costs a flood about a third of its speed).
-    wantsScrolledOff = False
 
     def __init__(
         self, console: Any, clock: IReactorTime, offset: Callable[[], int | None] = lambda: None
@@ -238,15 +232,6 @@ class ScreenWatch(_Watch):
             self._check()
         else:
             self._later = self._clock.callLater(wait, self._check)
-
-    def bell(self) -> None:
-        pass
-
-    def titleChanged(self, title: str) -> None:
-        pass
-
-    def scrolledOff(self, lines: list[str]) -> None:
-        pass
 
 
 class _OutputWaiter(_Waiter):

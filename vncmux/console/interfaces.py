@@ -19,7 +19,7 @@ way: ``vncmux.rfb`` imports ``vncmux.console``; ``vncmux.console`` never imports
 
 from __future__ import annotations
 
-from zope.interface import Attribute, Interface
+from zope.interface import Attribute, Interface, implementer
 
 from vncmux.events import Client
 
@@ -161,6 +161,26 @@ class IConsoleListener(Interface):
         A listener with a class attribute ``wantsScrolledOff = False`` is not called: the
         console then does not turn rows into text for it (building them costs the
         terminal's fast path)."""
+
+
+@implementer(IConsoleListener)
+class ChangeListener:
+    """An ``IConsoleListener`` that wants ``changed`` alone (a subclass defines it): bells
+    and titles are ignored, and scrolled-off rows are never made into text for it."""
+
+    wantsScrolledOff = False
+
+    def changed(self) -> None:
+        raise NotImplementedError
+
+    def bell(self) -> None:
+        pass
+
+    def titleChanged(self, title: str) -> None:
+        pass
+
+    def scrolledOff(self, lines: list[str]) -> None:
+        pass
 
 
 class ITerminalEvents(Interface):
