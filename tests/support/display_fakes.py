@@ -1,6 +1,6 @@
-"""A display on fakes: a terminal that only hands out damage, a renderer that records what
-it was asked to draw, and a viewer that records what it was told, put together by
-``make_display`` on the clock the test advances."""
+"""A display on fakes: a terminal that only hands out damage and a renderer that records
+what it was asked to draw, put together by ``make_display`` on the clock the test
+advances (its viewers: ``fakes.RecordingViewer``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from collections.abc import Callable
 
 from PIL import Image
 from twisted.internet.interfaces import IReactorTime
-from zope.interface import implementer
 
 from vncmux.console.damage import Damage
 from vncmux.console.display import Display
-from vncmux.console.interfaces import IViewer
 
 
 class FakeTerminal:
@@ -55,26 +53,6 @@ class FakeRenderer:
 
     def row_box(self, first_row: int, count: int) -> tuple[int, int, int, int]:
         return (0, first_row * self.cell_height, self.width, count * self.cell_height)
-
-
-@implementer(IViewer)
-class FakeViewer:
-    """Records what the display told it, in order, in ``events``."""
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-
-    def updateAvailable(self) -> None:
-        self.events.append("update")
-
-    def bell(self) -> None:
-        self.events.append("bell")
-
-    def nameChanged(self, name: str) -> None:
-        self.events.append(("name", name))
-
-    def sizeChanged(self, width: int, height: int) -> None:
-        self.events.append(("size", width, height))
 
 
 def make_display(

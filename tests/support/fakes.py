@@ -1,12 +1,15 @@
 """In-memory stand-ins for vncmux's parts, for unit tests of what sits around them: a device
-for the hub (``FakeDevice``) and a recorder of a terminal's events (``Events``)."""
+for the hub (``FakeDevice``), a recorder of a terminal's events (``Events``) and a viewer
+that records what a console or display told it (``RecordingViewer``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from zope.interface import implementer
 
 from vncmux.console.cells import Cell
-from vncmux.console.interfaces import ITerminalEvents
+from vncmux.console.interfaces import ITerminalEvents, IViewer
 from vncmux.interfaces import IDevice
 
 
@@ -62,3 +65,28 @@ class Events:
 
     def gone_text(self) -> list[str]:
         return ["".join(c.data for c in row).rstrip() for row in self.gone]
+
+
+@implementer(IViewer)
+class RecordingViewer:
+    """Records what it was told, in order, in ``events``; ``cut`` holds the texts sent to
+    its clipboard."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.cut: list[str] = []
+
+    def updateAvailable(self) -> None:
+        self.events.append("update")
+
+    def bell(self) -> None:
+        self.events.append("bell")
+
+    def nameChanged(self, name: str) -> None:
+        self.events.append(("name", name))
+
+    def sizeChanged(self, width: int, height: int) -> None:
+        self.events.append(("size", width, height))
+
+    def cutText(self, text: str) -> None:
+        self.cut.append(text)

@@ -1,9 +1,9 @@
 """A console with viewers on a fake clock, for the scrollback and selection tests.
 
 ``Setup`` feeds the console through a real hub (so the terminal, the display and the
-scrollback run as in the process); ``Viewer`` records what the console tells it, the
-clipboard text included; ``row_picture`` draws what a row holding some text must look
-like, with a renderer of its own, so a viewer's pixels are checked against text.
+scrollback run as in the process), each viewer a ``RecordingViewer``; ``row_picture``
+draws what a row holding some text must look like, with a renderer of its own, so a
+viewer's pixels are checked against text.
 """
 
 from __future__ import annotations
@@ -13,38 +13,12 @@ from typing import Any
 
 from PIL import Image, ImageChops
 from twisted.internet.testing import Clock
-from zope.interface import implementer
 
-from tests.support.fakes import FakeDevice
+from tests.support.fakes import FakeDevice, RecordingViewer
 from vncmux.console.cells import DEFAULT_CELL, Cell
 from vncmux.console.console import Console, ViewerSession
-from vncmux.console.interfaces import IViewer
 from vncmux.console.render import Renderer
 from vncmux.hub import Hub
-
-
-@implementer(IViewer)
-class Viewer:
-    """Records the console's calls; ``cut`` holds the texts sent to its clipboard."""
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-        self.cut: list[str] = []
-
-    def updateAvailable(self) -> None:
-        self.events.append("update")
-
-    def bell(self) -> None:
-        self.events.append("bell")
-
-    def nameChanged(self, name: str) -> None:
-        self.events.append(("name", name))
-
-    def sizeChanged(self, width: int, height: int) -> None:
-        self.events.append(("size", width, height))
-
-    def cutText(self, text: str) -> None:
-        self.cut.append(text)
 
 
 class Setup:
@@ -77,8 +51,8 @@ class Setup:
         self.device.written.clear()
         return data
 
-    def attach(self, view_only: bool = False) -> tuple[Viewer, ViewerSession]:
-        viewer = Viewer()
+    def attach(self, view_only: bool = False) -> tuple[RecordingViewer, ViewerSession]:
+        viewer = RecordingViewer()
         session = self.console.attach(viewer, view_only=view_only, peer="10.0.0.9:4242")
         return viewer, session
 

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from PIL import Image
 from twisted.internet.testing import Clock
 
-from tests.support.display_fakes import FakeRenderer, FakeTerminal, FakeViewer, make_display
+from tests.support.display_fakes import FakeRenderer, FakeTerminal, make_display
+from tests.support.fakes import RecordingViewer
 from vncmux.console.damage import Damage
 from vncmux.console.display import Display
 
@@ -27,7 +28,7 @@ def make(
 
 def test_new_viewer_starts_all_dirty_and_is_answered_at_once() -> None:
     display, term, rend = make()
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     acc = display.attach(viewer)
     assert acc.rows == {0, 1, 2}
     display.requestUpdate(viewer)
@@ -36,7 +37,7 @@ def test_new_viewer_starts_all_dirty_and_is_answered_at_once() -> None:
 
 def test_incremental_request_waits_for_damage_then_fires_once() -> None:
     display, term, rend = make()
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     acc = display.attach(viewer)
     acc.clear()
     display.requestUpdate(viewer)
@@ -56,7 +57,7 @@ def test_incremental_request_waits_for_damage_then_fires_once() -> None:
 
 def test_nothing_is_rendered_while_nobody_waits() -> None:
     display, term, rend = make()
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     display.attach(viewer).clear()
     term.pending.mark([0])
     display.changed()
@@ -68,7 +69,7 @@ def test_nothing_is_rendered_while_nobody_waits() -> None:
 
 def test_damage_is_rendered_once_for_many_viewers() -> None:
     display, term, rend = make()
-    viewers = [FakeViewer() for _ in range(5)]
+    viewers = [RecordingViewer() for _ in range(5)]
     accs = [display.attach(v) for v in viewers]
     for acc in accs:
         acc.clear()
@@ -85,7 +86,7 @@ def test_damage_is_rendered_once_for_many_viewers() -> None:
 
 def test_detached_viewer_hears_nothing() -> None:
     display, term, rend = make()
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     display.attach(viewer).clear()
     display.requestUpdate(viewer)
     display.detach(viewer)
@@ -97,7 +98,7 @@ def test_detached_viewer_hears_nothing() -> None:
 
 def test_bell_and_title() -> None:
     display, term, rend = make()
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     display.attach(viewer)
     assert display.name == "vncmux: test"
     term.title = "vim"
@@ -113,7 +114,7 @@ def test_a_run_of_bells_rings_at_most_once_per_frame_interval() -> None:
     """Issue 13 item 9: a flood of BEL with ten viewers cost one Bell message per BEL per
     viewer.  Now each viewer hears one at once and one more when the interval ends."""
     display, term, rend = make()
-    viewers = [FakeViewer() for _ in range(10)]
+    viewers = [RecordingViewer() for _ in range(10)]
     for v in viewers:
         display.attach(v)
     for _ in range(10_000):
@@ -142,7 +143,7 @@ def test_bells_follow_the_paced_frame_interval() -> None:
         slow_render(t, damage)
 
     rend.render = render  # type: ignore[method-assign]
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     display.attach(viewer).clear()
     display.requestUpdate(viewer)
     term.pending.mark([0])
@@ -157,7 +158,7 @@ def test_bells_follow_the_paced_frame_interval() -> None:
 
 def test_close_cancels_pending_bells_and_frames() -> None:
     display, term, rend = make()
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     display.attach(viewer).clear()
     display.bell()
     display.bell()  # due later
@@ -174,7 +175,7 @@ def test_close_cancels_pending_bells_and_frames() -> None:
 
 def test_resize_keeps_the_accumulator_object_and_marks_it_all() -> None:
     display, term, rend = make()
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     acc = display.attach(viewer)
     acc.clear()
     display.resize(6, 5)
@@ -185,7 +186,7 @@ def test_resize_keeps_the_accumulator_object_and_marks_it_all() -> None:
 
 def test_refreshes_are_paced_while_output_streams() -> None:
     display, term, rend = make()
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     acc = display.attach(viewer)
     acc.clear()
     display.requestUpdate(viewer)
@@ -214,7 +215,7 @@ def test_a_costly_refresh_stretches_the_interval() -> None:
         slow_render(t, damage)
 
     rend.render = render  # type: ignore[method-assign]
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     acc = display.attach(viewer)
     acc.clear()
     display.requestUpdate(viewer)
@@ -261,7 +262,7 @@ def test_viewers_share_one_crop_per_frame() -> None:
     first = display.crop(box)
     assert display.crop(box) is first, "same rows of the same frame: the same object"
     assert first.size == (8, 3)
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     display.attach(viewer).clear()
     display.requestUpdate(viewer)
     term.pending.mark([1])
@@ -277,7 +278,7 @@ def test_many_viewers_send_in_slices_and_all_get_their_frame() -> None:
         return now[0]
 
     display, term, rend = make(timer=timer)
-    viewers = [FakeViewer() for _ in range(10)]
+    viewers = [RecordingViewer() for _ in range(10)]
     for v in viewers:
         display.attach(v).clear()
         display.requestUpdate(v)
@@ -299,13 +300,13 @@ def test_a_request_arriving_during_slices_is_not_forgotten() -> None:
         return now[0]
 
     display, term, rend = make(timer=timer)
-    viewers = [FakeViewer() for _ in range(6)]
+    viewers = [RecordingViewer() for _ in range(6)]
     for v in viewers:
         display.attach(v).clear()
         display.requestUpdate(v)
     term.pending.mark([0])
     display.changed()
-    late = FakeViewer()
+    late = RecordingViewer()
     late_acc = display.attach(late)
     late_acc.clear()  # as if it had just been sent everything
     display.requestUpdate(late)  # slices still running: it waits
@@ -321,7 +322,7 @@ def test_a_new_viewer_gets_output_that_arrived_while_nobody_watched() -> None:
     term.pending.mark([2])
     display.changed()  # nobody waits: nothing rendered yet
     assert rend.rendered == []
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     display.attach(viewer)
     display.requestUpdate(viewer)
     assert [d.rows for d in rend.rendered] == [{2}], "rendered before the first frame"
@@ -331,7 +332,7 @@ def test_a_new_viewer_gets_output_that_arrived_while_nobody_watched() -> None:
 def _frame(
     display: Display,
     term: FakeTerminal,
-    viewer: FakeViewer,
+    viewer: RecordingViewer,
     acc: Damage,
     change: Callable[[], None],
 ) -> None:
@@ -347,7 +348,7 @@ def test_streaming_output_gets_one_frame_per_stream_interval() -> None:
     the next frame waits ``stream_interval`` and then shows everything since, so a flood
     costs one render and encode per interval instead of one per line."""
     display, term, rend = make()
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     acc = display.attach(viewer)
     _frame(display, term, viewer, acc, lambda: term.pending.scrolled(0, 2, 1))
     assert viewer.events == ["update"], "the first frame after idle goes at once"
@@ -363,7 +364,7 @@ def test_streaming_output_gets_one_frame_per_stream_interval() -> None:
 
 def test_a_frame_redrawing_most_rows_counts_as_streaming() -> None:
     display, term, rend = make()
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     acc = display.attach(viewer)
     _frame(display, term, viewer, acc, lambda: term.pending.mark([0, 1]))
     _frame(display, term, viewer, acc, lambda: term.pending.mark([0]))
@@ -376,7 +377,7 @@ def test_a_frame_redrawing_most_rows_counts_as_streaming() -> None:
 def test_small_changes_after_streaming_are_paced_by_min_interval_again() -> None:
     """An echoed key after the output stopped: no stream pacing (key -> pixel latency)."""
     display, term, rend = make()
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     acc = display.attach(viewer)
     _frame(display, term, viewer, acc, lambda: term.pending.scrolled(0, 2, 1))
     CLOCK.advance(display.stream_interval)
@@ -399,7 +400,7 @@ def test_the_stream_interval_counts_from_when_the_frame_began() -> None:
         slow_render(t, damage)
 
     rend.render = render  # type: ignore[method-assign]
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     acc = display.attach(viewer)
     _frame(display, term, viewer, acc, lambda: term.pending.scrolled(0, 2, 1))
     _frame(display, term, viewer, acc, lambda: term.pending.scrolled(0, 2, 1))

@@ -19,7 +19,8 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from tests.support.display_fakes import FakeViewer, make_display
+from tests.support.display_fakes import make_display
+from tests.support.fakes import RecordingViewer
 from tests.support.ws_client import WSClient, http_get, reactor
 from vncmux.api.auth import Tokens
 from vncmux.api.resource import Api
@@ -456,7 +457,7 @@ def test_a_thumbnail_drawn_inside_the_frame_interval_does_not_strand_a_waiting_v
     frame the display had scheduled for a waiting viewer must still go out."""
     clock = Clock()
     display, term, _ = make_display(clock)
-    viewer = FakeViewer()
+    viewer = RecordingViewer()
     acc = display.attach(viewer)
     acc.clear()
     display.requestUpdate(viewer)
