@@ -310,7 +310,8 @@ class FastPath(PendingRows):
                             x += n
                         else:
                             x, y, off, rows = self._wrapped(t, x, y, off, rows, st, wrap, full)
-                    if k == 2:
+                    if k == 2:  # CR LF after the text: the line feed written out as in the
+                        # LF branch below, not called (once per log line: a call slows a flood)
                         x = 0
                         if y == bottom:
                             if full:
