@@ -13,17 +13,17 @@ more rows than needed is always safe; every operation below keeps that promise.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Scroll:
+class Scroll(NamedTuple):
     """Rows ``top``..``bottom`` (inclusive) moved by ``count``: positive moves content up
-    (a line feed at the bottom margin), negative moves it down (reverse index)."""
+    (a line feed at the bottom margin), negative moves it down (reverse index).  A tuple
+    (not a frozen dataclass) because a full-screen program makes one per scrolled line."""
 
     top: int
     bottom: int
-    count: int
+    count: int  # type: ignore[assignment]  # (the field hides ``tuple.count``, unused here)
 
     @property
     def height(self) -> int:
@@ -79,23 +79,23 @@ class Damage:
         if count == 0 or top > bottom:
             return
         height = bottom - top + 1
-        if abs(count) >= height:
-            self.mark(range(top, bottom + 1))
-            return
         prior = self.scroll
-        if prior is not None and (prior.top != top or prior.bottom != bottom):
-            # Only one scroll can be pending: redraw this region instead.
-            self.mark(range(top, bottom + 1))
+        if (prior is not None and (prior.top != top or prior.bottom != bottom)) or (
+            count >= height or -count >= height
+        ):
+            # Only one scroll can be pending (or nothing survives): redraw this region.
+            self.rows.update(range(max(top, 0), min(bottom + 1, self.lines)))
             return
-        if not self.rows.issuperset(range(top, bottom + 1)):
+        band = range(top, bottom + 1)
+        if not self.rows.issuperset(band):
             # (A region already wholly dirty stays so: shifting it would change nothing.)
             self._shift_rows(top, bottom, count)
-        total = count + (prior.count if prior is not None else 0)
+        total = count if prior is None else count + prior.count
         if total == 0:
             self.scroll = None
-        elif abs(total) >= height:
+        elif total >= height or -total >= height:
             self.scroll = None
-            self.mark(range(top, bottom + 1))
+            self.rows.update(range(max(top, 0), min(bottom + 1, self.lines)))
         else:
             self.scroll = Scroll(top, bottom, total)
 

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pyte import modes as mo
-from pyte.charsets import LAT1_MAP
+from pyte.charsets import LAT1_MAP, MAPS
 from pyte.screens import Margins
 from twisted.logger import Logger
 
@@ -217,7 +217,7 @@ class FastPath(PendingRows):
         # ISO protection (SPA) spares protected cells from ED, EL and ECH: those end the run
         # then.  No fast token turns it on or off (SPA, DECSCA, DECSTR and RIS are slow).
         iso = s.iso_protection
-        tr = self._charset()
+        tr: Any = self._charset()  # (a translation table: see ``_charset``)
         stored: Callable[[int], Any] = s.stored_line
         default: Any = s.default_char
         rows = self._rows
@@ -227,6 +227,8 @@ class FastPath(PendingRows):
         last_text = ""
         end = start
         narrow = self._narrow
+        plain = data.isascii()  # (kept by the string: no text token needs checking then)
+        pints = self._ints  # (the cache behind ``_params``, read inline)
         row: Row | None
         cups = self._cups
         stbms = self._stbms
@@ -245,8 +247,9 @@ class FastPath(PendingRows):
                         nxt = st.trans.get(params)
                         st = nxt if nxt is not None else self._after_sgr(st, params)
                         if "(" in params and s.g0_charset is not LAT1_MAP:  # "\x1b(B" in it
-                            s.define_charset("B", "(")
-                            tr = self._charset()
+                            s.g0_charset = LAT1_MAP
+                            if not s.charset:
+                                tr = None
                     elif k == 6:  # CUP, then maybe text (as SGR)
                         params, t = m.group(5, 6)
                         pos = cups.get(params)
@@ -255,22 +258,28 @@ class FastPath(PendingRows):
                         if pos:
                             x, y = pos
                     elif k == 20:  # a character set designated, then maybe SGR and text
-                        code, g = m.group(18, 17)
-                        if (
-                            code != "B"
-                            or (s.g0_charset if g == "(" else s.g1_charset) is not LAT1_MAP
-                        ):
-                            s.define_charset(code, g)  # ("\x1b(B" again, as in sgr0: nothing)
-                            tr = self._charset()
-                        params, t = m.group(19, 20)
+                        # (as pyte's ``define_charset``: a set it does not know is ignored)
+                        code, g, params, t = m.group(18, 17, 19, 20)
+                        table = MAPS.get(code)
+                        if table is not None:
+                            if g == "(":
+                                s.g0_charset = table
+                            else:
+                                s.g1_charset = table
+                            if (g == ")") == bool(s.charset):  # the set in use
+                                tr = None if table is LAT1_MAP else table
                         if params is not None:
                             nxt = st.trans.get(params)
                             st = nxt if nxt is not None else self._after_sgr(st, params)
                             if "(" in params and s.g0_charset is not LAT1_MAP:
-                                s.define_charset("B", "(")
-                                tr = self._charset()
+                                s.g0_charset = LAT1_MAP
+                                if not s.charset:
+                                    tr = None
                     elif k == 12:  # REP: at most a screenful, as ``_Screen.repeat_last``
-                        ints = self._params(m.group(12))
+                        p = m.group(12)
+                        ints = pints.get(p)
+                        if ints is None:
+                            ints = self._params(p)
                         ch = last_text[-1] if last_text else s.last_char
                         if ints is None:
                             t = ""
@@ -281,21 +290,10 @@ class FastPath(PendingRows):
                             break
                     else:
                         t = m.group(1)
-                    raw = t
-                    if tr is not None and t:
-                        t = t.translate(tr)  # (one character for one: lengths agree)
-                    if t and not (t.isascii() or narrow.issuperset(t)):
-                        # Wide characters, or one the slow path must draw: character by
-                        # character, stopping before the first of the latter.
-                        x, y, off, used = self._mixed(t, x, y, off, rows, st, wrap, full)
-                        if used:
-                            last_text = raw[:used]
-                        if used < len(t):
-                            end = m.start(k if k == 4 or k == 6 or k == 20 else 1) + used
-                            k = 0
-                        t = ""
-                    if t:
-                        last_text = raw
+                    if not t:
+                        pass
+                    elif tr is None and (plain or t.isascii() or narrow.issuperset(t)):
+                        last_text = t  # (the common case: one-cell characters, no charset)
                         n = len(t)
                         if x + n <= cols:  # the common case: it fits on the row
                             a = off + y
@@ -310,6 +308,22 @@ class FastPath(PendingRows):
                             x += n
                         else:
                             x, y, off, rows = self._wrapped(t, x, y, off, rows, st, wrap, full)
+                    else:
+                        raw = t
+                        if tr is not None:
+                            t = t.translate(tr)  # (one character for one: lengths agree)
+                        if t.isascii() or narrow.issuperset(t):
+                            last_text = raw
+                            x, y, off, rows = self._wrapped(t, x, y, off, rows, st, wrap, full)
+                        else:
+                            # Wide characters, or one the slow path must draw: character by
+                            # character, stopping before the first of the latter.
+                            x, y, off, used = self._mixed(t, x, y, off, rows, st, wrap, full)
+                            if used:
+                                last_text = raw[:used]
+                            if used < len(t):
+                                end = m.start(k if k == 4 or k == 6 or k == 20 else 1) + used
+                                break
                     if k == 2:  # CR LF after the text: the line feed written out as in the
                         # LF branch below, not called (once per log line: a call slows a flood)
                         x = 0
@@ -322,9 +336,129 @@ class FastPath(PendingRows):
                                 off = 0
                         elif y < last:
                             y += 1
-                    elif k == 0:
-                        break
-                elif k == 22 or k == 24 or k == 21:  # (CR) LF; ESC 7 8 D E M
+                elif k < 17:  # CSI: DECSTBM, HVP/EL/ED, edits and moves, DECTCEM, DEC modes
+                    if k == 14:  # DECSTBM, as ``TermScreen.set_margins``, then maybe CUP
+                        params = m.group(13)
+                        got = stbms.get(params)
+                        if got is None:
+                            got = self._stbm(params, top, bottom)
+                        if got:
+                            s.margins, top, bottom = got
+                            x = y = 0
+                            full = top == 0 and bottom == last
+                        params = m.group(14)
+                        if params:
+                            params = params[2:-1]
+                            pos = cups.get(params)
+                            if pos is None:
+                                pos = self._cup(params)
+                            if pos:
+                                x, y = pos
+                    elif k == 10:
+                        p, final = m.group(9, 10)
+                        if iso and final != "f":  # ED, EL: the slow path spares protected cells
+                            end = m.start()
+                            break
+                        ints = pints.get(p)
+                        if ints is None:
+                            ints = self._params(p)
+                        if ints is None:
+                            pass
+                        elif final == "f":  # HVP
+                            row_n = (ints[0] if ints else 0) or 1
+                            col_n = (ints[1] if len(ints) > 1 else 0) or 1
+                            x = min(max(0, col_n - 1), cols - 1)
+                            y = min(max(0, row_n - 1), last)
+                        else:
+                            off = self._erase(final, ints[0] if ints else 0, x, y, st, rows, off)
+                    elif k == 8:
+                        p, final = m.group(7, 8)
+                        if iso and final == "X":  # ECH: as ED and EL
+                            end = m.start()
+                            break
+                        ints = pints.get(p)
+                        if ints is None:
+                            ints = self._params(p)
+                        if ints is None:
+                            pass
+                        elif final == "X":  # ECH
+                            xx = min(x, cols - 1)
+                            a = off + y
+                            row = rows[a]
+                            if row is None:
+                                row = rows[a] = [self._base(a)]
+                            fill = self._fill(st)
+                            count = min((ints[0] if ints else 0) or 1, cols - xx)
+                            row.append((xx, " " * count, fill))
+                        elif final in MOVES and not s.declrmm:  # the common moves, in place
+                            n = (ints[0] if ints else 0) or 1
+                            xx = x if x < cols else cols - 1  # (from the pending-wrap column)
+                            if final == "C":  # CUF
+                                x = min(xx + n, cols - 1)
+                            elif final == "D":  # CUB
+                                x = max(xx - n, 0)
+                            elif final == "G" or final == "`":  # CHA, HPA
+                                x = min(n - 1, cols - 1)
+                            else:
+                                x = xx
+                                if final == "A":  # CUU: stops at the top margin from below it
+                                    y = max(y - n, top if y >= top else 0)
+                                elif final == "B":  # CUD: stops at the bottom margin from above
+                                    y = min(y + n, bottom if y <= bottom else last)
+                                else:  # VPA
+                                    y = min(n - 1, last)
+                        elif (final == "S" or final == "T") and len(ints) <= 1:
+                            # SU / SD: the region scrolls (on the pending rows), the cursor stays
+                            n = min((ints[0] if ints else 0) or 1, lines)
+                            if final == "S":
+                                rows = self._scroll(rows, off, top, bottom, n, True)
+                            else:
+                                rows = self._scroll(rows, off, top, bottom, -n, False)
+                            off = 0
+                        elif (final == "L" or final == "M") and top <= y <= bottom:
+                            # IL / DL: the rows from the cursor's down to the bottom margin
+                            # scroll (on the pending rows), the cursor goes to the first column
+                            n = min((ints[0] if ints else 0) or 1, lines)
+                            rows = self._scroll(rows, off, y, bottom, -n if final == "L" else n, False)
+                            off = 0
+                            x = 0
+                        else:
+                            entry = self._csi.get(final) if final != "T" else SD
+                            if entry is None or (final == "T" and len(ints) > 1):
+                                end = m.start()
+                                break
+                            name, arity = entry
+                            args = tuple(ints if arity is None else ints[:arity])
+                            rows, off, x, y, st, last_text = self._call(
+                                name, args, EDITS[final], x, y, st, last_text, rows, off
+                            )
+                            if final == "h" or final == "l":  # (insert mode, newline mode)
+                                lnm = mo.LNM in mode
+                                if not self.usable():
+                                    end = m.end()
+                                    break
+                    elif k == 11:  # DECTCEM: what ``set_mode`` / ``reset_mode`` do for 25
+                        on = m.group(11) == "h"
+                        s.other_modes[DECTCEM_KEY] = on  # (as ``note_mode``, for DECRQM)
+                        if on:
+                            mode.add(mo.DECTCEM)
+                        else:
+                            mode.discard(mo.DECTCEM)
+                        s.cursor.hidden = not on
+                    else:  # (16) DEC private modes, when all are quiet ones
+                        p = m.group(15)
+                        ints = pints.get(p)
+                        if ints is None:
+                            ints = self._params(p)
+                        if ints is None or not QUIET_MODES.issuperset(ints):
+                            end = m.start()
+                            break
+                        if m.group(16) == "h":
+                            s.set_mode(*ints, private=True)
+                        else:
+                            s.reset_mode(*ints, private=True)
+                        wrap = mo.DECAWM in mode
+                elif k == 22 or k == 24 or k == 21:  # (CR) LF; ESC 7 8 D E M = >
                     if k == 21:
                         esc = m.group(21)
                         if esc == "=" or esc == ">":  # keypad modes: the screen's own
@@ -368,33 +502,6 @@ class FastPath(PendingRows):
                             off = 0
                     elif y < last:
                         y += 1
-                elif k == 14:  # DECSTBM, as ``TermScreen.set_margins``, then maybe CUP
-                    params = m.group(13)
-                    got = stbms.get(params)
-                    if got is None:
-                        got = self._stbm(params, top, bottom)
-                    if got:
-                        s.margins, top, bottom = got
-                        x = y = 0
-                        full = top == 0 and bottom == last
-                    params = m.group(14)
-                    if params:
-                        params = params[2:-1]
-                        pos = cups.get(params)
-                        if pos is None:
-                            pos = self._cup(params)
-                        if pos:
-                            x, y = pos
-                elif k == 16:  # DEC private modes, when all are quiet ones
-                    ints = self._params(m.group(15))
-                    if ints is None or not QUIET_MODES.issuperset(ints):
-                        end = m.start()
-                        break
-                    if m.group(16) == "h":
-                        s.set_mode(*ints, private=True)
-                    else:
-                        s.reset_mode(*ints, private=True)
-                    wrap = mo.DECAWM in mode
                 elif k == 23:
                     x = 0
                 elif k == 25:  # BS (from the pending-wrap column it goes back two)
@@ -405,93 +512,6 @@ class FastPath(PendingRows):
                     stops = sorted(s.tabstops)
                     i = bisect_right(stops, x)
                     x = stops[i] if i < len(stops) else cols - 1
-                elif k == 10:
-                    final = m.group(10)
-                    if iso and final != "f":  # ED, EL: the slow path spares protected cells
-                        end = m.start()
-                        break
-                    ints = self._params(m.group(9))
-                    if ints is None:
-                        pass
-                    elif final == "H" or final == "f":
-                        row_n = (ints[0] if ints else 0) or 1
-                        col_n = (ints[1] if len(ints) > 1 else 0) or 1
-                        x = min(max(0, col_n - 1), cols - 1)
-                        y = min(max(0, row_n - 1), last)
-                    else:
-                        off = self._erase(final, ints[0] if ints else 0, x, y, st, rows, off)
-                elif k == 8:
-                    final = m.group(8)
-                    if iso and final == "X":  # ECH: as ED and EL
-                        end = m.start()
-                        break
-                    ints = self._params(m.group(7))
-                    if ints is None:
-                        pass
-                    elif final == "X":  # ECH
-                        xx = min(x, cols - 1)
-                        a = off + y
-                        row = rows[a]
-                        if row is None:
-                            row = rows[a] = [self._base(a)]
-                        fill = self._fill(st)
-                        count = min((ints[0] if ints else 0) or 1, cols - xx)
-                        row.append((xx, " " * count, fill))
-                    elif final in MOVES and not s.declrmm:  # the common moves, in place
-                        n = (ints[0] if ints else 0) or 1
-                        xx = x if x < cols else cols - 1  # (from the pending-wrap column)
-                        if final == "C":  # CUF
-                            x = min(xx + n, cols - 1)
-                        elif final == "D":  # CUB
-                            x = max(xx - n, 0)
-                        elif final == "G" or final == "`":  # CHA, HPA
-                            x = min(n - 1, cols - 1)
-                        else:
-                            x = xx
-                            if final == "A":  # CUU: stops at the top margin from below it
-                                y = max(y - n, top if y >= top else 0)
-                            elif final == "B":  # CUD: stops at the bottom margin from above
-                                y = min(y + n, bottom if y <= bottom else last)
-                            else:  # VPA
-                                y = min(n - 1, last)
-                    elif (final == "S" or final == "T") and len(ints) <= 1:
-                        # SU / SD: the region scrolls (on the pending rows), the cursor stays
-                        n = min((ints[0] if ints else 0) or 1, lines)
-                        if final == "S":
-                            rows = self._scroll(rows, off, top, bottom, n, True)
-                        else:
-                            rows = self._scroll(rows, off, top, bottom, -n, False)
-                        off = 0
-                    elif (final == "L" or final == "M") and top <= y <= bottom:
-                        # IL / DL: the rows from the cursor's down to the bottom margin
-                        # scroll (on the pending rows), the cursor goes to the first column
-                        n = min((ints[0] if ints else 0) or 1, lines)
-                        rows = self._scroll(rows, off, y, bottom, -n if final == "L" else n, False)
-                        off = 0
-                        x = 0
-                    else:
-                        entry = self._csi.get(final) if final != "T" else SD
-                        if entry is None or (final == "T" and len(ints) > 1):
-                            end = m.start()
-                            break
-                        name, arity = entry
-                        args = tuple(ints if arity is None else ints[:arity])
-                        rows, off, x, y, st, last_text = self._call(
-                            name, args, EDITS[final], x, y, st, last_text, rows, off
-                        )
-                        if final == "h" or final == "l":  # (insert mode, newline mode)
-                            lnm = mo.LNM in mode
-                            if not self.usable():
-                                end = m.end()
-                                break
-                elif k == 11:  # DECTCEM: what ``set_mode`` / ``reset_mode`` do for 25
-                    on = m.group(11) == "h"
-                    s.other_modes[DECTCEM_KEY] = on  # (as ``note_mode``, for DECRQM)
-                    if on:
-                        mode.add(mo.DECTCEM)
-                    else:
-                        mode.discard(mo.DECTCEM)
-                    s.cursor.hidden = not on
                 elif k == 28:
                     s.bell()
                 elif k == 29:  # SO, SI: the screen's own methods
@@ -533,10 +553,11 @@ class FastPath(PendingRows):
         wrap: bool,
         full: bool,
     ) -> tuple[int, int, int, list[Row | None]]:
-        """Text of one-cell characters that does not fit on the cursor's row, as pyte's
-        ``draw``: up to the right edge, then on the next rows (autowrap: scrolling the
-        screen, or the region at its bottom margin) or, without autowrap, its last
-        character over the last column.  Returns the new x, y, scroll count and rows."""
+        """Text of one-cell characters, as pyte's ``draw`` places it (the run itself writes
+        plain text that fits on the cursor's row): up to the right edge, then on the next
+        rows (autowrap: scrolling the screen, or the region at its bottom margin) or,
+        without autowrap, its last character over the last column.  Returns the new x, y,
+        scroll count and rows."""
         s = self.screen
         cols, last = s.columns, s.lines - 1
         top, bottom = s.margins or (0, last)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from pyte.screens import StaticDefaultDict
@@ -31,9 +32,13 @@ if TYPE_CHECKING:
 ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
 
 _MAX_CELLS = 1024  # cells cached per attribute set
-_MANY_OPS = 32  # operations on one row past which ``_build`` masks the covered ones
+_MAX_RUN_CELLS = 4096  # cells kept in runs per attribute set (see ``Attrs.run``) ...
+_RUN_CHARS = 80  # ... each of at most this many characters
+_MANY_OPS = 32  # operations on one row past which ``_build`` drops those rewritten later
 
 log = Logger()
+_first = itemgetter(0)  # (an operation's column ...)
+_second = itemgetter(1)  # (... and text, read in C)
 
 # A pending row: [base, op, op, ...].  ``base`` is the row's line dict (changed in place)
 # or a Cell: a fresh line of that cell.  An op is (column, text, cells): write
@@ -45,13 +50,31 @@ class Attrs(dict[str, "Cell"]):
     """One attribute set: character -> Cell with these attributes (built on first use),
     plus where each SGR parameter string leads and the cell erasing leaves behind."""
 
-    __slots__ = ("attrs", "fill", "trans")
+    __slots__ = ("attrs", "fill", "run_cells", "runs", "trans")
 
     def __init__(self, attrs: Cell) -> None:
         super().__init__()
         self.attrs = attrs
         self.trans: dict[str, Attrs] = {}
         self.fill: Attrs | None = None
+        self.runs: dict[str, tuple[Cell, ...]] = {}  # texts -> their cells (``run``) ...
+        self.run_cells = 0  # ... holding this many cells in all
+
+    def run(self, text: str) -> tuple[Cell, ...]:
+        """The cells of ``text`` in these attributes.  Texts up to a row long are kept: a
+        full-screen program writes the same ones (borders, padding, labels, fields that
+        did not change, an erased stretch) frame after frame, and a row is then built
+        from whole runs, not character by character."""
+        cells = self.runs.get(text)
+        if cells is None:
+            cells = tuple(map(self.__getitem__, text))
+            if len(text) <= _RUN_CHARS:
+                if self.run_cells + len(text) > _MAX_RUN_CELLS:
+                    self.runs.clear()
+                    self.run_cells = 0
+                self.runs[text] = cells
+                self.run_cells += len(text)
+        return cells
 
     def __missing__(self, ch: str) -> Cell:
         # NUL never comes as text: it stands for the right half of a wide character.
@@ -122,7 +145,9 @@ class PendingRows:
         Returns the pending rows (the scroll count is 0 afterwards)."""
         s = self.screen
         height = bottom - top + 1
-        n = min(abs(count), height)
+        n = count if count > 0 else -count
+        if n > height:
+            n = height
         if n == 0:
             return rows
         if off:
@@ -132,24 +157,30 @@ class PendingRows:
         if count > 0 and off_top and top == 0 and s.reports_scrolled_off:
             cells = self._cells
             s.scrolled_off([cells(rows[a], a) for a in range(n)])
-        seg = rows[top : bottom + 1]
         blank = s.default_char
-        if None in seg:
+        seg = rows[top : bottom + 1]
+        if None in seg:  # (the band's first scroll in this run)
             stored = s.stored_line
             for i, row in enumerate(seg):
                 if row is None:
                     line = stored(top + i)
                     seg[i] = [StaticDefaultDict(blank) if line is None else line]
-        fresh: list[Row | None] = (
-            [[StaticDefaultDict(blank)]]
-            if n == 1
-            else [[StaticDefaultDict(blank)] for _ in range(n)]
-        )
+            rows[top : bottom + 1] = seg
+        # Rows coming in are fresh rows of blanks (``[cell]``, as ``_erase`` leaves them):
+        # built, and marked, at settle like any written row.
         if count > 0:
-            rows[top : bottom + 1] = seg[n:] + fresh
+            if n == 1:  # (a line feed at the bottom margin: the common case)
+                del rows[top]
+                rows.insert(bottom, [blank])
+            else:
+                rows[top : bottom + 1] = seg[n:] + [[blank] for _ in range(n)]
             s.note_scroll(top, bottom, n)
         else:
-            rows[top : bottom + 1] = fresh + seg[: height - n]
+            if n == 1:
+                del rows[bottom]
+                rows.insert(top, [blank])
+            else:
+                rows[top : bottom + 1] = [[blank] for _ in range(n)] + seg[: height - n]
             s.note_scroll(top, bottom, -n)
         return rows
 
@@ -338,63 +369,37 @@ class PendingRows:
         return well_formed(cells) if tidy else cells
 
     def _build(self, row: Row) -> Any:
-        """The line dict of a pending row: its base with the live operations applied.
+        """The line dict of a pending row: its base with its operations applied.
 
-        A full-screen program rewrites the same rows again and again, so operations that
-        later ones cover completely are skipped.  With few operations: walking back from
-        the last one, ``lo`` is where the contiguous covered stretch up to the right edge
-        begins, and once it reaches column 0 nothing before matters.  With many (htop
-        rewrites a row field by field, frame after frame): walking back, a mask of the
-        columns written later drops every operation wholly under it, and the walk stops
-        once the mask covers the row.
+        A few operations go straight into the line.  More are laid out in a list first,
+        each as a run of cells (:meth:`Attrs.run`), later ones over earlier ones, and the
+        list goes into the line in one C-level pass.  A full-screen program rewrites the
+        same fields again and again (htop: frame after frame between two settles), so
+        with many operations each one followed by another on exactly the same columns
+        is dropped first.  (Walking back to skip operations covered by later ones cost
+        more than laying them all out: the check is about as dear as the copy.)
         """
         base = row[0]
         line = base if isinstance(base, dict) else StaticDefaultDict(base)
-        if len(row) > _MANY_OPS:
-            cols = self.screen.columns
-            covered = bytearray(cols)
-            ones = b"\x01" * cols  # (the mask's "written" bytes)
-            live = []
-            for i in range(len(row) - 1, 0, -1):
-                op = row[i]
-                x = op[0]
-                e = min(x + len(op[1]), cols)
-                if covered.find(0, x, e) < 0:
-                    continue  # (wholly written over later)
-                live.append(op)
-                covered[x:e] = ones[x:e]
-                if 0 not in covered:
-                    break
-            # Laid out in a list by slice, later ones over earlier ones, then put in the
-            # line in one C-level pass.
-            buf: list[Any] = [None] * cols
-            for x, text, cells in reversed(live):
-                buf[x : x + len(text)] = map(cells.__getitem__, text)
-            line.update(itertools.compress(enumerate(buf), buf))
-            return line
-        first = 1
-        if len(row) > 3:
-            lo = self.screen.columns
-            for i in range(len(row) - 1, 0, -1):
-                x, text, _ = row[i]
-                if x <= lo <= x + len(text):
-                    lo = x
-                    if lo == 0:
-                        first = i
-                        break
-        if len(row) - first > 4:  # (laid out in a list first, as above)
-            buf = [None] * self.screen.columns
-            for i in range(first, len(row)):
+        if len(row) <= 5:
+            for i in range(1, len(row)):
                 x, text, cells = row[i]
-                buf[x : x + len(text)] = map(cells.__getitem__, text)
-            line.update(itertools.compress(enumerate(buf), buf))
+                if len(text) == 1:
+                    line[x] = cells[text]
+                else:
+                    line.update(zip(range(x, x + len(text)), cells.run(text)))
             return line
-        for i in range(first, len(row)):
-            x, text, cells = row[i]
-            if len(text) == 1:
-                line[x] = cells[text]
-            else:
-                line.update(zip(range(x, x + len(text)), map(cells.__getitem__, text)))
+        live = row[1:]
+        if len(live) > _MANY_OPS:
+            # The last operation on each exact span of columns, in order (in C: a dict
+            # keyed by the columns, later ones replacing earlier ones).
+            spans = zip(map(_first, live), map(len, map(_second, live)))
+            last = dict(zip(spans, range(len(live))))
+            live = list(map(live.__getitem__, sorted(last.values())))
+        buf: list[Any] = [None] * self.screen.columns
+        for x, text, cells in live:
+            buf[x : x + len(text)] = cells.run(text)
+        line.update(itertools.compress(enumerate(buf), buf))
         return line
 
 
