@@ -887,3 +887,15 @@ def test_cursor_visibility_is_reported_as_the_slow_path_sets_it() -> None:
         a, b = fast._screen, slow._screen
         assert (a.cursor.hidden, 25 << 5 in a.mode) == (b.cursor.hidden, 25 << 5 in b.mode)
         assert a.other_modes == b.other_modes
+
+
+def test_token_pattern_keeps_match_objects_small() -> None:
+    """At most 24 groups: a match object (one per token) then comes from CPython's
+    small-object allocator (a request of at most 512 bytes), not from malloc."""
+    import sys
+
+    from vncmux.console.fasttokens import TOKEN
+
+    assert TOKEN.groups <= 24
+    m = TOKEN.match("x")
+    assert m is not None and sys.getsizeof(m) <= 512

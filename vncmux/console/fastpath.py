@@ -241,7 +241,7 @@ class FastPath(PendingRows):
         try:
             while m is not None:
                 k = m.lastindex
-                if k <= 6 or k == 20 or k == 12:  # text, maybe after SGR, CUP or charset
+                if k <= 6 or k == 17 or k == 9:  # text, maybe after SGR, CUP or charset
                     if k == 4:  # SGR, then maybe text (group 4 always takes part)
                         params, t = m.group(3, 4)
                         nxt = st.trans.get(params)
@@ -257,9 +257,9 @@ class FastPath(PendingRows):
                             pos = self._cup(params)
                         if pos:
                             x, y = pos
-                    elif k == 20:  # a character set designated, then maybe SGR and text
+                    elif k == 17:  # a character set designated, then maybe SGR and text
                         # (as pyte's ``define_charset``: a set it does not know is ignored)
-                        code, g, params, t = m.group(18, 17, 19, 20)
+                        code, g, params, t = m.group(15, 14, 16, 17)
                         table = MAPS.get(code)
                         if table is not None:
                             if g == "(":
@@ -275,8 +275,8 @@ class FastPath(PendingRows):
                                 s.g0_charset = LAT1_MAP
                                 if not s.charset:
                                     tr = None
-                    elif k == 12:  # REP: at most a screenful, as ``_Screen.repeat_last``
-                        p = m.group(12)
+                    elif k == 9:  # REP: at most a screenful, as ``_Screen.repeat_last``
+                        p = m.group(5)
                         ints = pints.get(p)
                         if ints is None:
                             ints = self._params(p)
@@ -322,7 +322,7 @@ class FastPath(PendingRows):
                             if used:
                                 last_text = raw[:used]
                             if used < len(t):
-                                end = m.start(k if k == 4 or k == 6 or k == 20 else 1) + used
+                                end = m.start(k if k == 4 or k == 6 or k == 17 else 1) + used
                                 break
                     if k == 2:  # CR LF after the text: the line feed written out as in the
                         # LF branch below, not called (once per log line: a call slows a flood)
@@ -336,9 +336,9 @@ class FastPath(PendingRows):
                                 off = 0
                         elif y < last:
                             y += 1
-                elif k < 17:  # CSI: DECSTBM, HVP/EL/ED, edits and moves, DECTCEM, DEC modes
-                    if k == 14:  # DECSTBM, as ``TermScreen.set_margins``, then maybe CUP
-                        params = m.group(13)
+                elif k < 14:  # CSI: DECSTBM, HVP/EL/ED, edits and moves, DECTCEM, DEC modes
+                    if k == 10:  # DECSTBM, as ``TermScreen.set_margins``, then maybe CUP
+                        params = m.group(5)
                         got = stbms.get(params)
                         if got is None:
                             got = self._stbm(params, top, bottom)
@@ -346,7 +346,7 @@ class FastPath(PendingRows):
                             s.margins, top, bottom = got
                             x = y = 0
                             full = top == 0 and bottom == last
-                        params = m.group(14)
+                        params = m.group(10)
                         if params:
                             params = params[2:-1]
                             pos = cups.get(params)
@@ -354,8 +354,8 @@ class FastPath(PendingRows):
                                 pos = self._cup(params)
                             if pos:
                                 x, y = pos
-                    elif k == 10:
-                        p, final = m.group(9, 10)
+                    elif k == 8:
+                        p, final = m.group(5, 8)
                         if iso and final != "f":  # ED, EL: the slow path spares protected cells
                             end = m.start()
                             break
@@ -371,8 +371,8 @@ class FastPath(PendingRows):
                             y = min(max(0, row_n - 1), last)
                         else:
                             off = self._erase(final, ints[0] if ints else 0, x, y, st, rows, off)
-                    elif k == 8:
-                        p, final = m.group(7, 8)
+                    elif k == 7:
+                        p, final = m.group(5, 7)
                         if iso and final == "X":  # ECH: as ED and EL
                             end = m.start()
                             break
@@ -445,22 +445,22 @@ class FastPath(PendingRows):
                         else:
                             mode.discard(mo.DECTCEM)
                         s.cursor.hidden = not on
-                    else:  # (16) DEC private modes, when all are quiet ones
-                        p = m.group(15)
+                    else:  # (13) DEC private modes, when all are quiet ones
+                        p = m.group(12)
                         ints = pints.get(p)
                         if ints is None:
                             ints = self._params(p)
                         if ints is None or not QUIET_MODES.issuperset(ints):
                             end = m.start()
                             break
-                        if m.group(16) == "h":
+                        if m.group(13) == "h":
                             s.set_mode(*ints, private=True)
                         else:
                             s.reset_mode(*ints, private=True)
                         wrap = mo.DECAWM in mode
-                elif k == 22 or k == 24 or k == 21:  # (CR) LF; ESC 7 8 D E M = >
-                    if k == 21:
-                        esc = m.group(21)
+                elif k == 19 or k == 21 or k == 18:  # (CR) LF; ESC 7 8 D E M = >
+                    if k == 18:
+                        esc = m.group(18)
                         if esc == "=" or esc == ">":  # keypad modes: the screen's own
                             s.set_keypad(esc == "=")
                             prev = m
@@ -491,7 +491,7 @@ class FastPath(PendingRows):
                             continue
                         if esc == "E":
                             x = 0
-                    elif k == 22 or lnm:
+                    elif k == 19 or lnm:
                         x = 0
                     if y == bottom:
                         if full:
@@ -502,32 +502,34 @@ class FastPath(PendingRows):
                             off = 0
                     elif y < last:
                         y += 1
-                elif k == 23:
+                elif k == 20:  # CR
                     x = 0
-                elif k == 25:  # BS (from the pending-wrap column it goes back two)
-                    if x == cols:
-                        x -= 1
-                    x = min(max(0, x - 1), cols - 1)
-                elif k == 26:  # HT
-                    stops = sorted(s.tabstops)
-                    i = bisect_right(stops, x)
-                    x = stops[i] if i < len(stops) else cols - 1
-                elif k == 28:
-                    s.bell()
-                elif k == 29:  # SO, SI: the screen's own methods
-                    if m.group(29) == "\x0e":
-                        s.shift_out()
-                    else:
-                        s.shift_in()
-                    tr = self._charset()
-                # k == 27: ignored controls (CAN and SUB only abort sequences: none here)
+                elif k == 23:  # the rarer controls
+                    c = m.group(23)[0]
+                    if c == "\x08":  # BS (from the pending-wrap column it goes back two)
+                        if x == cols:
+                            x -= 1
+                        x = min(max(0, x - 1), cols - 1)
+                    elif c == "\t":  # HT
+                        stops = sorted(s.tabstops)
+                        i = bisect_right(stops, x)
+                        x = stops[i] if i < len(stops) else cols - 1
+                    elif c == "\x07":  # BEL (a run of them rings once)
+                        s.bell()
+                    else:  # SO, SI: the screen's own methods
+                        if c == "\x0e":
+                            s.shift_out()
+                        else:
+                            s.shift_in()
+                        tr = self._charset()
+                # k == 22: ignored controls (CAN and SUB only abort sequences: none here)
                 prev = m
                 m = match()
         except Exception:  # noqa: BLE001 -- as the slow path: drop that token alone
             log.failure("Terminal fast path: dropped a token that failed")
             if m is not None:  # (the text after an SGR or CUP is a token of its own)
                 k = m.lastindex
-                end = m.start(k) if k == 4 or k == 6 or k == 20 else m.end()
+                end = m.start(k) if k == 4 or k == 6 or k == 17 else m.end()
         if m is None:  # (ran to the last token: it ends the run; a break set ``end``)
             end = prev.end()
 
