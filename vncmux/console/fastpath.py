@@ -218,6 +218,7 @@ class FastPath(PendingRows):
         # then.  No fast token turns it on or off (SPA, DECSCA, DECSTR and RIS are slow).
         iso = s.iso_protection
         tr: Any = self._charset()  # (a translation table: see ``_charset``)
+        g0_ascii = s.g0_charset is LAT1_MAP  # (G0 is ASCII: an sgr0's "ESC ( B" does nothing)
         stored: Callable[[int], Any] = s.stored_line
         default: Any = s.default_char
         rows = self._rows
@@ -228,6 +229,7 @@ class FastPath(PendingRows):
         end = start
         narrow = self._narrow
         plain = data.isascii()  # (kept by the string: no text token needs checking then)
+        asis = plain and tr is None  # text goes in as it is (kept with ``tr``)
         pints = self._ints  # (the cache behind ``_params``, read inline)
         row: Row | None
         cups = self._cups
@@ -246,10 +248,12 @@ class FastPath(PendingRows):
                         params, t = m.group(3, 4)
                         nxt = st.trans.get(params)
                         st = nxt if nxt is not None else self._after_sgr(st, params)
-                        if "(" in params and s.g0_charset is not LAT1_MAP:  # "\x1b(B" in it
+                        if not g0_ascii and "(" in params:  # "\x1b(B" in it
                             s.g0_charset = LAT1_MAP
+                            g0_ascii = True
                             if not s.charset:
                                 tr = None
+                                asis = plain
                     elif k == 6:  # CUP, then maybe text (as SGR)
                         params, t = m.group(5, 6)
                         pos = cups.get(params)
@@ -268,13 +272,16 @@ class FastPath(PendingRows):
                                 s.g1_charset = table
                             if (g == ")") == bool(s.charset):  # the set in use
                                 tr = None if table is LAT1_MAP else table
+                            g0_ascii = s.g0_charset is LAT1_MAP
                         if params is not None:
                             nxt = st.trans.get(params)
                             st = nxt if nxt is not None else self._after_sgr(st, params)
-                            if "(" in params and s.g0_charset is not LAT1_MAP:
+                            if not g0_ascii and "(" in params:
                                 s.g0_charset = LAT1_MAP
+                                g0_ascii = True
                                 if not s.charset:
                                     tr = None
+                        asis = plain and tr is None
                     elif k == 9:  # REP: at most a screenful, as ``_Screen.repeat_last``
                         p = m.group(5)
                         ints = pints.get(p)
@@ -292,20 +299,20 @@ class FastPath(PendingRows):
                         t = m.group(1)
                     if not t:
                         pass
-                    elif tr is None and (plain or t.isascii() or narrow.issuperset(t)):
+                    elif asis or (tr is None and (t.isascii() or narrow.issuperset(t))):
                         last_text = t  # (the common case: one-cell characters, no charset)
-                        n = len(t)
-                        if x + n <= cols:  # the common case: it fits on the row
-                            a = off + y
-                            row = rows[a]
+                        e = x + len(t)
+                        if e <= cols:  # the common case: it fits on the row
+                            row = rows[off + y]
                             if row is None:
+                                a = off + y
                                 if a < lines:
                                     line = stored(a)
                                     row = rows[a] = [default if line is None else line]
                                 else:
                                     row = rows[a] = [default]
                             row.append((x, t, st))
-                            x += n
+                            x = e
                         else:
                             x, y, off, rows = self._wrapped(t, x, y, off, rows, st, wrap, full)
                     else:
@@ -486,6 +493,8 @@ class FastPath(PendingRows):
                             top, bottom = s.margins or (0, last)
                             full = top == 0 and bottom == last
                             tr = self._charset()
+                            g0_ascii = s.g0_charset is LAT1_MAP
+                            asis = plain and tr is None
                             prev = m
                             m = match()
                             continue
@@ -522,6 +531,7 @@ class FastPath(PendingRows):
                         else:
                             s.shift_in()
                         tr = self._charset()
+                        asis = plain and tr is None
                 # k == 22: ignored controls (CAN and SUB only abort sequences: none here)
                 prev = m
                 m = match()
