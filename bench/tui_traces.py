@@ -15,15 +15,26 @@ sequence, a control character, "text" for characters the fast path does not draw
 screen state that kept it off ("state: ...").  ``--cprofile`` runs the fast path under
 cProfile and prints, per trace, the functions that cost most (own time): where to cut next.
 
+``--instructions`` counts instead of timing: each side's replays run under valgrind's
+callgrind (Debian's ``valgrind``), counted from the first replay to the last only, with a
+fixed hash seed, so the figures are the same from run to run on any machine state.  A
+machine with slow spells moves a timed comparison by 10% and more; a count moves by a few
+parts in 10,000, which is what a change of a few percent needs.  Instructions are not
+time (the two sides' instructions per cycle differ: here the timed ratio is 10-20% below
+the counted one), so the budget is judged on the timed figures.
+
     .venv/bin/python bench/tui_traces.py [--quick] [--reps N] [--profile] [--cprofile]
-        [--traces vim,less]
+        [--instructions] [--traces vim,less]
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -31,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, machine_line, median, table
+from common import ROOT, BenchError, machine_line, median, table
 
 sys.path.insert(0, str(ROOT))
 
@@ -151,6 +162,61 @@ def cprofile(parts: list[bytes], times: int, top: int = 14) -> str:
     return out.getvalue()
 
 
+def count_worker(kind: str, name: str, times: int) -> None:
+    """Under callgrind: ``times`` replays of trace ``name`` on one side, counted alone."""
+    parts = chunks(load(name))
+    feed = feed_pyte if kind == "pyte" else feed_vncmux
+    feed(parts, 1)  # (imports done and module caches warm: not what is counted)
+    me = str(os.getpid())
+    subprocess.run(["callgrind_control", "-i", "on", me], check=True, capture_output=True)
+    feed(parts, times)
+    subprocess.run(["callgrind_control", "-i", "off", me], check=True, capture_output=True)
+
+
+def instructions(kind: str, name: str, times: int) -> int:
+    """Instructions one side executes for ``times`` replays of trace ``name``."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise BenchError("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+    cmd += ["--callgrind-out-file=/dev/null", sys.executable, __file__]
+    cmd += ["--count-worker", kind, "--traces", name, "--reps", str(times)]
+    env = dict(os.environ, PYTHONHASHSEED="0")  # (the same dict layouts every run)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    got = re.search(r"Collected : (\d+)", out.stderr)
+    if out.returncode != 0 or got is None:
+        raise BenchError(f"callgrind run failed ({kind}, {name}): {out.stderr[-400:]}")
+    return int(got.group(1))
+
+
+def count_all(chosen: list[str]) -> list[list[str]]:
+    """The ``--instructions`` table: per trace, millions of instructions per replay on each
+    side and their ratio (the two sides run at once, one per core)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = []
+    for name in chosen:
+        # (--quick's replays: the terminal's caches warm as in the timed runs, which take 5x
+        # as many; counts do not vary, and pyte under callgrind is slow)
+        times = max(1, int(0.2e6 / len(load(name))))
+        jobs += [("vncmux", name, times), ("pyte", name, times)]
+    with ThreadPoolExecutor(2) as pool:
+        counts = dict(zip(jobs, pool.map(lambda job: instructions(*job), jobs)))
+    rows = []
+    for name in chosen:
+        ours, theirs = (
+            counts[job] / job[2] for job in jobs if job[1] == name
+        )  # (jobs listed vncmux first)
+        rows.append(
+            [
+                name,
+                f"{ours / 1e6:.2f}",
+                f"{theirs / 1e6:.2f}",
+                f"{theirs / ours:.1f}x",
+            ]
+        )
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -161,9 +227,26 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="count slow-path fallbacks")
     ap.add_argument("--cprofile", action="store_true", help="cProfile the fast path")
     ap.add_argument("--no-slow", action="store_true", help="skip the slow path's figure")
+    ap.add_argument(
+        "--instructions", action="store_true", help="count instructions (valgrind), not time"
+    )
+    ap.add_argument("--count-worker", choices=["vncmux", "pyte"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     chosen = args.traces.split(",") if args.traces else names()
     reps = args.reps or (1 if args.quick else 5)
+    if args.count_worker:
+        count_worker(args.count_worker, chosen[0], reps)
+        return 0
+    if args.instructions:
+        print(f"tui_traces --instructions: {machine_line()}")
+        print("callgrind, replays counted alone, PYTHONHASHSEED=0; M = million per replay\n")
+        try:
+            rows = count_all(chosen)
+        except BenchError as e:
+            print(f"tui_traces: {e}", file=sys.stderr)
+            return 1
+        print(table(rows, ["trace", "vncmux M", "pyte M", "ratio"]))
+        return 0
     print(f"tui_traces: {machine_line()}")
     print(f"{CHUNK} B chunks, 80x24, median of {reps} (ratio: median of back-to-back pairs)\n")
     rows = []

@@ -426,7 +426,9 @@ class FastPath(PendingRows):
                             # IL / DL: the rows from the cursor's down to the bottom margin
                             # scroll (on the pending rows), the cursor goes to the first column
                             n = min((ints[0] if ints else 0) or 1, lines)
-                            rows = self._scroll(rows, off, y, bottom, -n if final == "L" else n, False)
+                            rows = self._scroll(
+                                rows, off, y, bottom, -n if final == "L" else n, False
+                            )
                             off = 0
                             x = 0
                         else:
