@@ -1,9 +1,9 @@
 """The fast path's pending rows: what a run wrote, kept as operations until it is needed.
 
 A full-screen scroll appends a row instead of moving 24, a write is a (column, text, cell
-cache) operation on its row, and a region scroll (IND/RI inside DECSTBM margins) or a line
-edit (IL/DL) moves the screen's stored rows through the screen's own method while the
-pending rows move with them.  A row of many operations is laid out in a list first.
+cache) operation on its row, and a region scroll (LF/IND/RI at a margin, SU, SD, IL, DL)
+moves the pending rows alone while the screen records it as damage.  A row of several
+operations is laid out in a list first, each operation as a cached run of cells.
 :meth:`PendingRows.settle` turns the rows still on screen into line dicts and hands them
 over (``TermScreen.apply_run``); rows that scrolled off become cells only when the screen
 reports them.  :class:`~vncmux.console.fastpath.FastPath` (the tokens) builds on it.
