@@ -361,11 +361,11 @@ class FastPath(PendingRows):
                                 pos = self._cup(params)
                             if pos:
                                 x, y = pos
-                    elif k == 8:
-                        p, final = m.group(5, 8)
-                        if iso and final != "f":  # ED, EL: the slow path spares protected cells
-                            end = m.start()
-                            break
+                    elif k == 8 or k == 7:  # HVP, EL, ED (8); edits, moves, modes (7)
+                        p, final = m.group(5, k)
+                        if iso and (final == "K" or final == "J" or final == "X"):
+                            end = m.start()  # (ED, EL, ECH: the slow path spares the
+                            break  # protected cells)
                         ints = pints.get(p)
                         if ints is None:
                             ints = self._params(p)
@@ -376,18 +376,8 @@ class FastPath(PendingRows):
                             col_n = (ints[1] if len(ints) > 1 else 0) or 1
                             x = min(max(0, col_n - 1), cols - 1)
                             y = min(max(0, row_n - 1), last)
-                        else:
+                        elif k == 8:
                             off = self._erase(final, ints[0] if ints else 0, x, y, st, rows, off)
-                    elif k == 7:
-                        p, final = m.group(5, 7)
-                        if iso and final == "X":  # ECH: as ED and EL
-                            end = m.start()
-                            break
-                        ints = pints.get(p)
-                        if ints is None:
-                            ints = self._params(p)
-                        if ints is None:
-                            pass
                         elif final == "X":  # ECH
                             xx = min(x, cols - 1)
                             a = off + y
