@@ -219,7 +219,9 @@ def test_the_telnet_command_sends_break_which_an_exec_device_gets_as_sigint(
     telnet = shutil.which("telnet")
     assert telnet, "the telnet command is needed (Debian package telnet)"
     port = free_tcp_port()
-    script = 'trap "echo GOT-INT" INT; echo READY; while :; do sleep 0.1; done'
+    # (READY again and again: the break is sent once the trap is surely in place, whenever
+    # the telnet client came in)
+    script = 'trap "echo GOT-INT" INT; while :; do echo READY; sleep 0.2; done'
     proc = vncmux(
         [
             "--vnc",
@@ -234,6 +236,7 @@ def test_the_telnet_command_sends_break_which_an_exec_device_gets_as_sigint(
     term = terminals([telnet, "127.0.0.1", str(port)])
     term.expect(b"Escape character is")
     proc.wait_for_log(r"Client 127\.0\.0\.1:\d+ connected")
+    term.expect(b"READY")
     term.type(b"\x1d")  # Ctrl+]: telnet's own prompt
     term.expect(b"telnet>")
     term.type(b"send brk\n")
