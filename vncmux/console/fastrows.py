@@ -184,6 +184,61 @@ class PendingRows:
             s.note_scroll(top, bottom, -n)
         return rows
 
+    def _wrapped(
+        self,
+        t: str,
+        x: int,
+        y: int,
+        off: int,
+        rows: list[Row | None],
+        st: Attrs,
+        wrap: bool,
+        full: bool,
+    ) -> tuple[int, int, int, list[Row | None]]:
+        """Text of one-cell characters, as pyte's ``draw`` places it (the run itself writes
+        plain text that fits on the cursor's row): up to the right edge, then on the next
+        rows (autowrap: scrolling the screen, or the region at its bottom margin) or,
+        without autowrap, its last character over the last column.  Returns the new x, y,
+        scroll count and rows."""
+        s = self.screen
+        cols, last = s.columns, s.lines - 1
+        top, bottom = s.margins or (0, last)
+        n = len(t)
+        p = 0
+        while p < n:
+            if x >= cols:
+                if wrap:
+                    x = 0
+                    if y == bottom:
+                        if full:
+                            off += 1
+                            rows.append(None)
+                        else:
+                            rows = self._scroll(rows, off, top, bottom, 1, True)
+                            off = 0
+                    elif y < last:
+                        y += 1
+                else:
+                    x = cols - 1
+            room = cols - x
+            a = off + y
+            row = rows[a]
+            if row is None:
+                row = rows[a] = [self._base(a)]
+            if n - p <= room:
+                row.append((x, t[p:] if p else t, st))
+                x += n - p
+                break
+            if wrap:
+                row.append((x, t[p : p + room], st))
+                x = cols
+                p += room
+            else:  # DECAWM off: the rest overwrites the last column
+                row.append((x, t[p : p + room - 1] + t[-1], st))
+                x = cols
+                break
+        return x, y, off, rows
+
     def _mixed(
         self,
         t: str,
