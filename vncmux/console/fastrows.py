@@ -453,7 +453,8 @@ class PendingRows:
             live = list(map(live.__getitem__, sorted(last.values())))
         buf: list[Any] = [None] * self.screen.columns
         for x, text, cells in live:
-            buf[x : x + len(text)] = cells.run(text)
+            run = cells.runs.get(text)  # (``Attrs.run``'s cache, read inline)
+            buf[x : x + len(text)] = run if run is not None else cells.run(text)
         line.update(itertools.compress(enumerate(buf), buf))
         return line
 
