@@ -239,13 +239,16 @@ class FastPath(PendingRows):
             stbms.clear()
             self._cups_size = (cols, lines)
 
+        # (A token's groups are read as ``m[i]``: a subscript costs far less than a call
+        # to ``m.group``, which shows on every token.)
         prev = m  # the last token taken (where the run ends when it takes them all)
         try:
             while m is not None:
                 k = m.lastindex
                 if k <= 6 or k == 17 or k == 9:  # text, maybe after SGR, CUP or charset
                     if k == 4:  # SGR, then maybe text (group 4 always takes part)
-                        params, t = m.group(3, 4)
+                        params = m[3]
+                        t = m[4]
                         nxt = st.trans.get(params)
                         st = nxt if nxt is not None else self._after_sgr(st, params)
                         if not g0_ascii and "(" in params:  # "\x1b(B" in it
@@ -255,7 +258,8 @@ class FastPath(PendingRows):
                                 tr = None
                                 asis = plain
                     elif k == 6:  # CUP, then maybe text (as SGR)
-                        params, t = m.group(5, 6)
+                        params = m[5]
+                        t = m[6]
                         pos = cups.get(params)
                         if pos is None:
                             pos = self._cup(params)
@@ -263,7 +267,10 @@ class FastPath(PendingRows):
                             x, y = pos
                     elif k == 17:  # a character set designated, then maybe SGR and text
                         # (as pyte's ``define_charset``: a set it does not know is ignored)
-                        code, g, params, t = m.group(15, 14, 16, 17)
+                        code = m[15]
+                        g = m[14]
+                        params = m[16]
+                        t = m[17]
                         table = MAPS.get(code)
                         if table is not None:
                             if g == "(":
@@ -283,7 +290,7 @@ class FastPath(PendingRows):
                                     tr = None
                         asis = plain and tr is None
                     elif k == 9:  # REP: at most a screenful, as ``_Screen.repeat_last``
-                        p = m.group(5)
+                        p = m[5]
                         ints = pints.get(p)
                         if ints is None:
                             ints = self._params(p)
@@ -296,7 +303,7 @@ class FastPath(PendingRows):
                             end = m.start()
                             break
                     else:
-                        t = m.group(1)
+                        t = m[1]
                     if not t:
                         pass
                     elif asis or (tr is None and (t.isascii() or narrow.issuperset(t))):
@@ -345,7 +352,7 @@ class FastPath(PendingRows):
                             y += 1
                 elif k < 14:  # CSI: DECSTBM, HVP/EL/ED, edits and moves, DECTCEM, DEC modes
                     if k == 10:  # DECSTBM, as ``TermScreen.set_margins``, then maybe CUP
-                        params = m.group(5)
+                        params = m[5]
                         got = stbms.get(params)
                         if got is None:
                             got = self._stbm(params, top, bottom)
@@ -353,7 +360,7 @@ class FastPath(PendingRows):
                             s.margins, top, bottom = got
                             x = y = 0
                             full = top == 0 and bottom == last
-                        params = m.group(10)
+                        params = m[10]
                         if params:
                             params = params[2:-1]
                             pos = cups.get(params)
@@ -362,7 +369,8 @@ class FastPath(PendingRows):
                             if pos:
                                 x, y = pos
                     elif k == 8 or k == 7:  # HVP, EL, ED (8); edits, moves, modes (7)
-                        p, final = m.group(5, k)
+                        p = m[5]
+                        final = m[k]
                         if iso and (final == "K" or final == "J" or final == "X"):
                             end = m.start()  # (ED, EL, ECH: the slow path spares the
                             break  # protected cells)
@@ -437,7 +445,7 @@ class FastPath(PendingRows):
                                     end = m.end()
                                     break
                     elif k == 11:  # DECTCEM: what ``set_mode`` / ``reset_mode`` do for 25
-                        on = m.group(11) == "h"
+                        on = m[11] == "h"
                         s.other_modes[DECTCEM_KEY] = on  # (as ``note_mode``, for DECRQM)
                         if on:
                             mode.add(mo.DECTCEM)
@@ -445,21 +453,21 @@ class FastPath(PendingRows):
                             mode.discard(mo.DECTCEM)
                         s.cursor.hidden = not on
                     else:  # (13) DEC private modes, when all are quiet ones
-                        p = m.group(12)
+                        p = m[12]
                         ints = pints.get(p)
                         if ints is None:
                             ints = self._params(p)
                         if ints is None or not QUIET_MODES.issuperset(ints):
                             end = m.start()
                             break
-                        if m.group(13) == "h":
+                        if m[13] == "h":
                             s.set_mode(*ints, private=True)
                         else:
                             s.reset_mode(*ints, private=True)
                         wrap = mo.DECAWM in mode
                 elif k == 19 or k == 21 or k == 18:  # (CR) LF; ESC 7 8 D E M = >
                     if k == 18:
-                        esc = m.group(18)
+                        esc = m[18]
                         if esc == "=" or esc == ">":  # keypad modes: the screen's own
                             s.set_keypad(esc == "=")
                             prev = m
@@ -506,7 +514,7 @@ class FastPath(PendingRows):
                 elif k == 20:  # CR
                     x = 0
                 elif k == 23:  # the rarer controls
-                    c = m.group(23)[0]
+                    c = m[23][0]
                     if c == "\x08":  # BS (from the pending-wrap column it goes back two)
                         if x == cols:
                             x -= 1
