@@ -19,9 +19,9 @@ cProfile and prints, per trace, the functions that cost most (own time): where t
 callgrind (Debian's ``valgrind``), counted from the first replay to the last only, with a
 fixed hash seed, so the figures are the same from run to run on any machine state.  A
 machine with slow spells moves a timed comparison by 10% and more; a count moves by a few
-parts in 10,000, which is what a change of a few percent needs.  Instructions are not
-time (the two sides' instructions per cycle differ: here the timed ratio is 10-20% below
-the counted one), so the budget is judged on the timed figures.
+parts in 1,000, which is what a change of a few percent needs.  Instructions are not time
+(the two sides' instructions per cycle differ: here the timed ratio has been from 15%
+below to 10% above the counted one), so the budget is judged on the timed figures.
 
     .venv/bin/python bench/tui_traces.py [--quick] [--reps N] [--profile] [--cprofile]
         [--instructions] [--traces vim,less]
