@@ -290,10 +290,7 @@ class FastPath(PendingRows):
                                     tr = None
                         asis = plain and tr is None
                     elif k == 9:  # REP: at most a screenful, as ``_Screen.repeat_last``
-                        p = m[5]
-                        ints = pints.get(p)
-                        if ints is None:
-                            ints = self._params(p)
+                        ints = self._params(m[5])
                         ch = last_text[-1] if last_text else s.last_char
                         if ints is None:
                             t = ""
@@ -374,7 +371,7 @@ class FastPath(PendingRows):
                         if iso and (final == "K" or final == "J" or final == "X"):
                             end = m.start()  # (ED, EL, ECH: the slow path spares the
                             break  # protected cells)
-                        ints = pints.get(p)
+                        ints = pints.get(p)  # (as ``_params``; read inline on this hot branch)
                         if ints is None:
                             ints = self._params(p)
                         if ints is None:
@@ -453,10 +450,7 @@ class FastPath(PendingRows):
                             mode.discard(mo.DECTCEM)
                         s.cursor.hidden = not on
                     else:  # (13) DEC private modes, when all are quiet ones
-                        p = m[12]
-                        ints = pints.get(p)
-                        if ints is None:
-                            ints = self._params(p)
+                        ints = self._params(m[12])
                         if ints is None or not QUIET_MODES.issuperset(ints):
                             end = m.start()
                             break
