@@ -193,19 +193,16 @@ def count_all(chosen: list[str]) -> list[list[str]]:
     side and their ratio (the two sides run at once, one per core)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    jobs = []
-    for name in chosen:
-        # (--quick's replays: the terminal's caches warm as in the timed runs, which take 5x
-        # as many; counts do not vary, and pyte under callgrind is slow)
-        times = max(1, int(0.2e6 / len(load(name))))
-        jobs += [("vncmux", name, times), ("pyte", name, times)]
+    # (--quick's replays: the terminal's caches warm as in the timed runs, which take 5x as
+    # many; counts do not vary, and pyte under callgrind is slow)
+    times = {name: max(1, int(0.2e6 / len(load(name)))) for name in chosen}
+    jobs = [(kind, name, times[name]) for name in chosen for kind in ("vncmux", "pyte")]
     with ThreadPoolExecutor(2) as pool:
         counts = dict(zip(jobs, pool.map(lambda job: instructions(*job), jobs)))
     rows = []
     for name in chosen:
-        ours, theirs = (
-            counts[job] / job[2] for job in jobs if job[1] == name
-        )  # (jobs listed vncmux first)
+        ours = counts[("vncmux", name, times[name])] / times[name]
+        theirs = counts[("pyte", name, times[name])] / times[name]
         rows.append(
             [
                 name,

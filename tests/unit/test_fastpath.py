@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 
 from tests.support.fakes import Events
 from tests.support.screen_picture import catch_up, picture
+from vncmux.console.fasttokens import TOKEN
 from vncmux.console.terminal import Terminal
 
 WORDS = [
@@ -892,10 +894,6 @@ def test_cursor_visibility_is_reported_as_the_slow_path_sets_it() -> None:
 def test_token_pattern_keeps_match_objects_small() -> None:
     """At most 24 groups: a match object (one per token) then comes from CPython's
     small-object allocator (a request of at most 512 bytes), not from malloc."""
-    import sys
-
-    from vncmux.console.fasttokens import TOKEN
-
     assert TOKEN.groups <= 24
     m = TOKEN.match("x")
     assert m is not None and sys.getsizeof(m) <= 512
