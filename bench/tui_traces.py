@@ -15,6 +15,9 @@ sequence, a control character, "text" for characters the fast path does not draw
 screen state that kept it off ("state: ...").  ``--cprofile`` runs the fast path under
 cProfile and prints, per trace, the functions that cost most (own time): where to cut next.
 
+``--chunk N`` feeds N bytes at a time instead of 4 KiB: a serial line's reads are small
+(tens of bytes), so most escape sequences of a frame are cut by a read's end somewhere.
+
 ``--instructions`` counts instead of timing: each side's replays run under valgrind's
 callgrind (Debian's ``valgrind``), counted from the first replay to the last only, with a
 fixed hash seed, so the figures are the same from run to run on any machine state.  A
@@ -24,7 +27,7 @@ parts in 1,000, which is what a change of a few percent needs.  Instructions are
 below to 10% above the counted one), so the budget is judged on the timed figures.
 
     .venv/bin/python bench/tui_traces.py [--quick] [--reps N] [--profile] [--cprofile]
-        [--instructions] [--traces vim,less]
+        [--instructions] [--chunk N] [--traces vim,less]
 """
 
 from __future__ import annotations
@@ -60,8 +63,8 @@ def names() -> list[str]:
     return sorted(p.name[:-3] for p in TRACES.glob("*.gz"))
 
 
-def chunks(data: bytes) -> list[bytes]:
-    return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+def chunks(data: bytes, size: int = CHUNK) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 def feed_pyte(parts: list[bytes], times: int) -> float:
@@ -162,9 +165,9 @@ def cprofile(parts: list[bytes], times: int, top: int = 14) -> str:
     return out.getvalue()
 
 
-def count_worker(kind: str, name: str, times: int) -> None:
+def count_worker(kind: str, name: str, times: int, size: int) -> None:
     """Under callgrind: ``times`` replays of trace ``name`` on one side, counted alone."""
-    parts = chunks(load(name))
+    parts = chunks(load(name), size)
     feed = feed_pyte if kind == "pyte" else feed_vncmux
     feed(parts, 1)  # (imports done and module caches warm: not what is counted)
     me = str(os.getpid())
@@ -173,13 +176,14 @@ def count_worker(kind: str, name: str, times: int) -> None:
     subprocess.run(["callgrind_control", "-i", "off", me], check=True, capture_output=True)
 
 
-def instructions(kind: str, name: str, times: int) -> int:
+def instructions(kind: str, name: str, times: int, size: int) -> int:
     """Instructions one side executes for ``times`` replays of trace ``name``."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise BenchError("--instructions needs valgrind (Debian: apt-get install valgrind)")
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
     cmd += ["--callgrind-out-file=/dev/null", sys.executable, __file__]
     cmd += ["--count-worker", kind, "--traces", name, "--reps", str(times)]
+    cmd += ["--chunk", str(size)]
     env = dict(os.environ, PYTHONHASHSEED="0")  # (the same dict layouts every run)
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     got = re.search(r"Collected : (\d+)", out.stderr)
@@ -188,7 +192,7 @@ def instructions(kind: str, name: str, times: int) -> int:
     return int(got.group(1))
 
 
-def count_all(chosen: list[str]) -> list[list[str]]:
+def count_all(chosen: list[str], size: int) -> list[list[str]]:
     """The ``--instructions`` table: per trace, millions of instructions per replay on each
     side and their ratio (the two sides run at once, one per core)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -196,13 +200,13 @@ def count_all(chosen: list[str]) -> list[list[str]]:
     # (--quick's replays: the terminal's caches warm as in the timed runs, which take 5x as
     # many; counts do not vary, and pyte under callgrind is slow)
     times = {name: max(1, int(0.2e6 / len(load(name)))) for name in chosen}
-    jobs = [(kind, name, times[name]) for name in chosen for kind in ("vncmux", "pyte")]
+    jobs = [(kind, name, times[name], size) for name in chosen for kind in ("vncmux", "pyte")]
     with ThreadPoolExecutor(2) as pool:
         counts = dict(zip(jobs, pool.map(lambda job: instructions(*job), jobs)))
     rows = []
     for name in chosen:
-        ours = counts[("vncmux", name, times[name])] / times[name]
-        theirs = counts[("pyte", name, times[name])] / times[name]
+        ours = counts[("vncmux", name, times[name], size)] / times[name]
+        theirs = counts[("pyte", name, times[name], size)] / times[name]
         rows.append(
             [
                 name,
@@ -225,6 +229,12 @@ def main() -> int:
     ap.add_argument("--cprofile", action="store_true", help="cProfile the fast path")
     ap.add_argument("--no-slow", action="store_true", help="skip the slow path's figure")
     ap.add_argument(
+        "--chunk",
+        type=int,
+        default=CHUNK,
+        help=f"bytes per feed (default {CHUNK}; a serial line's reads: 64 or less)",
+    )
+    ap.add_argument(
         "--instructions", action="store_true", help="count instructions (valgrind), not time"
     )
     ap.add_argument("--count-worker", choices=["vncmux", "pyte"], help=argparse.SUPPRESS)
@@ -232,24 +242,27 @@ def main() -> int:
     chosen = args.traces.split(",") if args.traces else names()
     reps = args.reps or (1 if args.quick else 5)
     if args.count_worker:
-        count_worker(args.count_worker, chosen[0], reps)
+        count_worker(args.count_worker, chosen[0], reps, args.chunk)
         return 0
     if args.instructions:
         print(f"tui_traces --instructions: {machine_line()}")
-        print("callgrind, replays counted alone, PYTHONHASHSEED=0; M = million per replay\n")
+        print(
+            f"{args.chunk} B chunks; callgrind, replays counted alone, PYTHONHASHSEED=0;"
+            " M = million per replay\n"
+        )
         try:
-            rows = count_all(chosen)
+            rows = count_all(chosen, args.chunk)
         except BenchError as e:
             print(f"tui_traces: {e}", file=sys.stderr)
             return 1
         print(table(rows, ["trace", "vncmux M", "pyte M", "ratio"]))
         return 0
     print(f"tui_traces: {machine_line()}")
-    print(f"{CHUNK} B chunks, 80x24, median of {reps} (ratio: median of back-to-back pairs)\n")
+    print(f"{args.chunk} B chunks, 80x24, median of {reps} (ratio: median of back-to-back pairs)\n")
     rows = []
     for name in chosen:
         data = load(name)
-        parts = chunks(data)
+        parts = chunks(data, args.chunk)
         if args.profile:
             counts = profile(parts)
             print(f"{name}: {sum(counts.values())} fallbacks")

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from tests.support.fakes import Events
 from tests.support.screen_picture import catch_up, picture
 from vncmux.console.fasttokens import TOKEN
+from vncmux.console.parser import CSI, ESCAPE, GROUND
 from vncmux.console.terminal import Terminal
 
 WORDS = [
@@ -324,10 +325,22 @@ def state(t: Terminal) -> dict[str, Any]:
         "alt": s.in_alt,
         "reverse": s.reverse_screen,
         "saved": [(p.cursor.x, p.cursor.y) for p in s.savepoints],
-        # (what the parser keeps between sequences matters only inside one)
-        "parser": (t._parser.state,)
-        + ((t._parser.buf, t._parser.inter) if t._parser.state else ()),
+        "parser": parser_state(t),
     }
+
+
+def parser_state(t: Terminal) -> tuple[Any, ...]:
+    """What the parser holds of a sequence not yet complete that can still matter (between
+    sequences, nothing; after a bare ESC, its intermediates only: the CSI parameters are
+    then stale; in a CSI sequence that overflowed, only that it did)."""
+    p = t._parser
+    if p.state == GROUND:
+        return (GROUND,)
+    if p.state == ESCAPE:
+        return (ESCAPE, p.inter, p.overflow)
+    if p.state == CSI:  # (an overflowing sequence is dropped whole: the rest is dead)
+        return (CSI, True) if p.overflow else (CSI, p.buf, p.inter)
+    return (p.state, p.buf, p.inter)
 
 
 class Pair:
@@ -878,6 +891,65 @@ def test_line_edits_do_not_settle(monkeypatch: pytest.MonkeyPatch) -> None:
     slow = Terminal(80, 24, fast=False)
     slow.feed(data)
     assert [our_cells(t, y) for y in range(24)] == [our_cells(slow, y) for y in range(24)]
+
+
+# A frame as dialog draws it: charsets, SGR chains, CUP, ECH, EL, text.
+FRAME = (
+    b"\x1b[3;9H\x1b[1K \x1b(0\x1b[0;1m\x1b[37m\x1b[47mx\x1b(B\x1b[0m\x1b[30m\x1b[47m Pick"
+    b"\x1b[49X\x1b[3;69H\x1b(0\x1b[0mx\x1b(B\x1b[0;1m\x1b[36m\x1b[44m\x1b[K\x1b[4;9Hitem"
+)
+
+
+@pytest.mark.parametrize("cut_at", range(1, len(FRAME)))
+def test_a_sequence_cut_by_a_chunk_end_is_rejoined_and_stays_fast(
+    monkeypatch: pytest.MonkeyPatch, cut_at: int
+) -> None:
+    """Wherever a read ends (a serial line's reads are small), the sequence it cuts goes to
+    the fast path whole with the next chunk: nothing is settled, the screen is the same."""
+    from vncmux.console.fastpath import FastPath
+
+    t = Terminal(80, 24)
+    settles: list[int] = []
+    original = FastPath.settle
+
+    def counting(self: FastPath) -> None:
+        settles.append(1)
+        original(self)
+
+    monkeypatch.setattr(FastPath, "settle", counting)
+    t.feed(b"\x1b[H\x1b[2J" + FRAME[:cut_at])
+    t.feed(FRAME[cut_at:])
+    assert settles == []
+    whole = Terminal(80, 24, fast=False)
+    whole.feed(b"\x1b[H\x1b[2J" + FRAME)
+    assert [our_cells(t, y) for y in range(24)] == [our_cells(whole, y) for y in range(24)]
+    assert t.cursor == whole.cursor
+
+
+def test_a_long_cut_sequence_is_left_to_the_state_machine() -> None:
+    """Past ``MAX_REJOINED`` a cut sequence is not put back in front of the next chunk (a
+    parameter flood in pieces would be scanned again with each): the state machine keeps
+    it, with the same result as the slow path."""
+    from vncmux.console.parser import MAX_REJOINED
+
+    short = Terminal(80, 24)
+    short.feed(b"\x1b[1;3")
+    assert short._parser._rejoin("1m") == "\x1b[1;31m"
+    assert short._parser.state == GROUND
+
+    params = b"1;" * (MAX_REJOINED // 2 + 4) + b"31"  # (longer than MAX_REJOINED)
+    t = Terminal(80, 24)
+    slow = Terminal(80, 24, fast=False)
+    for term in (t, slow):
+        term.feed(b"\x1b[")
+        for i in range(0, len(params), 3):
+            term.feed(params[i : i + 3])
+        term.feed(b"mx")
+    parser = Terminal(80, 24)._parser
+    parser.feed("\x1b[" + params.decode())
+    assert parser._rejoin("m") == "m" and parser.state == CSI
+    assert our_cells(t, 0) == our_cells(slow, 0)
+    assert our_cells(t, 0)[0][:2] == ("x", "red")
 
 
 def test_cursor_visibility_is_reported_as_the_slow_path_sets_it() -> None:

@@ -6,7 +6,9 @@ for minutes or to grow memory without bound.  This one
   - never lets an exception out of ``feed`` and drops only the sequence that failed;
   - bounds every sequence: CSI parameters, OSC/DCS strings, counts;
   - parses complete CSI sequences with one regular expression instead of per character;
-  - hands runs of common output to :class:`~vncmux.console.fastpath.FastPath`.
+  - hands runs of common output to :class:`~vncmux.console.fastpath.FastPath`, and puts a
+    short sequence cut by a chunk's end back in front of the next chunk so that the fast
+    path sees it whole.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ MAX_PARAM_VALUE = 9999  # like pyte and the VT manuals: larger values are clampe
 MAX_INTERMEDIATES = 4  # ESC/CSI intermediate bytes kept (more: sequence dropped)
 MAX_OSC_STORED = 4096  # characters of an OSC string kept for interpretation
 MAX_STRING = 64 * 1024  # an OSC/DCS/APC/PM/SOS string longer than this is aborted
+MAX_REJOINED = 32  # a sequence cut by a chunk's end is rejoined up to this long (see feed)
 
 GROUND, ESCAPE, CSI, OSC, STRING, STRING_ESC = range(6)
 
@@ -226,6 +229,8 @@ class Parser:
     # -- main loop -----------------------------------------------------------------
 
     def feed(self, data: str) -> None:
+        if self.state and self.fast is not None:
+            data = self._rejoin(data)
         screen = self.screen
         draw = screen.draw
         text_match = _TEXT.match
@@ -239,8 +244,9 @@ class Parser:
                 if fast is not None:
                     j = fast(data, i)
                     if j != i:
-                        i = j
-                        continue
+                        if j == n:
+                            break
+                        i = j  # (it stopped at what it leaves to this loop: no second try)
                     # (no settling here: ``_guard`` settles before a call that needs the
                     # real rows; a sequence split across chunks, a report or a cursor
                     # move leaves what the fast path ran pending)
@@ -277,6 +283,30 @@ class Parser:
                     continue
             self._step(data[i])
             i += 1
+
+    def _rejoin(self, data: str) -> str:
+        """``data`` with the escape or CSI sequence the last chunk ended inside put back in
+        front of it (the state machine reset to GROUND), so that the fast path sees the
+        sequence whole.
+
+        A device read ends anywhere: on a serial line a full-screen program's frame comes
+        in dozens of reads, and without this every sequence cut by one would go through
+        the slow path and first settle all the rows the fast path had pending.  Only a
+        short, well-formed start is rejoined (``MAX_REJOINED``), so a parameter flood fed
+        in pieces is not scanned again and again; controls already run inside the sequence
+        stay run, and the rejoined sequence means what the state machine would have made
+        of it.
+        """
+        if self.state == ESCAPE:
+            head = ESC + self.inter
+        elif self.state == CSI:
+            head = ESC + "[" + self.buf + self.inter
+        else:
+            return data
+        if self.overflow or len(head) > MAX_REJOINED:
+            return data
+        self.state = GROUND
+        return head + data
 
     def _guard(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Call the screen (or the OSC handler), dropping that one sequence if it fails;
