@@ -870,11 +870,10 @@ def test_line_edits_move_the_pending_rows(data: bytes) -> None:
         Pair(9, 8).check(cut(rng, data, 12), rng)
 
 
-def test_line_edits_do_not_settle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """IL and DL in a region keep what was written before them pending (no settling)."""
+def count_settles(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at each ``FastPath.settle`` from now on."""
     from vncmux.console.fastpath import FastPath
 
-    t = Terminal(80, 24)
     settles: list[int] = []
     original = FastPath.settle
 
@@ -883,6 +882,13 @@ def test_line_edits_do_not_settle(monkeypatch: pytest.MonkeyPatch) -> None:
         original(self)
 
     monkeypatch.setattr(FastPath, "settle", counting)
+    return settles
+
+
+def test_line_edits_do_not_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IL and DL in a region keep what was written before them pending (no settling)."""
+    t = Terminal(80, 24)
+    settles = count_settles(monkeypatch)
     data = b"\x1b[2;20r\x1b[?1h\x1b=" + b"\x1b[5;1Hline\x1b[3L\x1b[9;1Hmore\x1b[2M" * 20
     data += b"\x1b[?2004l\x1b>\x1b[?25l\x1b[?12;25h"
     t.feed(data)
@@ -906,17 +912,8 @@ def test_a_sequence_cut_by_a_chunk_end_is_rejoined_and_stays_fast(
 ) -> None:
     """Wherever a read ends (a serial line's reads are small), the sequence it cuts goes to
     the fast path whole with the next chunk: nothing is settled, the screen is the same."""
-    from vncmux.console.fastpath import FastPath
-
     t = Terminal(80, 24)
-    settles: list[int] = []
-    original = FastPath.settle
-
-    def counting(self: FastPath) -> None:
-        settles.append(1)
-        original(self)
-
-    monkeypatch.setattr(FastPath, "settle", counting)
+    settles = count_settles(monkeypatch)
     t.feed(b"\x1b[H\x1b[2J" + FRAME[:cut_at])
     t.feed(FRAME[cut_at:])
     assert settles == []
