@@ -11,8 +11,9 @@ vncmux's slow path (``fast=False``).
 
 ``--profile`` counts, per trace, what the fast path handed to the slow path: the token at
 which each run stopped (a CSI sequence by its final byte and private marker, an escape
-sequence, a control character, "text" for characters the fast path does not draw) or the
-screen state that kept it off ("state: ...").  ``--cprofile`` runs the fast path under
+sequence, a control character, "text" for characters the fast path does not draw, or a
+sequence cut by the chunk's end, which the parser rejoins to the next chunk) or the screen
+state that kept it off ("state: ...").  ``--cprofile`` runs the fast path under
 cProfile and prints, per trace, the functions that cost most (own time): where to cut next.
 
 ``--chunk N`` feeds N bytes at a time instead of 4 KiB: a serial line's reads are small
@@ -52,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 TRACES = Path(__file__).resolve().parent / "traces"
 CHUNK = 4096
 BUDGET = 10.0  # each trace at least this many times pyte's rate
+_CUT = re.compile("\x1b(?:\\[[0-?]*)?[ -/]*\\Z")  # a sequence the chunk's end cut short
 _SEQ = re.compile("\x1b(?:\\[([<=>?]?)[0-9;:]*([ -/]*[@-~])|([ -/]*[0-~]))")
 
 
@@ -97,6 +99,8 @@ def feed_vncmux(parts: list[bytes], times: int, fast: bool = True) -> float:
 def token_at(data: str, i: int) -> str:
     """A short name for the token the slow path gets at ``data[i]``."""
     c = data[i]
+    if _CUT.match(data, i):
+        return "cut by the chunk's end (rejoined to the next)"
     if c == "\x1b":
         m = _SEQ.match(data, i)
         if m is None:
@@ -121,7 +125,7 @@ def profile(parts: list[bytes]) -> Counter[str]:
 
     def run(self: Any, data: str, start: int) -> int:
         end = original(self, data, start)
-        if end == start and start < len(data):
+        if end < len(data):  # (the parser hands what is at ``end`` to the slow path)
             s = self.screen
             if not self.usable():
                 why = [
@@ -136,7 +140,7 @@ def profile(parts: list[bytes]) -> Counter[str]:
                 ]
                 counts["state: " + ",".join(why or ["other"])] += 1
             else:
-                counts[token_at(data, start)] += 1
+                counts[token_at(data, end)] += 1
         return end
 
     fastpath.FastPath.run = run  # type: ignore[method-assign]
