@@ -121,3 +121,20 @@ def test_keys_typed_in_a_viewer_reach_the_device(
     vncdo(port, *keys)
     wait_until(lambda: expected in device.read_available(), timeout=20)
     assert device.received == expected
+
+
+def test_a_program_finds_synchronized_output_and_its_frame_is_shown(
+    console: tuple[Pty, int],
+) -> None:
+    """A program at the device's end asks whether synchronized output is there (DECRQM
+    2026: "reset" means supported), opens an update, draws a frame and ends the update:
+    the viewer shows that frame."""
+    device, port = console
+    device.write(b"\x1b[?2026$p")
+    wait_until(lambda: b"\x1b[?2026;2$y" in device.read_available(), timeout=20)
+    device.write(b"\x1b[?2026h\x1b[?2026$p")
+    wait_until(lambda: b"\x1b[?2026;1$y" in device.read_available(), timeout=20)
+    device.write(b"\x1b[H\x1b[2J" + OUTPUT + b"\x1b[?2026l")
+    want = expected_screen(OUTPUT)
+    shots = Path(tempfile.mkdtemp(prefix="vncmux-e2e-"))
+    wait_until(lambda: same(capture(port, shots, "sync.png"), want), timeout=30, interval=0.2)

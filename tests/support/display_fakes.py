@@ -14,12 +14,14 @@ from vncmux.console.display import Display
 
 
 class FakeTerminal:
-    """What the display reads of a terminal: its size, title and damage (``pending``, which
-    the test marks and ``take_damage`` hands over)."""
+    """What the display reads of a terminal: its size, title, the synchronized update open
+    (0: none), and damage (``pending``, which the test marks and ``take_damage`` hands
+    over)."""
 
     def __init__(self, cols: int = 4, rows: int = 3) -> None:
         self.cols, self.rows = cols, rows
         self.title = ""
+        self.open_update = 0
         self.pending = Damage(rows)
 
     def take_damage(self) -> Damage:

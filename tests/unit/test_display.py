@@ -408,3 +408,112 @@ def test_the_stream_interval_counts_from_when_the_frame_began() -> None:
     assert viewer.events == ["update"]
     CLOCK.advance(0.002)  # before 10 ms + stream_interval: counted from the start
     assert viewer.events == ["update", "update"]
+
+
+# -- synchronized output (DEC mode 2026) --------------------------------------------------
+
+
+def waiting_viewer() -> tuple[Display, FakeTerminal, FakeRenderer, RecordingViewer, Damage]:
+    """A display with one viewer that has seen everything and asks for the next update
+    (its accumulator is returned: clear it to play the viewer sending what it holds)."""
+    display, term, rend = make()
+    viewer = RecordingViewer()
+    acc = display.attach(viewer)
+    acc.clear()
+    display.requestUpdate(viewer)
+    return display, term, rend, viewer, acc
+
+
+def test_a_synchronized_update_is_shown_whole_when_it_ends() -> None:
+    """While the program holds its update open, the rows it draws wait; its end shows
+    them in one frame, at once."""
+    display, term, rend, viewer, acc = waiting_viewer()
+    term.open_update = 1
+    term.pending.mark([0])
+    display.changed()
+    term.pending.mark([1])
+    display.changed()
+    CLOCK.advance(display.sync_timeout / 2)
+    assert rend.rendered == [] and viewer.events == []
+    term.open_update = 0
+    term.pending.mark([2])
+    display.changed()  # (the feed that ended the update)
+    assert [d.rows for d in rend.rendered] == [{0, 1, 2}]
+    assert viewer.events == ["update"]
+
+
+def test_a_request_during_a_synchronized_update_is_answered_at_its_end() -> None:
+    display, term, rend = make()
+    viewer = RecordingViewer()
+    display.attach(viewer).clear()
+    term.open_update = 1
+    term.pending.mark([0])
+    display.requestUpdate(viewer)
+    assert viewer.events == [] and rend.rendered == []
+    term.open_update = 0
+    display.changed()
+    assert viewer.events == ["update"]
+
+
+def test_a_synchronized_update_held_too_long_is_shown_and_holds_nothing_more() -> None:
+    """A program that dies with the mode set: its frame comes at the timeout, and later
+    output is not held while the mode stays set; the next update opened is held."""
+    display, term, rend, viewer, acc = waiting_viewer()
+    term.open_update = 1
+    term.pending.mark([0])
+    display.changed()
+    CLOCK.advance(display.sync_timeout - 0.01)
+    assert viewer.events == []
+    CLOCK.advance(0.01)
+    assert viewer.events == ["update"] and [d.rows for d in rend.rendered] == [{0}]
+
+    acc.clear()
+    display.requestUpdate(viewer)
+    term.pending.mark([1])
+    CLOCK.advance(1)
+    display.changed()
+    assert viewer.events == ["update", "update"], "an expired hold holds nothing"
+
+    term.open_update = 2  # (the program's next update; the display never saw the reset)
+    acc.clear()
+    display.requestUpdate(viewer)
+    term.pending.mark([2])
+    display.changed()
+    CLOCK.advance(display.sync_timeout / 2)
+    assert viewer.events == ["update", "update"], "a new update: held again"
+    CLOCK.advance(display.sync_timeout / 2)
+    assert viewer.events == ["update", "update", "update"]
+
+
+def test_an_update_opened_after_a_frame_was_timed_is_still_held() -> None:
+    """A frame paced for later (output streams) and then an update opened: the paced
+    frame does not show the half-drawn rows."""
+    display, term, rend, viewer, acc = waiting_viewer()
+    term.pending.mark_all()
+    display.changed()  # a frame now; the next one paced ``stream_interval`` later
+    assert viewer.events == ["update"]
+    acc.clear()
+    display.requestUpdate(viewer)
+    term.pending.mark([0])
+    display.changed()  # (timed for the pace)
+    term.open_update = 1
+    term.pending.mark([1])
+    display.changed()
+    CLOCK.advance(display.stream_interval)
+    assert viewer.events == ["update"], "held, not shown at the pace"
+    term.open_update = 0
+    display.changed()
+    assert viewer.events == ["update", "update"]
+
+
+def test_no_picture_is_taken_of_a_held_update() -> None:
+    """A thumbnail or the API's PNG (``refresh`` from outside) during a held update
+    renders nothing and gives no viewer the half-drawn rows."""
+    display, term, rend, viewer, acc = waiting_viewer()
+    term.open_update = 1
+    term.pending.mark([0])
+    assert display.refresh() is False
+    assert rend.rendered == [] and not acc and viewer.events == []
+    term.open_update = 0
+    assert display.refresh() is True
+    assert [d.rows for d in rend.rendered] == [{0}] and acc.rows == {0}

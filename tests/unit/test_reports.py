@@ -129,10 +129,35 @@ def test_resize_requests_are_ignored() -> None:
         (b"\x1b[?42h", b"\x1b[?42$p", b"\x1b[?42;1$y"),  # remembered only
         (b"", b"\x1b[?8$p", b"\x1b[?8;4$y"),  # DECARM: xterm says permanently reset
         (b"", b"\x1b[?34$p", b"\x1b[?34;0$y"),
+        # Synchronized output, which xterm lacks (it answers 0): as kitty, foot, WezTerm
+        # and Windows Terminal answer, so that programs find it and use it.
+        (b"", b"\x1b[?2026$p", b"\x1b[?2026;2$y"),
+        (b"\x1b[?2026h", b"\x1b[?2026$p", b"\x1b[?2026;1$y"),
+        (b"\x1b[?2026h\x1b[?2026l", b"\x1b[?2026$p", b"\x1b[?2026;2$y"),
     ],
 )
 def test_mode_reports(setup: bytes, query: bytes, answer: bytes) -> None:
     assert ask(query, setup) == [answer]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_synchronized_updates_are_numbered_as_they_open(fast: bool) -> None:
+    """Each update a program opens (mode 2026 set from reset) has a new number, so the
+    display tells the next frame's update from one left open; a reset never reuses one."""
+    t = Terminal(80, 25, fast=fast)
+    assert t.open_update == 0
+    t.feed(b"\x1b[?2026hframe one")
+    assert t.open_update == 1
+    t.feed(b"\x1b[?2026h more")  # (set again while open: the same update)
+    assert t.open_update == 1
+    t.feed(b"\x1b[?2026l")
+    assert t.open_update == 0
+    t.feed(b"\x1b[?2026lx\x1b[?2026h")
+    assert t.open_update == 2
+    t.feed(b"\x1bc")  # RIS closes it ...
+    assert t.open_update == 0
+    t.feed(b"\x1b[?2026h")  # ... and the next is a new one
+    assert t.open_update == 3
 
 
 def test_decrqm_is_not_answered_below_level_3() -> None:

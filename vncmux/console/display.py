@@ -26,6 +26,11 @@ from vncmux.console.interfaces import IViewer
 from vncmux.console.render import TerminalView
 from vncmux.console.statusline import layout, status_cells
 
+# A synchronized update held longer than this is shown as it stands (other terminals: 0.15
+# to 1 s): it bounds how stale a viewer's picture gets.  A frame that takes longer to
+# arrive (a large one over a slow serial line) is then shown in steps, as without the mode.
+SYNC_TIMEOUT = 0.2
+
 
 class TerminalLike(TerminalView, Protocol):
     """The part of ``vncmux.console.terminal.Terminal`` the display relies on (beyond
@@ -33,6 +38,9 @@ class TerminalLike(TerminalView, Protocol):
 
     @property
     def title(self) -> str: ...
+
+    @property
+    def open_update(self) -> int: ...
 
     def take_damage(self) -> Damage: ...
 
@@ -73,6 +81,11 @@ class Display:
     output streams (the last frame scrolled or redrew most rows), frames begin at least
     ``stream_interval`` apart: what a viewer needs is the screen every few tens of
     milliseconds, not every line; otherwise (an echoed key) ``min_interval`` apart.
+    While the program holds a synchronized update open (DEC mode 2026, ``open_update``)
+    no frame is made, for at most ``sync_timeout`` seconds from when the display first
+    sees that update open: the viewers see the program's frame whole, never half drawn.
+    An update held longer (a program that died with the mode set) is shown as if it had
+    ended, and holds nothing more; the next update the program opens is held again.
 
     With ``status_line`` the framebuffer has one more cell row below the terminal's, the
     status line (``set_status``): accumulators then have ``lines`` = rows + 1 and the
@@ -94,6 +107,7 @@ class Display:
         time_slice: float = 0.01,
         crop_frames: int = 4,
         status_line: bool = False,
+        sync_timeout: float = SYNC_TIMEOUT,
     ) -> None:
         self.terminal = terminal
         self.renderer = renderer
@@ -109,6 +123,12 @@ class Display:
         self._busy = busy
         self._next_flush = 0.0
         self._flush_call: IDelayedCall | None = None
+        self._flush_ends_hold = False  # ``_flush_call`` waits for a held update's end
+        self.sync_timeout = sync_timeout
+        self._hold_of = 0  # the synchronized update last seen open (``open_update``) ...
+        self._hold_until = 0.0  # ... held until then
+        self._hold_expired = False  # ... or held too long: shown, holding nothing more
+        self._hold_logged = False
         self._ready: deque[IViewer] = deque()
         self._cost = 0.0
         self.time_slice = time_slice
@@ -267,7 +287,11 @@ class Display:
 
     def refresh(self) -> bool:
         """Render what the terminal changed since last time, and tell every accumulator.
-        True when there was something to render."""
+        True when there was something to render.  Nothing is rendered while a synchronized
+        update is held: every picture taken (a viewer's, a thumbnail, the API's PNG) shows
+        the program's frames whole."""
+        if self._held():
+            return False
         damage = self.terminal.take_damage()
         if not damage:
             return False
@@ -285,18 +309,58 @@ class Display:
         ``min_interval``, and while the console has a backlog (``busy``: the device
         floods) at least as long as the last refresh-and-send took, so the device and
         the console always get at least half of the reactor, however many viewers there
-        are.  Otherwise the damage stays in the terminal until a viewer asks."""
-        if not self._waiting or self._flush_call is not None:
+        are.  Otherwise the damage stays in the terminal until a viewer asks.  While a
+        synchronized update is held, the frame waits for its end (or its timeout)."""
+        if not self._waiting:
             return
-        delay = self._next_flush - self._clock.seconds()
+        held = self._held()
+        if self._flush_call is not None:
+            if held or not self._flush_ends_hold:
+                return
+            self._flush_call.cancel()  # the held update ended: its frame goes now
+            self._flush_call = None
+        now = self._clock.seconds()
+        delay = self._next_flush - now
+        if held:
+            delay = max(delay, self._hold_until - now)
+        self._flush_ends_hold = held
         if delay > 0:
             self._flush_call = self._clock.callLater(delay, self._flush)
         else:
             self._flush()
 
+    def _held(self) -> bool:
+        """True while the terminal's synchronized update is to be held back (see the
+        class docstring); the hold is timed from the first call that sees it open."""
+        update = self.terminal.open_update
+        if not update:
+            return False
+        now = self._clock.seconds()
+        if update != self._hold_of:  # (a new one)
+            self._hold_of = update
+            self._hold_until = now + self.sync_timeout
+            self._hold_expired = False
+        if self._hold_expired:
+            return False
+        if now < self._hold_until:
+            return True
+        if not self._hold_logged:  # (once a console: a slow line's frames may do it often)
+            self._hold_logged = True
+            self.log.info(
+                "Console: a synchronized update (mode 2026) stayed open over {t} s; showing"
+                " it (and any later one held that long, without saying so again)",
+                t=self.sync_timeout,
+            )
+        self._hold_expired = True
+        return False
+
     def _flush(self) -> None:
         """Render once, then let the waiting viewers send, a time slice at a time."""
         self._flush_call = None
+        self._flush_ends_hold = False
+        if self._held():  # (set since this frame was timed: wait for the update's end)
+            self.changed()
+            return
         started = self._timer()
         rendered = self.refresh()
         # A refresh from outside (a thumbnail, the API's screen.png) may have rendered the

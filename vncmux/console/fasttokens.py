@@ -50,7 +50,7 @@ TOKEN = re.compile(
 # ``reset_mode`` (autowrap, 7, is read back afterwards); any other mode ends the run.
 QUIET_MODES = frozenset(
     {1, 7, 9, 12, 25, 66, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1015, 1016}
-    | {1034, 1035, 1036, 1039, 2004}
+    | {1034, 1035, 1036, 1039, 2004, 2026}
 )
 
 # CSI finals interpreted in place (cursor moves) while no left/right margins can apply.

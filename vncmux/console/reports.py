@@ -49,6 +49,7 @@ DEC_MODES = {
     1001: False, 1002: False, 1003: False, 1004: False, 1005: False, 1006: False,
     1007: False, 1015: False, 1016: False, 1034: False, 1035: False, 1036: False,
     1039: False, 1046: False, 1047: False, 1048: False, 1049: False, 2004: False,
+    2026: False,  # synchronized output (not xterm's: kitty, foot, WezTerm, Windows Terminal)
 }  # fmt: skip
 DEC_PERMANENTLY_RESET = frozenset({8, 60})
 
@@ -346,6 +347,8 @@ class ReportsMixin(ScreenBase):
         if mode in table:
             if private and mode == 3 and not self.other_modes.get((True, 40), False):
                 return  # DECCOLM only when allowed (mode 40), as xterm
+            if private and mode == 2026 and on and not self.other_modes.get((True, 2026)):
+                self.sync_updates += 1  # (a new synchronized update: the display times it)
             self.other_modes[(private, mode)] = on
 
     # -- DECRQSS -------------------------------------------------------------------------

@@ -99,6 +99,7 @@ class TermScreen(EditingMixin, ReportsMixin, ModesMixin, Screen):
         self.saved_modes: dict[int, bool] = {}  # XTSAVE
         self.iso_protection = False  # SPA was used: ED/EL/ECH spare protected cells
         self.title_hex = [False, False]  # titles set / reported in hexadecimal
+        self.sync_updates = 0  # synchronized updates opened so far (mode 2026; never reset)
         self._init_editing()
         self._init_reports()
         super().__init__(columns, lines)

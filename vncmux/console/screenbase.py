@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         cursor_style: int
         attr_change_extent: int
         title_hex: list[bool]
+        sync_updates: int
         other_modes: dict[tuple[bool, int], bool]
         saved_modes: dict[int, bool]
         _saved: dict[bool, Savepoint]

@@ -43,6 +43,8 @@ from vncmux.console.screen import MAX_COMBINING, TermScreen, sanitize_title
 
 log = Logger()
 
+SYNC_KEY = (True, 2026)  # synchronized output's key in ``TermScreen.other_modes``
+
 
 @implementer(ITerminalEvents)
 class NoEvents:
@@ -231,6 +233,14 @@ class Terminal:
     @property
     def alternate_screen(self) -> bool:
         return self._screen.in_alt
+
+    @property
+    def open_update(self) -> int:
+        """The synchronized update the program holds open (DEC mode 2026: set before it
+        draws a frame, reset after) by its serial number, 0 when none is: the display holds
+        frames back meanwhile, and tells one update from the next by the number."""
+        s = self._screen
+        return s.sync_updates if s.other_modes.get(SYNC_KEY, False) else 0
 
     @property
     def status(self) -> str | None:
