@@ -554,6 +554,16 @@ def our_cells(t: Terminal, y: int) -> list[tuple[Any, ...]]:
     return [tuple(line[x])[:9] for x in range(t.cols)]  # pyte's Char: all but faint
 
 
+class XtermTabs(pyte.Screen):
+    """pyte with xterm's tab from the pending-wrap column: the cursor stays there (pyte
+    moves it back onto the last cell, so the next character overwrote it).  vncmux does
+    as xterm; otherwise the comparison with pyte stands as it is."""
+
+    def tab(self) -> None:
+        if self.cursor.x < self.columns:
+            super().tab()
+
+
 @pytest.mark.parametrize("kind", ["plain", "long-lines", "colour", "tui", "wide"])
 def test_same_cells_as_pyte(kind: str) -> None:
     rng = random.Random(kind)
@@ -573,7 +583,7 @@ def test_same_cells_as_pyte(kind: str) -> None:
     for mark in ("\u0301", "\u200d"):  # pyte mishandles these marks
         data = data.replace(mark.encode(), b"")
     t = Terminal(cols, rows, fast=True)
-    screen = pyte.Screen(cols, rows)
+    screen = XtermTabs(cols, rows)
     stream = pyte.ByteStream(screen)
     for chunk in cut(rng, data, 300):
         t.feed(chunk)

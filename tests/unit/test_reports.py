@@ -338,6 +338,20 @@ def test_reverse_wraparound() -> None:
     assert ask(b"\x1b[3;1H\x08\x1b[6n", b"\x1b[?45h\x1b[!p") == [b"\x1b[3;1R"]  # DECSTR
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_more_fix_wraps_a_tab_after_a_full_line(fast: bool) -> None:
+    """Mode 41 (xterm's "more(1) fix"): a tab right after the last column's character
+    wraps first; without it the tab stays on the full line's last cell (as xterm)."""
+    events = Events()
+    t = Terminal(20, 4, events=events, fast=fast)
+    t.feed(b"\x1b[?41h\r\n" + b"x" * 20 + b"\t1\x1b[6n")
+    assert events.replies == [b"\x1b[3;10R"]  # (the '1' at row 3, column 9)
+    assert text(t, 2)[8] == "1" and text(t, 1) == "x" * 20
+    t.feed(b"\x1b[?41l\x1b[H\x1b[2J" + b"y" * 20 + b"\t2\x1b[6n")
+    assert events.replies[1:] == [b"\x1b[2;2R"]  # the tab stayed: '2' wrapped alone
+    assert text(t, 0) == "y" * 20 and text(t, 1)[0] == "2"
+
+
 def test_saved_cursor_is_kept_per_screen() -> None:
     t, replies = make()
     t.feed(b"\x1b[5;5H\x1b7\x1b[?1047h\x1b[9;9H\x1b7\x1b[?1047l\x1b8\x1b[6n")

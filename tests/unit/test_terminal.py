@@ -205,6 +205,16 @@ def test_deccolm_does_not_resize_or_clear() -> None:
     assert text(t)[0].startswith("keep")
 
 
+def test_deccolm_allowed_clears_and_homes_even_with_decncsm() -> None:
+    """With DECCOLM allowed (mode 40) switching clears the screen and homes the cursor, the
+    size staying; DECNCSM (95, a VT510's "no clear") changes nothing on a VT420."""
+    t, replies = make(80, 24)
+    t.feed(b"\x1b[?40h\x1b[?95hkeep\x1b[5;5H\x1b[?3h\x1b[6n")
+    assert (t.cols, t.rows) == (80, 24)
+    assert text(t)[0].strip() == ""
+    assert replies == [b"\x1b[1;1R"]
+
+
 def test_cursor_save_does_not_grow_without_bound() -> None:
     t, _ = make()
     t.feed(b"\x1b7" * 10_000)

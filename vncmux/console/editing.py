@@ -21,6 +21,7 @@ from vncmux.console.cells import Cell
 from vncmux.console.screenbase import ScreenBase
 
 Box = tuple[int, int, int, int]  # top, left, bottom, right (0-based, inclusive)
+MORE_FIX = (True, 41)  # xterm's "more(1) fix" mode's key in ``other_modes`` (see ``tab``)
 
 
 class EditingMixin(ScreenBase):
@@ -135,9 +136,22 @@ class EditingMixin(ScreenBase):
         return 1
 
     def tab(self) -> None:
-        """HT: to the next tab stop, stopping at the right margin when inside it."""
+        """HT: to the next tab stop, stopping at the right margin when inside it.
+
+        A tab right after a character written in the last column leaves the cursor where
+        it is, the wrap still pending (as xterm; pyte moves it back onto the last cell, so
+        that the next character overwrote it).  With xterm's "more(1) fix" (DEC mode 41)
+        it wraps first, as a character would: ``more`` writes a line exactly as wide as the
+        screen and then one that begins with a tab.  (The fast path leaves that to this
+        method.)
+        """
         lr = self.lr_region()
         if lr is None:
+            if self.cursor.x >= self.columns:
+                if not (self.other_modes.get(MORE_FIX, False) and mo.DECAWM in self.mode):
+                    return
+                self.carriage_return()
+                self.linefeed()
             super().tab()  # pyte's, which the fast path reproduces exactly
             return
         x = self.cursor.x

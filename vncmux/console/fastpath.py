@@ -51,6 +51,7 @@ from pyte.charsets import LAT1_MAP, MAPS
 from pyte.screens import Margins
 from twisted.logger import Logger
 
+from vncmux.console.editing import MORE_FIX
 from vncmux.console.fastrows import Attrs, PendingRows, Row
 from vncmux.console.fasttokens import DECTCEM_KEY, EDITS, MOVES, QUIET_MODES, SD, TOKEN
 
@@ -513,7 +514,14 @@ class FastPath(PendingRows):
                         if x == cols:
                             x -= 1
                         x = min(max(0, x - 1), cols - 1)
-                    elif c == "\t":  # HT
+                    elif c == "\t":  # HT (from the pending-wrap column: stays there)
+                        if x >= cols:
+                            if s.other_modes.get(MORE_FIX, False) and wrap:
+                                end = m.start()  # (a wrap first: the screen's ``tab``)
+                                break
+                            prev = m
+                            m = match()
+                            continue
                         stops = sorted(s.tabstops)
                         i = bisect_right(stops, x)
                         x = stops[i] if i < len(stops) else cols - 1

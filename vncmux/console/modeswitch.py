@@ -124,11 +124,11 @@ class ModesMixin(ScreenBase):
                 self._modes([mode], True, on)
 
     def _column_mode(self) -> None:
-        """DECCOLM, when allowed (mode 40): as xterm, the screen is cleared (unless
-        DECNCSM), the margins reset and the cursor goes home; the column count stays (a
-        program must not resize every viewer's screen)."""
-        if not self.other_modes.get((True, 95), False):
-            self.erase_in_display(2)
+        """DECCOLM, when allowed (mode 40): as xterm, the screen is cleared, the margins
+        reset and the cursor goes home; the column count stays (a program must not resize
+        every viewer's screen).  DECNCSM (mode 95, "no clear") is a VT510's: a VT420, which
+        this terminal is, clears whatever it says (as xterm set up as one)."""
+        self.erase_in_display(2)
         self.margins = None
         self.lr_margins = None
         self.cursor.x = self.cursor.y = 0
