@@ -485,6 +485,24 @@ def test_a_synchronized_update_held_too_long_is_shown_and_holds_nothing_more() -
     assert viewer.events == ["update", "update", "update"]
 
 
+def test_updates_opened_one_after_another_cannot_starve_the_viewers() -> None:
+    """A program whose every read ends inside its next update (the display never sees the
+    mode reset): a hold is timed from its start, not from each update, so a frame still
+    comes every ``sync_timeout``."""
+    display, term, rend, viewer, acc = waiting_viewer()
+    step = display.sync_timeout / 4
+    for update in range(1, 9):
+        term.open_update = update
+        term.pending.mark([update % 3])
+        display.changed()
+        CLOCK.advance(step)
+        if viewer.events and acc:  # (the viewer sends what it was told of, then asks again)
+            acc.clear()
+            display.requestUpdate(viewer)
+    CLOCK.advance(step / 10)  # (past the second hold's end, whatever the rounding)
+    assert len(rend.rendered) == 2  # one frame per hold: at 4 steps and at 8
+
+
 def test_an_update_opened_after_a_frame_was_timed_is_still_held() -> None:
     """A frame paced for later (output streams) and then an update opened: the paced
     frame does not show the half-drawn rows."""

@@ -82,10 +82,10 @@ class Display:
     ``stream_interval`` apart: what a viewer needs is the screen every few tens of
     milliseconds, not every line; otherwise (an echoed key) ``min_interval`` apart.
     While the program holds a synchronized update open (DEC mode 2026, ``open_update``)
-    no frame is made, for at most ``sync_timeout`` seconds from when the display first
-    sees that update open: the viewers see the program's frame whole, never half drawn.
-    An update held longer (a program that died with the mode set) is shown as if it had
-    ended, and holds nothing more; the next update the program opens is held again.
+    no frame is made, for at most ``sync_timeout`` seconds at a time: the viewers see the
+    program's frame whole, never half drawn.  An update held longer (a program that died
+    with the mode set) is shown as if it had ended, and holds nothing more; the next update
+    the program opens is held again.
 
     With ``status_line`` the framebuffer has one more cell row below the terminal's, the
     status line (``set_status``): accumulators then have ``lines`` = rows + 1 and the
@@ -125,9 +125,8 @@ class Display:
         self._flush_call: IDelayedCall | None = None
         self._flush_ends_hold = False  # ``_flush_call`` waits for a held update's end
         self.sync_timeout = sync_timeout
-        self._hold_of = 0  # the synchronized update last seen open (``open_update``) ...
-        self._hold_until = 0.0  # ... held until then
-        self._hold_expired = False  # ... or held too long: shown, holding nothing more
+        self._hold_until: float | None = None  # frames held until then (None: no hold)
+        self._overdue = 0  # the update held too long (``open_update``): it holds no more
         self._hold_logged = False
         self._ready: deque[IViewer] = deque()
         self._cost = 0.0
@@ -321,7 +320,7 @@ class Display:
             self._flush_call = None
         now = self._clock.seconds()
         delay = self._next_flush - now
-        if held:
+        if held and self._hold_until is not None:
             delay = max(delay, self._hold_until - now)
         self._flush_ends_hold = held
         if delay > 0:
@@ -330,18 +329,19 @@ class Display:
             self._flush()
 
     def _held(self) -> bool:
-        """True while the terminal's synchronized update is to be held back (see the
-        class docstring); the hold is timed from the first call that sees it open."""
+        """True while frames are held back for the terminal's synchronized update (see
+        the class docstring).  A hold lasts from the first call that sees an update open
+        until a frame is made, at most ``sync_timeout``: a program whose every read ends
+        inside its next update cannot starve the viewers, however often it opens one."""
         update = self.terminal.open_update
         if not update:
+            self._hold_until = None
+            return False
+        if update == self._overdue:
             return False
         now = self._clock.seconds()
-        if update != self._hold_of:  # (a new one)
-            self._hold_of = update
+        if self._hold_until is None:
             self._hold_until = now + self.sync_timeout
-            self._hold_expired = False
-        if self._hold_expired:
-            return False
         if now < self._hold_until:
             return True
         if not self._hold_logged:  # (once a console: a slow line's frames may do it often)
@@ -351,7 +351,8 @@ class Display:
                 " it (and any later one held that long, without saying so again)",
                 t=self.sync_timeout,
             )
-        self._hold_expired = True
+        self._overdue = update
+        self._hold_until = None
         return False
 
     def _flush(self) -> None:
