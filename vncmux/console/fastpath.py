@@ -515,16 +515,13 @@ class FastPath(PendingRows):
                             x -= 1
                         x = min(max(0, x - 1), cols - 1)
                     elif c == "\t":  # HT (from the pending-wrap column: stays there)
-                        if x >= cols:
-                            if s.other_modes.get(MORE_FIX, False) and wrap:
-                                end = m.start()  # (a wrap first: the screen's ``tab``)
-                                break
-                            prev = m
-                            m = match()
-                            continue
-                        stops = sorted(s.tabstops)
-                        i = bisect_right(stops, x)
-                        x = stops[i] if i < len(stops) else cols - 1
+                        if x < cols:
+                            stops = sorted(s.tabstops)
+                            i = bisect_right(stops, x)
+                            x = stops[i] if i < len(stops) else cols - 1
+                        elif s.other_modes.get(MORE_FIX, False) and wrap:
+                            end = m.start()  # (a wrap first: the screen's ``tab``)
+                            break
                     elif c == "\x07":  # BEL (a run of them rings once)
                         s.bell()
                     else:  # SO, SI: the screen's own methods
