@@ -52,6 +52,7 @@ DEC_MODES = {
     2026: False,  # synchronized output (not xterm's: kitty, foot, WezTerm, Windows Terminal)
 }  # fmt: skip
 DEC_PERMANENTLY_RESET = frozenset({8, 60})
+SYNC_KEY = (True, 2026)  # synchronized output's key in ``other_modes`` (see ``note_mode``)
 
 # The 16 base colours as xterm's default resources give them (for OSC 4 reports).
 _BASE16 = (
@@ -347,7 +348,7 @@ class ReportsMixin(ScreenBase):
         if mode in table:
             if private and mode == 3 and not self.other_modes.get((True, 40), False):
                 return  # DECCOLM only when allowed (mode 40), as xterm
-            if private and mode == 2026 and on and not self.other_modes.get((True, 2026)):
+            if private and mode == 2026 and on and not self.other_modes.get(SYNC_KEY):
                 self.sync_updates += 1  # (a new synchronized update: the display times it)
             self.other_modes[(private, mode)] = on
 
@@ -494,6 +495,7 @@ class ReportsMixin(ScreenBase):
 __all__ = [
     "PRIMARY_DA",
     "SECONDARY_DA",
+    "SYNC_KEY",
     "TERTIARY_DA",
     "ReportsMixin",
     "cell_checksum",

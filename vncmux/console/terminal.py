@@ -39,11 +39,10 @@ from vncmux.console.damage import Damage
 from vncmux.console.interfaces import ITerminalClipboard, ITerminalEvents
 from vncmux.console.modes import Modes
 from vncmux.console.parser import GROUND, Parser, parse_params
+from vncmux.console.reports import SYNC_KEY
 from vncmux.console.screen import MAX_COMBINING, TermScreen, sanitize_title
 
 log = Logger()
-
-SYNC_KEY = (True, 2026)  # synchronized output's key in ``TermScreen.other_modes``
 
 
 @implementer(ITerminalEvents)
