@@ -87,11 +87,7 @@ def compile_pattern(pattern: str, as_bytes: bool = False) -> Pattern:
             f"pattern refused: {len(pattern)} characters long, at most {MAX_PATTERN_CHARS}"
         )
     shown = pattern if len(pattern) <= QUOTE_CHARS else pattern[: QUOTE_CHARS - 3] + "..."
-    options = re2.Options()
-    options.log_errors = False  # a refusal is ours to log, with the peer
-    options.max_mem = MAX_PATTERN_MEMORY
-    if as_bytes:
-        options.encoding = re2.Options.Encoding.LATIN1
+    options = _options(MAX_PATTERN_MEMORY, latin1=as_bytes)
     # As bytes for both: RE2 reads str patterns as strict UTF-8, which a lone surrogate is not.
     source = ("(?m)" + pattern).encode("utf-8", "surrogateescape")
     try:
@@ -116,6 +112,18 @@ def _message(error: Exception) -> str:
     what = error.args[0] if error.args else ""
     text = what.decode("utf-8", "replace") if isinstance(what, bytes) else str(what)
     return text.replace(": (?m)", ": ", 1)
+
+
+def _options(max_mem: int, latin1: bool) -> Any:
+    """RE2's options for our patterns and sets (one place, so a set built from output
+    patterns reads its text as they do): errors not logged by RE2 (a refusal is ours to
+    log, with the peer), memory bounded, output (bytes) as Latin-1."""
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = max_mem
+    if latin1:
+        options.encoding = re2.Options.Encoding.LATIN1
+    return options
 
 
 def _explain(shown: str, message: str) -> str:
@@ -160,16 +168,12 @@ class PatternSet:
     ``PatternError`` when RE2 cannot build it (too large for ``MAX_SET_MEMORY``)."""
 
     def __init__(self, patterns: Sequence[Pattern]) -> None:
-        options = re2.Options()
-        options.log_errors = False
-        options.max_mem = MAX_SET_MEMORY
-        options.encoding = re2.Options.Encoding.LATIN1
-        self._set = re2.Set.SearchSet(options)
+        self._set = re2.Set.SearchSet(_options(MAX_SET_MEMORY, latin1=True))
         try:
             for pattern in patterns:
                 if set_cost(pattern) is None:
                     raise PatternError(f"{pattern!r} cannot join a set")
-                # The source holds our (?m), and the options match compile_pattern's.
+                # The source holds our (?m), and ``_options`` is compile_pattern's.
                 self._set.Add(pattern.pattern)  # type: ignore[attr-defined]
             self._set.Compile()
         except re2.error as e:
