@@ -84,10 +84,28 @@ def feed_pyte(parts: list[bytes], times: int) -> float:
     return time.process_time() - t0
 
 
-def feed_vncmux(parts: list[bytes], times: int, fast: bool = True) -> float:
+def _compiled() -> bool:
+    from vncmux.console.compiled import LOOP
+
+    return LOOP is not None
+
+
+COMPILED = _compiled()
+LOOP_LINE = (
+    "token loop: compiled (_fastloop.c); 'py loop' / 'python loop': the same run on the Python loop"
+    if COMPILED
+    else "token loop: Python (the compiled one is not built, or VNCMUX_PURE_PYTHON is set)"
+)
+
+
+def feed_vncmux(parts: list[bytes], times: int, fast: bool = True, compiled: bool = True) -> float:
+    """CPU seconds for ``times`` replays; ``compiled=False``: the fast path's Python loop
+    even where the compiled one is built (the reference it is measured against)."""
     from vncmux.console.terminal import Terminal
 
     term = Terminal(80, 24, fast=fast)
+    if not compiled and term._parser.fast is not None:
+        term._parser.fast.compiled = None
     t0 = time.process_time()
     for _ in range(times):
         for p in parts:
@@ -172,11 +190,16 @@ def cprofile(parts: list[bytes], times: int, top: int = 14) -> str:
 def count_worker(kind: str, name: str, times: int, size: int) -> None:
     """Under callgrind: ``times`` replays of trace ``name`` on one side, counted alone."""
     parts = chunks(load(name), size)
-    feed = feed_pyte if kind == "pyte" else feed_vncmux
-    feed(parts, 1)  # (imports done and module caches warm: not what is counted)
+
+    def feed(n: int) -> float:
+        if kind == "pyte":
+            return feed_pyte(parts, n)
+        return feed_vncmux(parts, n, compiled=kind == "vncmux")
+
+    feed(1)  # (imports done and module caches warm: not what is counted)
     me = str(os.getpid())
     subprocess.run(["callgrind_control", "-i", "on", me], check=True, capture_output=True)
-    feed(parts, times)
+    feed(times)
     subprocess.run(["callgrind_control", "-i", "off", me], check=True, capture_output=True)
 
 
@@ -204,21 +227,20 @@ def count_all(chosen: list[str], size: int) -> list[list[str]]:
     # (--quick's replays: the terminal's caches warm as in the timed runs, which take 5x as
     # many; counts do not vary, and pyte under callgrind is slow)
     times = {name: max(1, int(0.2e6 / len(load(name)))) for name in chosen}
-    jobs = [(kind, name, times[name], size) for name in chosen for kind in ("vncmux", "pyte")]
+    kinds = ("vncmux", "pyte") + (("vncmux-python",) if COMPILED else ())
+    jobs = [(kind, name, times[name], size) for name in chosen for kind in kinds]
     with ThreadPoolExecutor(2) as pool:
         counts = dict(zip(jobs, pool.map(lambda job: instructions(*job), jobs)))
     rows = []
     for name in chosen:
-        ours = counts[("vncmux", name, times[name], size)] / times[name]
-        theirs = counts[("pyte", name, times[name], size)] / times[name]
-        rows.append(
-            [
-                name,
-                f"{ours / 1e6:.2f}",
-                f"{theirs / 1e6:.2f}",
-                f"{theirs / ours:.1f}x",
-            ]
+        ours, theirs, python = (
+            counts.get((kind, name, times[name], size), 0) / times[name]
+            for kind in ("vncmux", "pyte", "vncmux-python")
         )
+        row = [name, f"{ours / 1e6:.2f}", f"{theirs / 1e6:.2f}", f"{theirs / ours:.1f}x"]
+        if COMPILED:
+            row += [f"{python / 1e6:.2f}", f"{theirs / python:.1f}x"]
+        rows.append(row)
     return rows
 
 
@@ -241,7 +263,9 @@ def main() -> int:
     ap.add_argument(
         "--instructions", action="store_true", help="count instructions (valgrind), not time"
     )
-    ap.add_argument("--count-worker", choices=["vncmux", "pyte"], help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--count-worker", choices=["vncmux", "vncmux-python", "pyte"], help=argparse.SUPPRESS
+    )
     args = ap.parse_args()
     chosen = args.traces.split(",") if args.traces else names()
     reps = args.reps or (1 if args.quick else 5)
@@ -250,6 +274,7 @@ def main() -> int:
         return 0
     if args.instructions:
         print(f"tui_traces --instructions: {machine_line()}")
+        print(LOOP_LINE)
         print(
             f"{args.chunk} B chunks; callgrind, replays counted alone, PYTHONHASHSEED=0;"
             " M = million per replay\n"
@@ -259,9 +284,11 @@ def main() -> int:
         except BenchError as e:
             print(f"tui_traces: {e}", file=sys.stderr)
             return 1
-        print(table(rows, ["trace", "vncmux M", "pyte M", "ratio"]))
+        head = ["trace", "vncmux M", "pyte M", "ratio"]
+        print(table(rows, head + (["python loop M", "its ratio"] if COMPILED else [])))
         return 0
     print(f"tui_traces: {machine_line()}")
+    print(LOOP_LINE)
     print(f"{args.chunk} B chunks, 80x24, median of {reps} (ratio: median of back-to-back pairs)\n")
     rows = []
     for name in chosen:
@@ -282,14 +309,18 @@ def main() -> int:
         fast: list[float] = []
         py: list[float] = []
         slow: list[float] = []
+        loop: list[float] = []
         for _ in range(reps):
             fast.append(feed_vncmux(parts, times))
             py.append(feed_pyte(parts, times))
+            if COMPILED:
+                loop.append(feed_vncmux(parts, times, compiled=False))
             if not args.no_slow:
                 slow.append(feed_vncmux(parts, times, fast=False))
         mb = size / median(fast) / 1e6
         mb_pyte = size / median(py) / 1e6
         mb_slow = size / median(slow) / 1e6 if slow else float("nan")
+        mb_loop = size / median(loop) / 1e6 if loop else float("nan")
         # The ratio of each pair run back to back, then the median: a noisy spell moves
         # both figures of a pair, not their ratio.
         ratio = median([p / f for p, f in zip(py, fast)])
@@ -298,6 +329,7 @@ def main() -> int:
                 name,
                 f"{len(data) / 1e3:.0f} kB",
                 f"{mb_slow:.2f}",
+                f"{mb_loop:.2f}",
                 f"{mb:.2f}",
                 f"{mb_pyte:.2f}",
                 f"{ratio:.1f}x",
@@ -312,6 +344,7 @@ def main() -> int:
                     "trace",
                     "size",
                     "slow MB/s",
+                    "py loop MB/s",
                     "fast MB/s",
                     "pyte MB/s",
                     "ratio",

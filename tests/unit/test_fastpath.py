@@ -7,6 +7,8 @@ every line with its attributes and the line's default, the cursor including the 
 column, attributes, modes, title, parser state, ...), and at damage points each terminal's
 damage applied to a shadow of its last picture must give its new picture.  On output pyte
 itself interprets correctly (plain and coloured text) the cells must equal plain pyte's.
+
+Every test runs twice: on the compiled token loop and on the Python one (see ``loop``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,28 @@ from tests.support.screen_picture import catch_up, picture
 from vncmux.console.fasttokens import TOKEN
 from vncmux.console.parser import CSI, ESCAPE, GROUND
 from vncmux.console.terminal import Terminal
+
+
+@pytest.fixture(scope="module", autouse=True, params=["compiled", "python"])
+def loop(request: pytest.FixtureRequest) -> Any:
+    """Every test here runs on both token loops: the compiled one (``_fastloop.c``, which
+    CI builds: a missing build fails there) and the Python one, its reference."""
+    from vncmux.console import compiled, fastrows
+
+    if request.param == "compiled" and compiled.LOOP is None:
+        pytest.skip("the compiled token loop was not built (no C compiler at install time?)")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fastrows, "LOOP", compiled.LOOP if request.param == "compiled" else None)
+        yield request.param
+
+
+def test_the_loop_under_test_is_in_use(loop: str) -> None:
+    from vncmux.console import compiled
+
+    fast = Terminal(5, 2)._parser.fast
+    assert fast is not None
+    assert fast.compiled is (compiled.LOOP if loop == "compiled" else None)
+
 
 WORDS = [
     "kernel",
@@ -706,6 +730,20 @@ def test_a_failing_token_is_dropped_alone(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(fast, "_params", broken)
     t.feed(b"ab\x1b[2;2Hcd\r\nef")
     assert ["".join(c.data for c in t.line(y)).rstrip() for y in range(3)] == ["abcd", "ef", ""]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x1b[99999999999999999999999Cx\x1b[99999999999999999999;99999999999999999999Hy",
+        b"ab\x1b[99999999999999999999999X\x1b[18446744073709551617Dz\x1b[9223372036854775808b",
+        b"\x1b[2;99999999999999999999rq\x1b[99999999999999999999L\x1b[99999999999999999999S",
+    ],
+)
+def test_huge_parameters_agree(data: bytes) -> None:
+    """Parameters past any machine integer (which the compiled loop clamps) have the same
+    effect on both paths."""
+    Pair(10, 4).check([data], random.Random(0))
 
 
 def test_cursor_positions_follow_a_resize() -> None:

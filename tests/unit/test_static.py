@@ -79,11 +79,17 @@ OUTSIDE = {
 }
 
 
+# Files built in a checkout: the compiled token loop, which the test command's editable
+# install builds in place (in .gitignore; its debug data names the build's paths).
+BUILT = (".so", ".pyd")
+
+
 def repository_files(root: Path) -> Iterator[Path]:
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = [d for d in subdirs if d not in NOT_CONTENT and not d.endswith(".egg-info")]
         for name in files:
-            yield Path(directory, name)
+            if not name.endswith(BUILT):
+                yield Path(directory, name)
 
 
 def test_nothing_points_outside_the_repository() -> None:

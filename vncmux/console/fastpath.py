@@ -50,6 +50,7 @@ from pyte import modes as mo
 from pyte.charsets import LAT1_MAP, MAPS
 from pyte.screens import Margins
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from vncmux.console.editing import MORE_FIX
 from vncmux.console.fastrows import Attrs, PendingRows, Row
@@ -199,6 +200,8 @@ class FastPath(PendingRows):
         # since Python 2 and what ``re.Scanner`` is built on).
         if not self.usable():
             return start
+        if self.compiled is not None:
+            return self.compiled.run(self, data, start)  # type: ignore[no-any-return]
         scanner = TOKEN.scanner(data, start)  # type: ignore[attr-defined]
         match = scanner.match
         m = match()
@@ -222,9 +225,7 @@ class FastPath(PendingRows):
         g0_ascii = s.g0_charset is LAT1_MAP  # (G0 is ASCII: an sgr0's "ESC ( B" does nothing)
         stored: Callable[[int], Any] = s.stored_line
         default: Any = s.default_char
-        rows = self._rows
-        if rows is None:
-            rows = [None] * lines  # None: the original row, untouched
+        rows = self._begin()
         off = self._off
         last_text = ""
         end = start
@@ -235,10 +236,6 @@ class FastPath(PendingRows):
         row: Row | None
         cups = self._cups
         stbms = self._stbms
-        if self._cups_size != (cols, lines) or len(cups) > _MAX_STATES or len(stbms) > _MAX_STBMS:
-            cups.clear()  # (positions and margins are clamped to the size)
-            stbms.clear()
-            self._cups_size = (cols, lines)
 
         # (A token's groups are read as ``m[i]``: a subscript costs far less than a call
         # to ``m.group``, which shows on every token.)
@@ -302,40 +299,37 @@ class FastPath(PendingRows):
                             break
                     else:
                         t = m[1]
-                    if not t:
-                        pass
-                    elif asis or (tr is None and (t.isascii() or narrow.issuperset(t))):
-                        last_text = t  # (the common case: one-cell characters, no charset)
-                        e = x + len(t)
-                        if e <= cols:  # the common case: it fits on the row
-                            row = rows[off + y]
-                            if row is None:
-                                a = off + y
-                                if a < lines:
-                                    line = stored(a)
-                                    row = rows[a] = [default if line is None else line]
-                                else:
-                                    row = rows[a] = [default]
-                            row.append((x, t, st))
-                            x = e
-                        else:
-                            x, y, off, rows = self._wrapped(t, x, y, off, rows, st, wrap, full)
-                    else:
+                    if t:
                         raw = t
-                        if tr is not None:
-                            t = t.translate(tr)  # (one character for one: lengths agree)
-                        if t.isascii() or narrow.issuperset(t):
+                        if not asis:  # (a character set in use, or text not all ASCII)
+                            if tr is not None:
+                                t = t.translate(tr)  # (one character for one: lengths agree)
+                            if not (t.isascii() or narrow.issuperset(t)):
+                                # Wide characters, or one the slow path must draw: character
+                                # by character, stopping before the first of the latter.
+                                x, y, off, used = self._mixed(t, x, y, off, rows, st, wrap, full)
+                                if used:
+                                    last_text = raw[:used]
+                                if used < len(t):
+                                    end = m.start(k if k == 4 or k == 6 or k == 17 else 1) + used
+                                    break
+                                t = ""
+                        if t:  # one-cell characters
                             last_text = raw
-                            x, y, off, rows = self._wrapped(t, x, y, off, rows, st, wrap, full)
-                        else:
-                            # Wide characters, or one the slow path must draw: character by
-                            # character, stopping before the first of the latter.
-                            x, y, off, used = self._mixed(t, x, y, off, rows, st, wrap, full)
-                            if used:
-                                last_text = raw[:used]
-                            if used < len(t):
-                                end = m.start(k if k == 4 or k == 6 or k == 17 else 1) + used
-                                break
+                            e = x + len(t)
+                            if e <= cols:  # the common case: it fits on the row
+                                row = rows[off + y]
+                                if row is None:
+                                    a = off + y
+                                    if a < lines:
+                                        line = stored(a)
+                                        row = rows[a] = [default if line is None else line]
+                                    else:
+                                        row = rows[a] = [default]
+                                row.append((x, t, st))
+                                x = e
+                            else:
+                                x, y, off, rows = self._wrapped(t, x, y, off, rows, st, wrap, full)
                     if k == 2:  # CR LF after the text: the line feed written out as in the
                         # LF branch below, not called (once per log line: a call slows a flood)
                         x = 0
@@ -534,24 +528,59 @@ class FastPath(PendingRows):
                 # k == 22: ignored controls (CAN and SUB only abort sequences: none here)
                 prev = m
                 m = match()
-        except Exception:  # noqa: BLE001 -- as the slow path: drop that token alone
-            log.failure("Terminal fast path: dropped a token that failed")
+        except Exception as e:  # noqa: BLE001 -- as the slow path: drop that token alone
+            self._dropped(e)
             if m is not None:  # (the text after an SGR or CUP is a token of its own)
                 k = m.lastindex
                 end = m.start(k) if k == 4 or k == 6 or k == 17 else m.end()
         if m is None:  # (ran to the last token: it ends the run; a break set ``end``)
             end = prev.end()
 
+        self._finish(cursor, x, y, st, last_text, rows, off, end - start)
+        return end
+
+    def _begin(self) -> list[Row | None]:
+        """A run's start: the caches that depend on the size checked, and the pending rows
+        (a fresh list when none are)."""
+        s = self.screen
+        cols, lines = s.columns, s.lines
+        cups, stbms = self._cups, self._stbms
+        if self._cups_size != (cols, lines) or len(cups) > _MAX_STATES or len(stbms) > _MAX_STBMS:
+            cups.clear()  # (positions and margins are clamped to the size)
+            stbms.clear()
+            self._cups_size = (cols, lines)
+        rows = self._rows
+        return [None] * lines if rows is None else rows  # None: the original row, untouched
+
+    def _finish(
+        self,
+        cursor: Any,
+        x: int,
+        y: int,
+        st: Attrs,
+        last_text: str,
+        rows: list[Row | None],
+        off: int,
+        taken: int,
+    ) -> None:
+        """A run's end: the cursor and last character written back, the pending rows kept
+        (and settled when they grow too many; ``taken``: the characters the run took)."""
         cursor.x, cursor.y = x, y
         cursor.attrs = st.attrs
         if last_text:
-            s.last_char = last_text[-1]
+            self.screen.last_char = last_text[-1]
         self._rows = rows
         self._off = off
-        self._since += end - start
+        self._since += taken
         if len(rows) > _MAX_PENDING or self._since > _MAX_PENDING_CHARS:
             self.settle()
-        return end
+
+    def _dropped(self, error: BaseException) -> None:
+        """A token failed: it is dropped alone (logged here, for both loops)."""
+        log.failure(
+            "Terminal fast path: dropped a token that failed",
+            failure=Failure(error, type(error), error.__traceback__),
+        )
 
     def _charset(self) -> dict[int, str] | None:
         """The translation table of the character set in use; None: Latin-1 (identity)."""

@@ -21,6 +21,7 @@ from pyte.screens import wcwidth as _wcwidth
 from twisted.logger import Logger
 
 from vncmux.console.cells import well_formed
+from vncmux.console.compiled import LOOP
 from vncmux.console.textrow import TextRow
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class PendingRows:
         self._reported = 0  # pending rows below this were reported as scrolled off
         self._narrow: set[str] = set(ASCII)  # characters known to be one cell wide
         self._wide: set[str] = set()  # characters known to be two cells wide
+        self.compiled = LOOP  # the compiled token loop and row builder, or None: Python's
 
     @property
     def pending(self) -> bool:
@@ -434,6 +436,10 @@ class PendingRows:
         is dropped first.  (Walking back to skip operations covered by later ones cost
         more than laying them all out: the check is about as dear as the copy.)
         """
+        if self.compiled is not None:
+            built = self.compiled.build(self.screen.columns, StaticDefaultDict, row)
+            if built is not None:  # (None: an operation past the last column, built below)
+                return built
         base = row[0]
         line = base if isinstance(base, dict) else StaticDefaultDict(base)
         if len(row) <= 5:
