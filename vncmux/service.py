@@ -408,7 +408,21 @@ def makeService(
                 instance.unbind()
             raise
     makeSiteServices(site, top, reactor)
+    _log_token_loop()
     return top
+
+
+def _log_token_loop() -> None:
+    """Say which token loop the terminals run: a missing C compiler at install time costs
+    full-screen programs about half their speed, and this is where one notices."""
+    from vncmux.console.compiled import LOOP
+
+    log.info(
+        "vncmux: terminal token loop: {which}",
+        which="compiled"
+        if LOOP is not None
+        else "Python (the compiled one was not built, or VNCMUX_PURE_PYTHON is set)",
+    )
 
 
 def makeSiteServices(site: Site, top: SiteService, reactor: Any) -> None:

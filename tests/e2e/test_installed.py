@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.net import free_tcp_port
 from tests.support.waiting import wait_until
+from vncmux.console import compiled
 
 REPO = Path(__file__).resolve().parents[2]
 TWISTD = Path(sys.executable).with_name("twistd")
@@ -82,3 +83,7 @@ def test_installed_vncmux_serves_the_console(installed: Path) -> None:
         out, _ = proc.communicate(timeout=30)
     assert b"Traceback" not in out, out.decode(errors="replace")
     assert b"virtual console 80x24" in out, "the console (and its fonts) came up"
+    # The install built the compiled token loop where the checkout's build found a compiler
+    # (the same machine, the same compiler), and the process says which loop it runs.
+    loop = b"compiled" if compiled.LOOP is not None else b"Python"
+    assert b"terminal token loop: " + loop in out, out.decode(errors="replace")

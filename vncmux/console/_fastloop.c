@@ -428,7 +428,8 @@ static PyObject *row_at(Run *r, Py_ssize_t a)
         return NULL;
     }
     PyList_SET_ITEM(row, 0, base);
-    PyList_SetItem(r->rows, a, row); /* (steals ``row``; the list still holds it) */
+    if (PyList_SetItem(r->rows, a, row) < 0) /* (steals ``row``; the list holds it) */
+        return NULL;
     return row;
 }
 
@@ -1549,6 +1550,11 @@ static int lay_out(PyObject *row, Py_ssize_t columns, PyObject *line)
             break;
         }
         len = PyUnicode_GET_LENGTH(text);
+        if (x < 0 || x + len > columns) { /* (checked above; the row is not ours to trust) */
+            PyErr_SetString(PyExc_ValueError, "a pending row changed while it was built");
+            rc = -1;
+            break;
+        }
         for (j = 0; j < len && buf[x + j] != NULL; j++)
             ;
         if (j == len) /* (covered by later operations) */
