@@ -116,12 +116,14 @@ class SiteService(MultiService):
     # -- life cycle
 
     def startService(self) -> None:
-        super().startService()
+        # The handler goes in before the consoles start: once anything is visible outside
+        # (a listening port, a token file), a SIGHUP must reload, not kill (its default).
         if self.site.source is not None and self.load is not None:
             from vncmux.sighup import onSighup
 
             self._unhook = onSighup(self.reload, self.reactor)
             log.info("vncmux: SIGHUP reloads {path}", path=self.site.source)
+        super().startService()
 
     def stopService(self) -> Deferred[Any]:
         if self._unhook is not None:

@@ -191,6 +191,28 @@ def test_a_reload_during_a_reload_follows_it(harness: Harness) -> None:
     assert harness.log.count("farewell b") == 1 and harness.log.count("farewell c") == 1
 
 
+def test_sighup_reloads_before_any_console_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A console's start makes the process visible (a port, a token file); a SIGHUP from
+    then on must find the reload handler, not the default action, which kills."""
+    monkeypatch.setattr(sighup, "_callbacks", [])
+    monkeypatch.setattr(sighup, "_installed", {"reactor": object()})
+    seen: list[list[Any]] = []
+
+    class Watching(FakeInstance):
+        def startService(self) -> None:
+            seen.append(list(sighup._callbacks))
+            super().startService()
+
+    initial = site(console("a", 1), console("b", 2))
+    top = SiteService(
+        initial, MemoryReactorClock(), lambda c: Watching(c, []), load=lambda: initial
+    )
+    for config in initial.consoles:
+        top.addConsole(Watching(config, []))
+    top.startService()
+    assert seen == [[top.reload], [top.reload]]
+
+
 def test_stopping_the_site_unhooks_sighup(harness: Harness) -> None:
     assert sighup._callbacks == [harness.top.reload]
     harness.top.stopService()
