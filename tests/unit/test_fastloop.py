@@ -123,3 +123,40 @@ def test_an_operation_past_the_last_column_is_left_to_python() -> None:
     assert python is not None
     built = python._build(row)  # (compiled first, then Python's: a list that grows)
     assert "".join(built[x].data for x in range(6)) == "ab xyz"
+
+
+class Meddling(dict[str, Any]):
+    """Cells whose lookups change the row being built (no real caller does: the builder
+    must still read only what it was given)."""
+
+    runs: dict[str, Any] = {}
+
+    def __init__(self, row: list[Any], meddle: Any) -> None:
+        super().__init__()
+        self.row, self.meddle = row, meddle
+
+    def run(self, text: str) -> tuple[Any, ...]:
+        self.meddle(self.row)
+        return tuple(DEFAULT_CELL._replace(data=c) for c in text)
+
+    def __missing__(self, ch: str) -> Any:
+        self.meddle(self.row)
+        return DEFAULT_CELL._replace(data=ch)
+
+
+def test_a_row_changed_while_it_is_built_is_built_as_it_was() -> None:
+    """The builder works on a snapshot of the row's operations: Python code it calls (a
+    cell cache's lookups) cannot make it read past its buffer or a shrunk list."""
+    attrs = Attrs(DEFAULT_CELL)
+    many: list[Any] = [DEFAULT_CELL] + [(0, "ab", attrs)] * 6
+
+    def far(row: list[Any]) -> None:
+        row[1:7] = [(1 << 30, "abcdef", attrs)] * 6
+
+    many[6] = (0, "zz", Meddling(many, far))
+    built = LOOP.build(4, StaticDefaultDict, many)
+    assert "".join(built[x].data for x in range(4)) == "zz  "
+    few: list[Any] = [DEFAULT_CELL, None, (1, "b", attrs), (2, "c", attrs)]
+    few[1] = (0, "a", Meddling(few, list.clear))
+    built = LOOP.build(8, StaticDefaultDict, few)
+    assert "".join(built[x].data for x in range(4)) == "abc "

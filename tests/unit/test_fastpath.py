@@ -746,6 +746,29 @@ def test_huge_parameters_agree(data: bytes) -> None:
     Pair(10, 4).check([data], random.Random(0))
 
 
+class Stop(BaseException):
+    """Not an Exception: what the loops must let through (as KeyboardInterrupt)."""
+
+
+def test_a_failure_to_log_a_dropped_token_propagates() -> None:
+    """A token that fails is dropped and logged; if the logging itself fails, that is not
+    swallowed (both loops: Python's ``except`` block lets it through)."""
+    t = Terminal(20, 3)
+    fast = t._parser.fast
+    assert fast is not None
+
+    def broken(params: str) -> None:
+        raise ValueError("boom")
+
+    def dropped(error: BaseException) -> None:
+        raise Stop()
+
+    fast._parse_params = broken  # type: ignore[method-assign,assignment]
+    fast._dropped = dropped  # type: ignore[method-assign]
+    with pytest.raises(Stop):
+        fast.run("ab\x1b[5Ccd", 0)
+
+
 def test_cursor_positions_follow_a_resize() -> None:
     """CUP positions the fast path caches are clamped to the size in force."""
     pair = Pair(80, 24)

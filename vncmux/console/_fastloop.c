@@ -32,7 +32,7 @@ static PyObject *n_screen, *n_columns, *n_lines, *n_cursor, *n_x, *n_y, *n_attrs
     *n_shift_out, *n_shift_in, *n_dropped, *n_csi, *n_escapes, *n_ints, *n_cups, *n_stbms,
     *n_narrow, *n_off, *n_translate, *n_issuperset, *n_private, *n_runs, *n_run, *n_fill_attr;
 
-#define BIG ((Py_ssize_t)1 << 40) /* integer parameters are clamped to +-BIG (beyond any size) */
+#define BIG (PY_SSIZE_T_MAX / 4) /* integer parameters are clamped to +-BIG (beyond any size) */
 
 /* ---- the scanner ------------------------------------------------------------------ */
 
@@ -444,14 +444,27 @@ static int append_op(PyObject *row, Py_ssize_t x, PyObject *text, PyObject *cell
     return rc;
 }
 
+/* The pending rows a helper returned (steals ``rows``): a list, or a TypeError. */
+static int take_rows(Run *r, PyObject *rows)
+{
+    if (rows == NULL)
+        return -1;
+    if (!PyList_Check(rows)) {
+        Py_DECREF(rows);
+        PyErr_SetString(PyExc_TypeError, "fast path: the pending rows must be a list");
+        return -1;
+    }
+    set_ref(&r->rows, rows);
+    return 0;
+}
+
 /* ``rows = self._scroll(rows, off, top, bottom, count, off_top); off = 0`` */
 static int scroll_rows(Run *r, Py_ssize_t top, Py_ssize_t bottom, Py_ssize_t count, int off_top)
 {
     PyObject *rows = PyObject_CallMethod(r->fp, "_scroll", "OnnnnO", r->rows, r->off, top,
                                          bottom, count, off_top ? Py_True : Py_False);
-    if (rows == NULL)
+    if (take_rows(r, rows) < 0)
         return -1;
-    set_ref(&r->rows, rows);
     r->off = 0;
     return 0;
 }
@@ -490,9 +503,9 @@ static int wrapped(Run *r, PyObject *text)
         Py_DECREF(res);
         return -1;
     }
-    set_ref(&r->rows, Py_NewRef(PyTuple_GET_ITEM(res, 3)));
+    int rc = take_rows(r, Py_NewRef(PyTuple_GET_ITEM(res, 3)));
     Py_DECREF(res);
-    return 0;
+    return rc;
 }
 
 /* The attribute set SGR ``params`` lead to from ``st`` (its transition table, else
@@ -579,10 +592,12 @@ static int take_call(Run *r, PyObject *res)
         PyErr_SetString(PyExc_TypeError, "_call: expected 6 values");
         return -1;
     }
-    set_ref(&r->rows, Py_NewRef(PyTuple_GET_ITEM(res, 0)));
-    if (clamp(PyTuple_GET_ITEM(res, 1), &r->off) < 0 ||
+    if (take_rows(r, Py_NewRef(PyTuple_GET_ITEM(res, 0))) < 0 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(res, 5)) || clamp(PyTuple_GET_ITEM(res, 1), &r->off) < 0 ||
         clamp(PyTuple_GET_ITEM(res, 2), &r->x) < 0 || clamp(PyTuple_GET_ITEM(res, 3), &r->y) < 0) {
         Py_DECREF(res);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "_call: the last text must be a str");
         return -1;
     }
     set_ref(&r->st, Py_NewRef(PyTuple_GET_ITEM(res, 4)));
@@ -834,11 +849,13 @@ static int csi_edit(Run *r, const Tok *tok, Py_ssize_t *end)
             rc = -1;
             goto done;
         }
+        Py_INCREF(row); /* (held across the call to Python below) */
         PyObject *fill = PyObject_CallMethodOneArg(r->fp, n_fill, r->st);
         PyObject *space = fill == NULL ? NULL : spaces(mn(n, r->cols - xx));
         rc = space == NULL ? -1 : append_op(row, xx, space, fill);
         Py_XDECREF(space);
         Py_XDECREF(fill);
+        Py_DECREF(row);
     } else if (in_set(final, "ABCDG`d")) {
         PyObject *lrmm = PyObject_GetAttr(r->s, n_declrmm);
         if (lrmm == NULL) {
@@ -977,9 +994,11 @@ static int stbm(Run *r, const Tok *tok)
     if (PyTuple_Check(got) && PyTuple_GET_SIZE(got) == 3) {
         if (PyObject_SetAttr(r->s, n_margins, PyTuple_GET_ITEM(got, 0)) < 0 ||
             clamp(PyTuple_GET_ITEM(got, 1), &r->top) < 0 ||
-            clamp(PyTuple_GET_ITEM(got, 2), &r->bottom) < 0)
+            clamp(PyTuple_GET_ITEM(got, 2), &r->bottom) < 0) {
             rc = -1;
-        r->x = r->y = 0;
+        } else {
+            r->x = r->y = 0;
+        }
         r->full = r->top == 0 && r->bottom == r->last;
     }
     Py_DECREF(got);
@@ -1412,7 +1431,8 @@ static int step(Run *r, const Tok *tok, Py_ssize_t *end)
 
 /* A token that failed is dropped alone (as FastPath.run's "except"): logged through
  * ``FastPath._dropped``, and the run ends after it (before the text that follows an SGR,
- * a CUP or a character set, which is a token of its own). */
+ * a CUP or a character set, which is a token of its own): where it ends, or -1 (an error
+ * set) when the logging itself failed. */
 static Py_ssize_t dropped(Run *r, const Tok *tok)
 {
     PyObject *type, *value, *tb;
@@ -1421,12 +1441,12 @@ static Py_ssize_t dropped(Run *r, const Tok *tok)
     if (tb != NULL && value != NULL)
         PyException_SetTraceback(value, tb);
     PyObject *res = PyObject_CallMethodOneArg(r->fp, n_dropped, value ? value : Py_None);
-    if (res == NULL)
-        PyErr_WriteUnraisable(r->fp); /* (logging failed: say so, and go on) */
-    Py_XDECREF(res);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
+    if (res == NULL) /* (the logging failed: that propagates, as from Python's "except") */
+        return -1;
+    Py_DECREF(res);
     int k = tok->k;
     return k == 4 || k == 6 || k == 17 ? tok->gs[k] : tok->end;
 }
@@ -1451,7 +1471,8 @@ static PyObject *run(PyObject *self, PyObject *args)
         if (rc < 0) {
             if (!PyErr_ExceptionMatches(PyExc_Exception))
                 goto error;
-            end = dropped(&r, &tok);
+            if ((end = dropped(&r, &tok)) < 0)
+                goto error;
             break;
         }
         if (rc > 0)
@@ -1524,15 +1545,16 @@ static int put_cell(PyObject *line, Py_ssize_t x, PyObject *cell)
 /* The row's operations laid out in a buffer of ``columns`` cells, then written into
  * ``line`` left to right.  Later operations win, so they are laid out last-first and each
  * fills only the cells still empty; one wholly covered already costs no lookup (a full-screen
- * program rewrites the same fields frame after frame between two settles).  1 when an
- * operation does not fit in the columns (nothing written: the caller builds it the Python
- * way), 0 when done, -1 on error. */
+ * program rewrites the same fields frame after frame between two settles).  ``row`` is a
+ * snapshot (a tuple: Python code run below cannot change it).  1 when an operation does not
+ * fit in the columns (nothing written: the caller builds it the Python way), 0 when done,
+ * -1 on error. */
 static int lay_out(PyObject *row, Py_ssize_t columns, PyObject *line)
 {
-    Py_ssize_t n = PyList_GET_SIZE(row), x, i, j, len;
+    Py_ssize_t n = PyTuple_GET_SIZE(row), x, i, j, len;
     PyObject *text, *cells;
     for (i = 1; i < n; i++) {
-        if (op_of(PyList_GET_ITEM(row, i), &x, &text, &cells) < 0)
+        if (op_of(PyTuple_GET_ITEM(row, i), &x, &text, &cells) < 0)
             return -1;
         if (x < 0 || x + PyUnicode_GET_LENGTH(text) > columns)
             return 1;
@@ -1543,34 +1565,26 @@ static int lay_out(PyObject *row, Py_ssize_t columns, PyObject *line)
         return -1;
     }
     int rc = 0;
-    for (i = n - 1; i >= 1 && rc == 0 && i < PyList_GET_SIZE(row); i--) {
-        PyObject *op = PyList_GET_ITEM(row, i);
-        if (op_of(op, &x, &text, &cells) < 0) {
+    for (i = n - 1; i >= 1 && rc == 0; i--) {
+        if (op_of(PyTuple_GET_ITEM(row, i), &x, &text, &cells) < 0) {
             rc = -1;
             break;
         }
-        len = PyUnicode_GET_LENGTH(text);
-        if (x < 0 || x + len > columns) { /* (checked above; the row is not ours to trust) */
-            PyErr_SetString(PyExc_ValueError, "a pending row changed while it was built");
-            rc = -1;
-            break;
-        }
+        len = PyUnicode_GET_LENGTH(text); /* (x + len <= columns: checked above) */
         for (j = 0; j < len && buf[x + j] != NULL; j++)
             ;
         if (j == len) /* (covered by later operations) */
             continue;
-        Py_INCREF(op); /* (a call below may run Python code) */
         PyObject *run = cells_run(cells, text, 1);
         if (run == NULL) {
             rc = -1;
         } else {
             Py_ssize_t m = mn(PyTuple_GET_SIZE(run), len);
-            for (j = 0; j < m && x + j < columns; j++)
+            for (j = 0; j < m; j++)
                 if (buf[x + j] == NULL)
                     buf[x + j] = Py_NewRef(PyTuple_GET_ITEM(run, j));
             Py_DECREF(run);
         }
-        Py_DECREF(op);
     }
     for (x = 0; x < columns; x++) {
         if (rc == 0 && buf[x] != NULL) {
@@ -1583,62 +1597,64 @@ static int lay_out(PyObject *row, Py_ssize_t columns, PyObject *line)
     return rc;
 }
 
+/* A few operations straight into the line, in order (``row``: a snapshot, as above). */
+static int write_ops(PyObject *row, PyObject *line)
+{
+    Py_ssize_t x;
+    PyObject *text, *cells;
+    for (Py_ssize_t i = 1; i < PyTuple_GET_SIZE(row); i++) {
+        if (op_of(PyTuple_GET_ITEM(row, i), &x, &text, &cells) < 0)
+            return -1;
+        int rc = 0;
+        if (PyUnicode_GET_LENGTH(text) == 1) {
+            PyObject *cell = PyObject_GetItem(cells, text);
+            rc = cell == NULL ? -1 : put_cell(line, x, cell);
+            Py_XDECREF(cell);
+        } else {
+            PyObject *run = cells_run(cells, text, 0);
+            if (run == NULL)
+                return -1;
+            Py_ssize_t m = mn(PyTuple_GET_SIZE(run), PyUnicode_GET_LENGTH(text));
+            for (Py_ssize_t j = 0; j < m && rc == 0; j++)
+                rc = put_cell(line, x + j, PyTuple_GET_ITEM(run, j));
+            Py_DECREF(run);
+        }
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static PyObject *build(PyObject *self, PyObject *args)
 {
-    PyObject *row, *line_class, *text, *cells;
-    Py_ssize_t columns, x;
-    if (!PyArg_ParseTuple(args, "nOO!", &columns, &line_class, &PyList_Type, &row))
+    PyObject *list, *line_class;
+    Py_ssize_t columns;
+    if (!PyArg_ParseTuple(args, "nOO!", &columns, &line_class, &PyList_Type, &list))
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(row);
-    if (n < 1 || columns < 0) {
+    if (PyList_GET_SIZE(list) < 1 || columns < 0) {
         PyErr_SetString(PyExc_ValueError, "build: an empty row");
         return NULL;
     }
-    Py_INCREF(row);
-    PyObject *base = PyList_GET_ITEM(row, 0);
+    PyObject *row = PyList_AsTuple(list); /* (the operations held while Python code runs) */
+    if (row == NULL)
+        return NULL;
+    PyObject *base = PyTuple_GET_ITEM(row, 0);
     PyObject *line = PyDict_Check(base) ? Py_NewRef(base) : PyObject_CallOneArg(line_class, base);
-    if (line == NULL || !PyDict_Check(line))
-        goto error;
-    if (n <= 5) { /* a few operations go straight into the line, in order */
-        for (Py_ssize_t i = 1; i < n; i++) {
-            PyObject *op = PyList_GET_ITEM(row, i);
-            if (op_of(op, &x, &text, &cells) < 0)
-                goto error;
-            Py_INCREF(op);
-            int rc;
-            if (PyUnicode_GET_LENGTH(text) == 1) {
-                PyObject *cell = PyObject_GetItem(cells, text);
-                rc = cell == NULL ? -1 : put_cell(line, x, cell);
-                Py_XDECREF(cell);
-            } else {
-                PyObject *run = cells_run(cells, text, 0);
-                rc = run == NULL ? -1 : 0;
-                Py_ssize_t m = run == NULL ? 0 : mn(PyTuple_GET_SIZE(run), PyUnicode_GET_LENGTH(text));
-                for (Py_ssize_t j = 0; j < m && rc == 0; j++)
-                    rc = put_cell(line, x + j, PyTuple_GET_ITEM(run, j));
-                Py_XDECREF(run);
-            }
-            Py_DECREF(op);
-            if (rc < 0)
-                goto error;
-        }
-    } else {
-        int rc = lay_out(row, columns, line);
-        if (rc < 0)
-            goto error;
-        if (rc > 0) {
-            Py_DECREF(line);
-            line = Py_NewRef(Py_None);
-        }
-    }
-    Py_DECREF(row);
-    return line;
-error:
-    Py_XDECREF(line);
-    Py_DECREF(row);
-    if (!PyErr_Occurred())
+    int rc = -1;
+    if (line != NULL && PyDict_Check(line))
+        rc = PyTuple_GET_SIZE(row) <= 5 ? write_ops(row, line) : lay_out(row, columns, line);
+    else if (line != NULL)
         PyErr_SetString(PyExc_TypeError, "build: the line is not a dict");
-    return NULL;
+    Py_DECREF(row);
+    if (rc < 0) {
+        Py_XDECREF(line);
+        return NULL;
+    }
+    if (rc > 0) {
+        Py_DECREF(line);
+        Py_RETURN_NONE;
+    }
+    return line;
 }
 
 static PyObject *configure(PyObject *self, PyObject *args)
