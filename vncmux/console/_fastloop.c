@@ -581,6 +581,18 @@ static PyObject *params_of(Run *r, PyObject *p)
     return ints;
 }
 
+/* The integer parameters in text[s:e] (a new reference: a list, or None), read from the
+ * ``_params`` cache first when ``cached`` (as the Python loop does where it reads it inline). */
+static PyObject *params_in(Run *r, Py_ssize_t s, Py_ssize_t e, int cached)
+{
+    PyObject *p = sub(r, s, e);
+    if (p == NULL)
+        return NULL;
+    PyObject *ints = cached ? params_of(r, p) : PyObject_CallMethodObjArgs(r->fp, n_params, p, NULL);
+    Py_DECREF(p);
+    return ints;
+}
+
 /* The state read again after a screen method ran (``_call``): its results, and for DECRC
  * (which may change anything) margins and character sets too. */
 static int take_call(Run *r, PyObject *res)
@@ -817,11 +829,7 @@ static int csi_edit(Run *r, const Tok *tok, Py_ssize_t *end)
         *end = tok->start;
         return 1;
     }
-    PyObject *p = sub(r, tok->gs[5], tok->ge[5]);
-    if (p == NULL)
-        return -1;
-    PyObject *ints = params_of(r, p);
-    Py_DECREF(p);
+    PyObject *ints = params_in(r, tok->gs[5], tok->ge[5], 1);
     if (ints == NULL)
         return -1;
     int rc = 0;
@@ -1057,11 +1065,7 @@ static int designate(Run *r, const Tok *tok)
 /* REP (group 9): the last character again, at most a screenful; 1 when the run ends. */
 static int repeat(Run *r, const Tok *tok, PyObject **t)
 {
-    PyObject *p = sub(r, tok->gs[5], tok->ge[5]);
-    if (p == NULL)
-        return -1;
-    PyObject *ints = params_of(r, p);
-    Py_DECREF(p);
+    PyObject *ints = params_in(r, tok->gs[5], tok->ge[5], 1);
     if (ints == NULL)
         return -1;
     PyObject *c;
@@ -1105,11 +1109,7 @@ static int repeat(Run *r, const Tok *tok, PyObject **t)
 /* DEC private modes (groups 12, 13), when all are quiet ones: 1 when the run ends. */
 static int quiet_modes(Run *r, const Tok *tok)
 {
-    PyObject *p = sub(r, tok->gs[12], tok->ge[12]);
-    if (p == NULL)
-        return -1;
-    PyObject *ints = PyObject_CallMethodObjArgs(r->fp, n_params, p, NULL);
-    Py_DECREF(p);
+    PyObject *ints = params_in(r, tok->gs[12], tok->ge[12], 0);
     if (ints == NULL)
         return -1;
     if (ints == Py_None) {

@@ -565,15 +565,19 @@ class FastPath(PendingRows):
     ) -> None:
         """A run's end: the cursor and last character written back, the pending rows kept
         (and settled when they grow too many; ``taken``: the characters the run took)."""
-        cursor.x, cursor.y = x, y
-        cursor.attrs = st.attrs
-        if last_text:
-            self.screen.last_char = last_text[-1]
+        self._put_cursor(cursor, x, y, st, last_text)
         self._rows = rows
         self._off = off
         self._since += taken
         if len(rows) > _MAX_PENDING or self._since > _MAX_PENDING_CHARS:
             self.settle()
+
+    def _put_cursor(self, cursor: Any, x: int, y: int, st: Attrs, last_text: str) -> None:
+        """The run's cursor, attributes and last character written back to the screen."""
+        cursor.x, cursor.y = x, y
+        cursor.attrs = st.attrs
+        if last_text:
+            self.screen.last_char = last_text[-1]
 
     def _dropped(self, error: BaseException) -> None:
         """A token failed: it is dropped alone (logged here, for both loops)."""
@@ -605,11 +609,7 @@ class FastPath(PendingRows):
         only, 2: anywhere).  Returns the run's new rows, scroll count, cursor, attribute
         set and last text."""
         s = self.screen
-        c = s.cursor
-        c.x, c.y = x, y
-        c.attrs = st.attrs
-        if last_text:
-            s.last_char = last_text[-1]
+        self._put_cursor(s.cursor, x, y, st, last_text)
         if edits == 1 and not off:
             self._settle_row(rows, y)
         elif edits:
