@@ -689,9 +689,11 @@ static int put_text(Run *r, PyObject *t)
     return rc;
 }
 
-/* The text part of a text token (FastPath.run's "if t:" block): 1 when the run must end
- * before the character at ``*stop`` (one only the slow path draws), 0 when done, -1 on error.
- * ``t`` is owned (consumed). */
+/* The text part of a text token (FastPath.run's branches on ``t``; one-cell text in a
+ * character set that fits on the row is appended here, where Python calls ``_wrapped``,
+ * which appends the same operation): 1 when the run must end before the character at
+ * ``*stop`` (one only the slow path draws), 0 when done, -1 on error.  ``t`` is owned
+ * (consumed). */
 static int text(Run *r, PyObject *t, Py_ssize_t text_start, Py_ssize_t *stop)
 {
     if (PyUnicode_GET_LENGTH(t) == 0) {

@@ -299,37 +299,40 @@ class FastPath(PendingRows):
                             break
                     else:
                         t = m[1]
-                    if t:
+                    if not t:
+                        pass
+                    elif asis or (tr is None and (t.isascii() or narrow.issuperset(t))):
+                        last_text = t  # (the common case: one-cell characters, no charset)
+                        e = x + len(t)
+                        if e <= cols:  # the common case: it fits on the row
+                            row = rows[off + y]
+                            if row is None:
+                                a = off + y
+                                if a < lines:
+                                    line = stored(a)
+                                    row = rows[a] = [default if line is None else line]
+                                else:
+                                    row = rows[a] = [default]
+                            row.append((x, t, st))
+                            x = e
+                        else:
+                            x, y, off, rows = self._wrapped(t, x, y, off, rows, st, wrap, full)
+                    else:
                         raw = t
-                        if not asis:  # (a character set in use, or text not all ASCII)
-                            if tr is not None:
-                                t = t.translate(tr)  # (one character for one: lengths agree)
-                            if not (t.isascii() or narrow.issuperset(t)):
-                                # Wide characters, or one the slow path must draw: character
-                                # by character, stopping before the first of the latter.
-                                x, y, off, used = self._mixed(t, x, y, off, rows, st, wrap, full)
-                                if used:
-                                    last_text = raw[:used]
-                                if used < len(t):
-                                    end = m.start(k if k == 4 or k == 6 or k == 17 else 1) + used
-                                    break
-                                t = ""
-                        if t:  # one-cell characters
+                        if tr is not None:
+                            t = t.translate(tr)  # (one character for one: lengths agree)
+                        if t.isascii() or narrow.issuperset(t):
                             last_text = raw
-                            e = x + len(t)
-                            if e <= cols:  # the common case: it fits on the row
-                                row = rows[off + y]
-                                if row is None:
-                                    a = off + y
-                                    if a < lines:
-                                        line = stored(a)
-                                        row = rows[a] = [default if line is None else line]
-                                    else:
-                                        row = rows[a] = [default]
-                                row.append((x, t, st))
-                                x = e
-                            else:
-                                x, y, off, rows = self._wrapped(t, x, y, off, rows, st, wrap, full)
+                            x, y, off, rows = self._wrapped(t, x, y, off, rows, st, wrap, full)
+                        else:
+                            # Wide characters, or one the slow path must draw: character by
+                            # character, stopping before the first of the latter.
+                            x, y, off, used = self._mixed(t, x, y, off, rows, st, wrap, full)
+                            if used:
+                                last_text = raw[:used]
+                            if used < len(t):
+                                end = m.start(k if k == 4 or k == 6 or k == 17 else 1) + used
+                                break
                     if k == 2:  # CR LF after the text: the line feed written out as in the
                         # LF branch below, not called (once per log line: a call slows a flood)
                         x = 0
