@@ -92,7 +92,7 @@ def _compiled() -> bool:
 
 COMPILED = _compiled()
 LOOP_LINE = (
-    "token loop: compiled (_fastloop.c); 'py loop' / 'python loop': the same run on the Python loop"
+    "token loop: compiled (_fastloop_c/); 'py loop' / 'python loop': the same run on the Python loop"
     if COMPILED
     else "token loop: Python (the compiled one is not built, or VNCMUX_PURE_PYTHON is set)"
 )

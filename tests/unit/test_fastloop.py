@@ -1,4 +1,4 @@
-"""The compiled token loop (``_fastloop.c``) against its Python reference, where the two
+"""The compiled token loop (``_fastloop_c/``) against its Python reference, where the two
 are not already run side by side by ``test_fastpath`` (which runs every differential test
 on both loops): its scanner token for token against the pattern, and its row builder
 against the Python one.

@@ -34,7 +34,7 @@ from vncmux.console.terminal import Terminal
 
 @pytest.fixture(scope="module", autouse=True, params=["compiled", "python"])
 def loop(request: pytest.FixtureRequest) -> Any:
-    """Every test here runs on both token loops: the compiled one (``_fastloop.c``, which
+    """Every test here runs on both token loops: the compiled one (``_fastloop_c/``, which
     CI builds: a missing build fails there) and the Python one, its reference."""
     from vncmux.console import compiled, fastrows
 

@@ -1,4 +1,4 @@
-# Types of the compiled token loop (_fastloop.c); see vncmux/console/compiled.py.
+# Types of the compiled token loop (_fastloop_c/); see vncmux/console/compiled.py.
 from typing import Any
 
 def scan(text: str, pos: int) -> tuple[int, int, list[tuple[int, int, int]]] | None: ...

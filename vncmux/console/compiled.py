@@ -1,6 +1,6 @@
 """The optional compiled accelerator: the fast path's token loop and row builder in C.
 
-``_fastloop.c`` is built at install time where a C compiler is found (``setup.py`` marks it
+``_fastloop_c/`` is built at install time where a C compiler is found (``setup.py`` marks it
 optional).  ``LOOP`` is the module, or None where it was not built or is turned off with
 ``VNCMUX_PURE_PYTHON=1``.  The Python code is the reference and the fallback:
 :meth:`FastPath.run <vncmux.console.fastpath.FastPath.run>` and
