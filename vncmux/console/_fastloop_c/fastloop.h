@@ -67,6 +67,7 @@ static inline Py_ssize_t mx(Py_ssize_t a, Py_ssize_t b) { return a > b ? a : b; 
 /* Shared between the files. */
 PyObject *build(PyObject *self, PyObject *args);
 PyObject *lookup(PyObject *dict, PyObject *key);
+PyObject *results(PyObject *res, Py_ssize_t n, const char *what);
 PyObject *row_at(Run *r, Py_ssize_t a);
 PyObject *run(PyObject *self, PyObject *args);
 PyObject *scan(PyObject *self, PyObject *args);

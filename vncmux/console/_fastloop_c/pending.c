@@ -152,27 +152,40 @@ int line_feed(Run *r)
     return 0;
 }
 
+/* ``res`` (stolen) when it is a tuple of ``n`` values, as the helper ``what`` promises;
+ * else NULL with a TypeError (or the helper's own error, ``res`` NULL). */
+PyObject *results(PyObject *res, Py_ssize_t n, const char *what)
+{
+    if (res != NULL && (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != n)) {
+        Py_DECREF(res);
+        PyErr_Format(PyExc_TypeError, "%s: expected %zd values", what, n);
+        return NULL;
+    }
+    return res;
+}
+
+/* What ``_wrapped`` and ``_mixed`` return (stolen), x, y, off and one more: the cursor and
+ * scroll count taken, the last value returned (a new reference), or NULL on error. */
+static PyObject *moved(Run *r, PyObject *res, const char *what)
+{
+    res = results(res, 4, what);
+    if (res == NULL)
+        return NULL;
+    PyObject *last = NULL;
+    if (clamp(PyTuple_GET_ITEM(res, 0), &r->x) == 0 && clamp(PyTuple_GET_ITEM(res, 1), &r->y) == 0 &&
+        clamp(PyTuple_GET_ITEM(res, 2), &r->off) == 0)
+        last = Py_NewRef(PyTuple_GET_ITEM(res, 3));
+    Py_DECREF(res);
+    return last;
+}
+
 /* ``x, y, off, rows = self._wrapped(t, x, y, off, rows, st, wrap, full)`` */
 int wrapped(Run *r, PyObject *text)
 {
     PyObject *res = PyObject_CallMethod(r->fp, "_wrapped", "OnnnOOOO", text, r->x, r->y, r->off,
                                         r->rows, r->st, r->wrap ? Py_True : Py_False,
                                         r->full ? Py_True : Py_False);
-    if (res == NULL)
-        return -1;
-    if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 4) {
-        Py_DECREF(res);
-        PyErr_SetString(PyExc_TypeError, "_wrapped: expected 4 values");
-        return -1;
-    }
-    if (clamp(PyTuple_GET_ITEM(res, 0), &r->x) < 0 || clamp(PyTuple_GET_ITEM(res, 1), &r->y) < 0 ||
-        clamp(PyTuple_GET_ITEM(res, 2), &r->off) < 0) {
-        Py_DECREF(res);
-        return -1;
-    }
-    int rc = take_rows(r, Py_NewRef(PyTuple_GET_ITEM(res, 3)));
-    Py_DECREF(res);
-    return rc;
+    return take_rows(r, moved(r, res, "_wrapped"));
 }
 
 int contains(PyObject *set, PyObject *key)
@@ -231,20 +244,12 @@ int text(Run *r, PyObject *t, Py_ssize_t text_start, Py_ssize_t *stop)
             PyObject *res = PyObject_CallMethod(
                 r->fp, "_mixed", "OnnnOOOO", shown, r->x, r->y, r->off, r->rows, r->st,
                 r->wrap ? Py_True : Py_False, r->full ? Py_True : Py_False);
-            if (res == NULL)
-                goto fail;
+            PyObject *count = moved(r, res, "_mixed");
             Py_ssize_t used;
-            if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 4 ||
-                clamp(PyTuple_GET_ITEM(res, 0), &r->x) < 0 ||
-                clamp(PyTuple_GET_ITEM(res, 1), &r->y) < 0 ||
-                clamp(PyTuple_GET_ITEM(res, 2), &r->off) < 0 ||
-                clamp(PyTuple_GET_ITEM(res, 3), &used) < 0) {
-                Py_DECREF(res);
-                if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_TypeError, "_mixed: expected 4 values");
+            int bad = count == NULL || clamp(count, &used) < 0;
+            Py_XDECREF(count);
+            if (bad)
                 goto fail;
-            }
-            Py_DECREF(res);
             if (used > 0) {
                 PyObject *lt = PyUnicode_Substring(raw, 0, used);
                 if (lt == NULL)

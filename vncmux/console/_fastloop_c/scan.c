@@ -55,6 +55,17 @@ static inline void group(Tok *tok, int g, Py_ssize_t s, Py_ssize_t e)
     tok->ge[g] = e;
 }
 
+/* A token of kind ``k`` that ends with the text after its sequence (SGR, CUP, a character
+ * set): that text (``_T*`` from ``from``, maybe empty) is its group ``k``.  Returns 1. */
+static int then_text(const Text *t, Tok *tok, int k, Py_ssize_t from)
+{
+    Py_ssize_t e = text_end(t, from);
+    group(tok, k, from, e);
+    tok->k = k;
+    tok->end = e;
+    return 1;
+}
+
 /* The token at ``pos``: 1 (``tok`` filled in) or 0 (no token starts there). */
 int scan_at(const Text *t, Py_ssize_t pos, Tok *tok)
 {
@@ -84,21 +95,13 @@ int scan_at(const Text *t, Py_ssize_t pos, Tok *tok)
             j = sgrs_end(t, i);
             if (j >= 0) { /* 3, 4: SGR and the text after it */
                 group(tok, 3, i, j);
-                Py_ssize_t e = text_end(t, j + 1);
-                group(tok, 4, j + 1, e);
-                tok->k = 4;
-                tok->end = e;
-                return 1;
+                return then_text(t, tok, 4, j + 1);
             }
             j = params_end(t, i);
             Py_UCS4 f = ch(t, j);
             if (f == 'H') {
                 group(tok, 5, i, j);
-                Py_ssize_t e = text_end(t, j + 1);
-                group(tok, 6, j + 1, e);
-                tok->k = 6;
-                tok->end = e;
-                return 1;
+                return then_text(t, tok, 6, j + 1);
             }
             if (in_set(f, "@ABCDEFGILMPSTXZ`adehlt") || in_set(f, "fKJ") || f == 'b') {
                 int k = f == 'b' ? 9 : in_set(f, "fKJ") ? 8 : 7;
@@ -160,11 +163,7 @@ int scan_at(const Text *t, Py_ssize_t pos, Tok *tok)
                     tp = j + 1;
                 }
             }
-            Py_ssize_t e = text_end(t, tp);
-            group(tok, 17, tp, e);
-            tok->k = 17;
-            tok->end = e;
-            return 1;
+            return then_text(t, tok, 17, tp);
         }
         if (in_set(d, "78DEM=>")) {
             group(tok, 18, pos + 1, pos + 2);

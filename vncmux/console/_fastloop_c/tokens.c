@@ -92,13 +92,8 @@ static PyObject *params_in(Run *r, Py_ssize_t s, Py_ssize_t e, int cached)
  * (which may change anything) margins and character sets too. */
 static int take_call(Run *r, PyObject *res)
 {
-    if (res == NULL)
+    if ((res = results(res, 6, "_call")) == NULL)
         return -1;
-    if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 6) {
-        Py_DECREF(res);
-        PyErr_SetString(PyExc_TypeError, "_call: expected 6 values");
-        return -1;
-    }
     if (take_rows(r, Py_NewRef(PyTuple_GET_ITEM(res, 0))) < 0 ||
         !PyUnicode_Check(PyTuple_GET_ITEM(res, 5)) || clamp(PyTuple_GET_ITEM(res, 1), &r->off) < 0 ||
         clamp(PyTuple_GET_ITEM(res, 2), &r->x) < 0 || clamp(PyTuple_GET_ITEM(res, 3), &r->y) < 0) {
