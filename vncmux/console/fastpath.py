@@ -195,13 +195,13 @@ class FastPath(PendingRows):
     def run(self, data: str, start: int) -> int:
         """Interpret the longest run of fast tokens at ``data[start:]``; returns its end
         (``start`` when there is none, or when the screen's state needs the slow path)."""
+        if not self.usable():
+            return start
+        if self.compiled is not None:  # (the same loop, compiled: see compiled.py)
+            return self.compiled.run(self, data, start)  # type: ignore[no-any-return]
         # ``scanner().match`` matches token after token, each where the previous ended:
         # the cheapest tokenizer loop CPython's ``re`` has (undocumented, but in ``sre``
         # since Python 2 and what ``re.Scanner`` is built on).
-        if not self.usable():
-            return start
-        if self.compiled is not None:
-            return self.compiled.run(self, data, start)  # type: ignore[no-any-return]
         scanner = TOKEN.scanner(data, start)  # type: ignore[attr-defined]
         match = scanner.match
         m = match()
